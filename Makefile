@@ -1,0 +1,40 @@
+# Set-up in one command: `make demo` (run the toolkit on its demo model) or
+# `make test` (run the test suite). Both create .venv and install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+RAVE_TEST_MODELS ?= $(abspath ../shared/rave-models)
+export RAVE_TEST_MODELS
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+models/demo.ts: $(STAMP) ravekit/demo_model.py
+	$(BIN)/python tools/make_demo_model.py $@
+
+demo: models/demo.ts
+	@rm -rf _demo && mkdir -p _demo
+	$(BIN)/python tools/make_demo_audio.py _demo/audio/melody.wav
+	$(BIN)/python encoder.py --model models/demo.ts --input _demo/audio --output _demo/latents
+	$(BIN)/python decoder.py --model models/demo.ts --input _demo/latents --output _demo/decoded
+	@if [ -f generator.py ]; then \
+	  $(BIN)/python generator.py --input _demo/latents --model models/demo.ts --num_latents 11 --num_loops 4 \
+	    --pattern loop --num_files 2 --output _demo/generated --embeddings --seed 1 && \
+	  $(BIN)/python decoder.py --model models/demo.ts --input _demo/generated --output _demo/generated-audio; fi
+	@echo "demo done: audio in _demo/audio, latents in _demo/latents, decoded audio in _demo/decoded"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: models/demo.ts
+	$(BIN)/python tools/bench.py
+
+clean:
+	rm -rf _demo _encoder-output _decoder-output _generator-output _inspector-output _averager-output models/demo.ts

@@ -1,0 +1,153 @@
+"""Shared command-line plumbing: flags defined once, errors reported once.
+
+Only the standard library is imported here, so every script's ``--help``
+answers without loading numpy or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from .errors import RavekitError
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the description's line breaks."""
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An ArgumentParser with the toolkit's formatter and program name."""
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+
+
+def add_model_arg(parser: argparse.ArgumentParser, required: bool = True, help: str | None = None) -> None:
+    parser.add_argument(
+        "--model", "-m", required=required, default=None, metavar="MODEL.ts",
+        help=help or "exported RAVE model (TorchScript .ts, as played by nn~)",
+    )
+
+
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+        help="where the model runs; auto tries cuda, then mps, then cpu",
+    )
+
+
+def add_seed_arg(parser: argparse.ArgumentParser, default: int | None = 0) -> None:
+    parser.add_argument(
+        "--seed", type=int, default=default,
+        help="random seed; the same seed gives bit-identical outputs and is recorded in the metadata",
+    )
+
+
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force", action="store_true",
+        help="overwrite existing outputs (by default they are skipped, so an interrupted run resumes)",
+    )
+
+
+def add_output_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--output", "-o", default=default, metavar="DIR", help="output folder")
+
+
+def add_input_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--input", "-i", nargs="+", required=True, metavar="PATH",
+        help=f"{what}: files and/or folders (searched recursively), or - to read paths from stdin",
+    )
+
+
+def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
+    """Flags shared by the scripts that walk folders of inputs."""
+    parser.add_argument(
+        "--extensions", default=extensions,
+        help="comma-separated file endings to pick up inside folders",
+    )
+    parser.add_argument(
+        "--shard", default=None, metavar="K/N",
+        help="process only the K-th of N deterministic slices of the inputs (K from 1 to N), "
+        "for SLURM job arrays or GNU parallel",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def warn(prog: str, message: str) -> None:
+    """One warning line on stderr."""
+    print(f"{prog}: warning: {message}", file=sys.stderr)
+
+
+def info(prog: str, message: str) -> None:
+    print(f"{prog}: {message}", file=sys.stderr)
+
+
+def fatal(prog: str, message: str, code: int = 1) -> int:
+    """Print one error line on stderr and return the exit code to use."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_main(prog: str, body: Callable[[], int]) -> int:
+    """Run a script's body, turning every failure into one line on stderr.
+
+    ``RavekitError`` carries a message written for the user.  Anything else is
+    a bug or an unforeseen condition: it is still reported on one line, and
+    ``RAVEKIT_DEBUG=1`` shows the traceback for a bug report.
+    """
+    try:
+        return body()
+    except RavekitError as exc:
+        return fatal(prog, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return fatal(prog, "interrupted; finished outputs are kept, run again to resume", 130)
+    except BrokenPipeError:
+        # A downstream `head` closed the pipe: not an error worth a message.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 1
+    except MemoryError:
+        return fatal(prog, "out of memory; try a smaller --chunk or fewer inputs at once")
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("RAVEKIT_DEBUG"):
+            traceback.print_exc()
+        return fatal(prog, f"unexpected {type(exc).__name__}: {exc} (set RAVEKIT_DEBUG=1 for a traceback)")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """Parse ``K/N`` into ``(k, n)`` with ``1 <= k <= n``."""
+    if text is None:
+        return None
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise RavekitError(f"--shard {text!r} is not of the form K/N, e.g. --shard 1/4", exit_code=2) from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise RavekitError(f"--shard {text}: K must be from 1 to N, e.g. --shard 1/{max(n, 1)}", exit_code=2)
+    return k, n
+
+
+def parse_extensions(text: str) -> tuple[str, ...]:
+    exts = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part:
+            exts.append(part if part.startswith(".") else "." + part)
+    return tuple(exts)
+
+
+def print_path(path: os.PathLike | str) -> None:
+    """Print an output path on stdout, flushed, so pipelines can start on it at once."""
+    sys.stdout.write(f"{path}\n")
+    sys.stdout.flush()
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    return parser.parse_args(list(argv) if argv is not None else None)

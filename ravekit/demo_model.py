@@ -1,0 +1,216 @@
+"""A small model of the project's own with the interface of a RAVE export.
+
+Real RAVE weights cannot be shipped or downloaded, yet the toolkit must run
+out of the box and its tests need models of several shapes.  This module
+scripts a spectral-envelope coder with TorchScript and saves it exactly as
+``rave export`` saves a model: attributes ``sr``, ``n_channels``,
+``target_channels``, ``latent_size``, ``full_latent_size``, the nn~ buffers
+``encode_params``/``decode_params``/``forward_params``, ``get_methods()``, and
+``encode``/``decode``/``forward``.
+
+encode: band energies of each block of ``ratio`` samples in ``latent_size``
+    log-spaced bands, as natural logs, smoothed over three frames (so a frame
+    depends on its neighbours, as in RAVE, and chunking needs context).
+decode: noise filtered into the same bands, each band's amplitude following
+    its latent (``sqrt(exp(z))``), interpolated between frames.  Decoding a
+    modified latent is audibly related to the source: a band vocoder.
+
+``streaming=True`` adds a cache buffer (``encoder.smooth_cache.cache``) that
+carries the last frame from one call to the next, as streaming exports do,
+and initialises it non-zero, as exports ship it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .model import quiet_jit
+
+STREAM_BATCH = 64
+
+
+def band_edges(sr: int, n_bands: int) -> torch.Tensor:
+    """``n_bands + 1`` edges in Hz: 0, then octaves up to Nyquist."""
+    nyquist = sr / 2
+    low = nyquist / 2 ** (n_bands - 1)
+    return torch.tensor([0.0] + [low * 2**i for i in range(n_bands)], dtype=torch.float32)
+
+
+class Cache(nn.Module):
+    """Holds the last latent frame of the previous call (streaming exports only)."""
+
+    def __init__(self, dims: int):
+        super().__init__()
+        self.register_buffer("cache", torch.full((STREAM_BATCH, dims, 1), -3.0))
+
+
+class SpectralEncoder(nn.Module):
+    def __init__(self, sr: int, ratio: int, dims: int, streaming: bool):
+        super().__init__()
+        self.ratio = ratio
+        freqs = torch.arange(ratio // 2 + 1, dtype=torch.float32) * sr / ratio
+        edges = band_edges(sr, dims)
+        masks = ((freqs[:, None] >= edges[None, :-1]) & (freqs[:, None] < edges[None, 1:])).float()
+        masks[-1, -1] = 1.0  # Nyquist belongs to the top band
+        self.bands = nn.Parameter(masks / masks.sum(0, keepdim=True).clamp(min=1.0))
+        # Non-causal smoothing (previous, current, next frame); causal when streaming.
+        kernel = torch.tensor([0.25, 0.5, 0.25]) if not streaming else torch.tensor([0.5, 0.5, 0.0])
+        self.smooth = nn.Parameter(kernel.view(1, 1, 3).repeat(dims, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, samples = x.shape[0], x.shape[-1]
+        mono = x.mean(1)
+        frames = (samples + self.ratio - 1) // self.ratio
+        mono = nn.functional.pad(mono, [0, frames * self.ratio - samples])
+        spec = torch.fft.rfft(mono.reshape(batch, frames, self.ratio), dim=-1)
+        power = spec.real**2 + spec.imag**2
+        power = power * (2.0 / self.ratio)
+        energy = torch.matmul(power, self.bands)  # (batch, frames, dims)
+        z = torch.log(energy + 1e-6).transpose(1, 2)
+        return nn.functional.conv1d(self.pad_frames(z), self.smooth, groups=z.shape[1])
+
+    def pad_frames(self, z: torch.Tensor) -> torch.Tensor:
+        # Replicate edges so a constant signal gives constant latents.
+        return torch.cat([z[:, :, :1], z, z[:, :, -1:]], -1)
+
+
+class StreamingSpectralEncoder(SpectralEncoder):
+    """Causal smoothing whose previous frame comes from a cache buffer."""
+
+    def __init__(self, sr: int, ratio: int, dims: int):
+        super().__init__(sr, ratio, dims, streaming=True)
+        self.smooth_cache = Cache(dims)
+
+    def pad_frames(self, z: torch.Tensor) -> torch.Tensor:
+        batch = z.shape[0]
+        prev = self.smooth_cache.cache[:batch].clone()
+        with torch.no_grad():
+            self.smooth_cache.cache[:batch] = z[:, :, -1:]
+        return torch.cat([prev, z, torch.zeros_like(prev)], -1)
+
+
+class NoiseDecoder(nn.Module):
+    def __init__(self, sr: int, ratio: int, dims: int):
+        super().__init__()
+        self.sr = sr
+        self.ratio = ratio
+        self.register_buffer("edges", band_edges(sr, dims))
+        self.gain = nn.Parameter(torch.ones(dims))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        batch, dims, frames = z.shape
+        samples = frames * self.ratio
+        amp = torch.exp(0.5 * z.clamp(max=20.0)) * self.gain.view(1, -1, 1)
+        amp = nn.functional.interpolate(amp, size=samples, mode="linear", align_corners=False)
+        freqs = torch.arange(samples // 2 + 1, device=z.device, dtype=torch.float32) * self.sr / samples
+        masks = (freqs[None, :] >= self.edges[:-1, None]) & (freqs[None, :] < self.edges[1:, None])
+        spec = torch.fft.rfft(torch.randn(batch, 1, samples, device=z.device), dim=-1)
+        bands = torch.fft.irfft(spec * masks.float()[None], n=samples, dim=-1)
+        return (bands * amp).sum(1, keepdim=True)
+
+
+class DemoRAVE(nn.Module):
+    """The scripted model; subclasses only change ``original_name``."""
+
+    def __init__(self, sr: int = 44100, ratio: int = 2048, latent_size: int = 8,
+                 channels: int = 1, streaming: bool = False):
+        super().__init__()
+        self.sr = sr
+        self.n_channels = channels
+        self.target_channels = channels
+        self.latent_size = latent_size
+        self.full_latent_size = latent_size
+        self.stereo_mode = channels == 2
+        self.encoder = (StreamingSpectralEncoder(sr, ratio, latent_size) if streaming
+                        else SpectralEncoder(sr, ratio, latent_size, False))
+        self.decoder = NoiseDecoder(sr, ratio, latent_size)
+        pca = torch.eye(latent_size)
+        self.register_buffer("latent_pca", pca)
+        self.register_buffer("latent_mean", torch.zeros(latent_size))
+        fidelity = torch.cumsum(torch.linspace(2.0, 0.5, latent_size), 0)
+        self.register_buffer("fidelity", fidelity / fidelity[-1])
+        self.register_buffer("encode_params", torch.tensor([channels, 1, latent_size, ratio]))
+        self.register_buffer("decode_params", torch.tensor([latent_size, ratio, channels, 1]))
+        self.register_buffer("forward_params", torch.tensor([channels, 1, channels, 1]))
+
+    @torch.jit.export
+    def get_methods(self):
+        return ["encode", "decode", "forward"]
+
+    @torch.jit.export
+    def get_attributes(self):
+        return ["sr", "n_channels", "latent_size"]
+
+    @torch.jit.export
+    def get_sample_rate(self) -> int:
+        return self.sr
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] != self.n_channels:
+            raise ValueError("encode expects (batch, n_channels, samples)")
+        return self.encoder(x)
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.shape[1] > self.full_latent_size:
+            raise ValueError("too many latent dims")
+        if z.shape[1] < self.full_latent_size:
+            noise = torch.randn(z.shape[0], self.full_latent_size - z.shape[1], z.shape[2], device=z.device)
+            z = torch.cat([z, noise - 3.0], 1)
+        y = self.decoder(z)
+        return y.repeat(1, self.target_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+class VariationalScriptedRAVE(DemoRAVE):
+    """Same coder, named like a real RAVE v2 export."""
+
+
+def build_demo_model(path: str | Path, *, sr: int = 44100, ratio: int = 2048, latent_size: int = 8,
+                     channels: int = 1, streaming: bool = False, rave_name: bool = False,
+                     gain_seed: int | None = None) -> Path:
+    """Script and save a demo model; returns its path.
+
+    ``rave_name`` gives it the ``original_name`` of a real export.
+    ``gain_seed`` randomises the decoder's band gains, to get two models of one
+    architecture with different weights.
+    """
+    cls = VariationalScriptedRAVE if rave_name else DemoRAVE
+    module = cls(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels, streaming=streaming)
+    if gain_seed is not None:
+        gen = torch.Generator().manual_seed(gain_seed)
+        with torch.no_grad():
+            module.decoder.gain.copy_(0.5 + torch.rand(latent_size, generator=gen))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with quiet_jit():
+        scripted = torch.jit.script(module)
+        scripted.save(str(path))
+    return path
+
+
+def demo_signal(sr: int, seconds: float, seed: int = 0):
+    """A short audible test piece: a melody of decaying tones over filtered noise.
+
+    Returns float32 ``(samples,)`` in about ``[-0.5, 0.5]``.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    notes = [220.0, 277.18, 329.63, 440.0, 329.63, 277.18]
+    step = seconds / len(notes)
+    y = np.zeros_like(t)
+    for i, f in enumerate(notes):
+        local = t - i * step
+        on = (local >= 0) & (local < step)
+        y[on] += np.sin(2 * math.pi * f * t[on]) * np.exp(-3 * local[on])
+    y += 0.05 * rng.standard_normal(t.shape)
+    return (0.4 * y).astype(np.float32)

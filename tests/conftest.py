@@ -1,0 +1,73 @@
+"""Shared fixtures: the project's own fixture models, real exports, synthetic audio.
+
+Real RAVE exports are taken from the folder named by ``RAVE_TEST_MODELS``
+(CI sets it to ``../shared/rave-models``); tests parametrised over them are
+skipped, visibly, when the variable is unset.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ravekit.demo_model import build_demo_model  # noqa: E402
+
+# name -> build_demo_model keyword arguments
+FIXTURE_SPECS = {
+    "demo": dict(),  # 44.1 kHz, ratio 2048, 8 dims, mono
+    "demo_b": dict(gain_seed=1),  # same architecture, other weights
+    "stereo512": dict(sr=48000, ratio=512, latent_size=4, channels=2),
+    "rave_named": dict(ratio=1024, latent_size=16, rave_name=True),
+    "streaming": dict(streaming=True),
+}
+
+
+def real_model_paths() -> list[Path]:
+    folder = os.environ.get("RAVE_TEST_MODELS")
+    if not folder:
+        return []
+    return sorted(Path(folder).glob("*.ts"))
+
+
+REAL_MODELS = real_model_paths()
+real_models = pytest.mark.parametrize(
+    "real_model",
+    REAL_MODELS or [pytest.param(None, marks=pytest.mark.skip(reason="RAVE_TEST_MODELS not set"))],
+    ids=[p.stem for p in REAL_MODELS] or ["no-real-models"],
+)
+
+
+@pytest.fixture(scope="session")
+def fixture_models(tmp_path_factory) -> dict[str, Path]:
+    """Paths of the project's fixture models, built once per test session."""
+    folder = tmp_path_factory.mktemp("fixture-models")
+    return {name: build_demo_model(folder / f"{name}.ts", **spec) for name, spec in FIXTURE_SPECS.items()}
+
+
+@pytest.fixture(scope="session")
+def demo_model(fixture_models) -> Path:
+    return fixture_models["demo"]
+
+
+def synth(sr: int, seconds: float, channels: int = 1, seed: int = 0, freq: float = 440.0) -> np.ndarray:
+    """A tone plus a little noise, float32 ``(samples, channels)``; channels differ."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(sr * seconds))) / sr
+    cols = [0.3 * np.sin(2 * np.pi * freq * (c + 1) * t) + 0.02 * rng.standard_normal(t.size) for c in range(channels)]
+    return np.stack(cols, 1).astype(np.float32)
+
+
+def write_audio(path: Path, sr: int = 44100, seconds: float = 1.0, channels: int = 1,
+                seed: int = 0, subtype: str | None = None, freq: float = 440.0) -> Path:
+    """Synthesize audio and write it; the format follows the suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), synth(sr, seconds, channels, seed, freq), sr, subtype=subtype)
+    return path
