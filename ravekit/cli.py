@@ -77,6 +77,14 @@ def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
+def add_chunk_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chunk", type=float, default=30.0, metavar="SECONDS",
+        help="audio per model call; long files go through in chunks with measured context, "
+        "so memory stays flat (0: whole file in one call)",
+    )
+
+
 def warn(prog: str, message: str) -> None:
     """One warning line on stderr."""
     print(f"{prog}: warning: {message}", file=sys.stderr)

@@ -215,8 +215,8 @@ def load_module(path: os.PathLike | str, device: str | torch.device = "cpu") -> 
             if p.suffix == ".ckpt"
             else "not a TorchScript model or a truncated one; pass a .ts file exported by `rave export`"
         )
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RavekitError(f"{p}: cannot load the model ({first[:120]}): {hint}") from None
+        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        raise RavekitError(f"{p}: cannot load the model ({first[:100]}): {hint}") from None
     module.eval()
     return module
 

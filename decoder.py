@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Decode RAVE latents (.npy or latent WAV) into audio through a model.
+
+Each input becomes OUTPUT/<mirrored path>.wav at the model's sample rate,
+32-bit float by default. When the latents' sidecar knows the source's length,
+the audio is cut to it. Output paths go to stdout, messages to stderr.
+
+example:
+  python decoder.py --model model.ts --input latents/ --output decoded
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ravekit import cli
+
+PROG = "decoder.py"
+
+
+def get_parser():
+    parser = cli.make_parser(PROG, __doc__)
+    cli.add_input_arg(parser, "latents to decode (.npy, or latent WAV written by generator.py)")
+    cli.add_model_arg(parser)
+    cli.add_output_arg(parser, "./_decoder-output")
+    cli.add_batch_args(parser, ".npy,.wav")
+    cli.add_seed_arg(parser)
+    cli.add_device_arg(parser)
+    cli.add_force_arg(parser)
+    parser.add_argument("--subtype", default="FLOAT", choices=["FLOAT", "PCM_16", "PCM_24"],
+                        help="sample format of the WAVs written")
+    parser.add_argument("--no_trim", action="store_true",
+                        help="keep the padding of the last frame instead of cutting to the source's length")
+    cli.add_chunk_arg(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = cli.parse_args(get_parser(), argv)
+    return cli.run_main(PROG, lambda: run(args))
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ravekit.batch import collect_inputs, plan_jobs, run_jobs, summarise
+    from ravekit.decoding import Decoder
+    from ravekit.model import load_model
+
+    output = Path(args.output)
+    pairs = collect_inputs(args.input, cli.parse_extensions(args.extensions), output)
+    jobs = plan_jobs(pairs, output, ".wav", cli.parse_shard(args.shard))
+    decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim)
+
+    def work(job):
+        path, warnings = decoder.decode_file(job.source, job.output)
+        for message in warnings:
+            cli.warn(PROG, message)
+        return [path]
+
+    report = run_jobs(PROG, jobs, work, lambda job: [job.output] if job.output.exists() else [],
+                      args.force, args.quiet)
+    return summarise(PROG, report, args.quiet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Batch mechanics shared by the scripts: finding inputs, mirroring them under
+an output folder, sharding, resuming, and going on past a bad file.
+
+Mirroring rule: an input path that is relative and stays below the current
+folder keeps its path under ``--output`` (``a/b/song.flac`` ->
+``out/a/b/song.npy``); a file found in a folder given as an absolute path or
+with ``..`` keeps its path below that folder's name; any other file keeps
+only its name.  Two inputs that would map to one output are refused before
+any work starts, and so is an output that would replace an input.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, TextIO
+
+from .cli import info, print_path
+from .errors import RavekitError
+
+
+@dataclass
+class Job:
+    """One input file and where its output goes (``output`` carries the final suffix)."""
+
+    source: Path
+    rel: Path  # mirrored path below the output folder, input suffix kept
+    output: Path
+
+
+def _mirrorable(p: Path) -> bool:
+    return not p.is_absolute() and ".." not in p.parts
+
+
+def _walk(folder: Path, extensions: tuple[str, ...], skip: Path | None) -> list[Path]:
+    found = []
+    for f in folder.rglob("*"):
+        if f.name.startswith(".") or f.suffix.lower() not in extensions or not f.is_file():
+            continue  # hidden files include our own unfinished temporaries
+        if skip is not None and skip in f.resolve().parents:
+            continue  # never read back our own outputs
+        found.append(f)
+    return sorted(found)
+
+
+def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_dir: Path | None = None,
+                   stdin: TextIO | None = None) -> list[tuple[Path, Path]]:
+    """Expand files, folders and ``-`` (paths on stdin) into ``(path, mirrored_rel)`` pairs.
+
+    Raises ``RavekitError`` for a path that does not exist, or when nothing is found.
+    """
+    given: list[str] = []
+    for item in inputs:
+        if item == "-":
+            stream = stdin or sys.stdin
+            given.extend(line.strip() for line in stream if line.strip())
+        else:
+            given.append(item)
+    skip = output_dir.resolve() if output_dir is not None else None
+    pairs: list[tuple[Path, Path]] = []
+    for item in given:
+        p = Path(item)
+        if p.is_dir():
+            base = p if _mirrorable(p) else Path(p.resolve().name)
+            pairs.extend((f, base / f.relative_to(p)) for f in _walk(p, extensions, skip))
+        elif p.exists():
+            pairs.append((p, p if _mirrorable(p) else Path(p.name)))
+        else:
+            raise RavekitError(f"{p}: input not found; check the path given to --input", 2)
+    if not pairs:
+        raise RavekitError(
+            f"no input files found in {', '.join(given) or 'stdin'} ending in {', '.join(extensions)}; "
+            "check --input and --extensions", 2)
+    return pairs
+
+
+def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
+              shard: tuple[int, int] | None = None) -> list[Job]:
+    """Map inputs to outputs, refuse collisions and overwrites, then take this shard."""
+    jobs, seen = [], {}
+    sources = {p.resolve() for p, _ in pairs}
+    for source, rel in sorted(pairs, key=lambda pr: str(pr[1])):
+        out = output_dir / rel.with_suffix(suffix)
+        key = out.resolve()
+        if key in seen and seen[key] != source.resolve():
+            raise RavekitError(
+                f"{seen[key]} and {source} would both be written to {out}; rename one or encode them separately", 2)
+        if key in sources:
+            raise RavekitError(f"{source}: its output {out} would replace an input; choose another --output", 2)
+        if key not in seen:
+            seen[key] = source.resolve()
+            jobs.append(Job(source, rel, out))
+    if shard:
+        k, n = shard
+        jobs = jobs[k - 1::n]
+    return jobs
+
+
+@dataclass
+class BatchReport:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job], list[Path]],
+             exists: Callable[[Job], list[Path]] | None = None, force: bool = False,
+             quiet: bool = False) -> BatchReport:
+    """Run ``work(job)`` for every job, printing outputs on stdout as they land.
+
+    ``exists(job)`` returns the outputs already on disk; when it returns any
+    and ``force`` is off the job is skipped (its outputs are still printed, so
+    a resumed pipeline sees every file).  A failing job is reported on stderr
+    at once and again in the summary; the batch goes on.
+    """
+    from tqdm import tqdm
+
+    report = BatchReport()
+    start = time.perf_counter()
+    bar = tqdm(jobs, desc=prog, unit="file", disable=quiet or len(jobs) < 2 or not sys.stderr.isatty(),
+               file=sys.stderr, dynamic_ncols=True)
+    for job in bar:
+        done = exists(job) if exists and not force else []
+        if done:
+            report.skipped.extend(done)
+            for path in done:
+                print_path(path)
+            continue
+        try:
+            paths = work(job)
+        except RavekitError as exc:
+            message = str(exc) if str(job.source) in str(exc) else f"{job.source}: {exc}"
+            report.failed.append((job.source, message))
+            bar.write(f"{prog}: error: {message}", file=sys.stderr)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad file must not end a batch of thousands
+            message = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
+            report.failed.append((job.source, message))
+            bar.write(f"{prog}: error: {message}", file=sys.stderr)
+            continue
+        report.written.extend(paths)
+        for path in paths:
+            print_path(path)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
+    """Print the end-of-batch summary on stderr; return the exit code (1 if any file failed)."""
+    parts = [f"{len(report.written)} written"]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} already there (kept; --force redoes them)")
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed")
+    if not quiet or report.failed:
+        info(prog, ", ".join(parts) + f" in {report.seconds:.1f} s")
+    for _, message in report.failed:
+        print(f"{prog}: failed: {message}", file=sys.stderr)
+    return 1 if report.failed else 0

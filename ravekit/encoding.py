@@ -1,0 +1,103 @@
+"""Audio files -> latents: the work behind ``encoder.py``, importable on its own.
+
+>>> from ravekit.model import load_model
+>>> from ravekit.encoding import Encoder
+>>> enc = Encoder(load_model("model.ts"))
+>>> for result in enc.encode_file("song.flac"):
+...     print(result.suffix, result.z.shape)   # "" (1, latent_size, frames)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .audio import apply_channels, channel_plan, iter_audio, probe
+from .errors import RavekitError
+from .latents import make_sidecar
+from .model import RaveModel
+from .process import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
+
+
+@dataclass
+class EncodedLatents:
+    """One pass of a file through the model.
+
+    ``z`` is float32 ``(1, latent_size, frames)``; ``suffix`` names the pass
+    (``""``, or ``.ch1``/``.ch2`` with ``channel_mode="split"``); ``meta`` is
+    the sidecar.
+    """
+
+    suffix: str
+    z: np.ndarray
+    meta: dict
+
+
+class Encoder:
+    """A model ready to encode many files: context measured once, settings fixed.
+
+    Parameters
+    ----------
+    model : a loaded model (``load_model``).
+    seed : seed set before every file, so each file's result does not depend
+        on what came before it in the batch.
+    channel_mode : ``auto``, ``mix``, ``left``, ``right`` or ``split`` (see ``audio.channel_plan``).
+    chunk_seconds : audio per model call; ``0`` encodes each file in one call.
+    """
+
+    def __init__(self, model: RaveModel, seed: int | None = 0, channel_mode: str = "auto",
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
+        self.model = model
+        self.seed = seed
+        self.channel_mode = channel_mode
+        self.context = measure_context(model).encode if chunk_seconds > 0 else None
+        self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
+
+    def plan(self, path: os.PathLike | str) -> list[str]:
+        """Name suffixes of the passes a file will get (reads only its header)."""
+        return [s for s, _ in channel_plan(probe(path).channels, self.model.info.n_channels, self.channel_mode)]
+
+    def encode_file(self, path: os.PathLike | str) -> Iterator[EncodedLatents]:
+        """Encode one file, pass by pass, reading it block by block.
+
+        Raises ``RavekitError`` for unreadable, empty or silent-length files.
+        """
+        info = probe(path)
+        m = self.model.info
+        for suffix, sources in channel_plan(info.channels, m.n_channels, self.channel_mode):
+            counted = {"samples": 0}
+
+            def blocks() -> Iterator[np.ndarray]:
+                for block in iter_audio(path, m.sr, info=info):
+                    counted["samples"] += block.shape[1]
+                    yield apply_channels(block, sources, m.n_channels)
+
+            try:
+                z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context)
+            except ValueError as exc:
+                if "no audio samples" in str(exc):
+                    raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again") from None
+                raise
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "error"
+                raise RavekitError(f"{path}: the model failed on this file ({first})") from None
+            samples = counted["samples"]
+            source = {
+                "file": str(path),
+                "sr": info.sr,
+                "channels": info.channels,
+                "channels_used": [c + 1 for c in sources],
+                "channel_mode": self.channel_mode,
+                "samples": samples,
+                "duration": samples / m.sr,
+            }
+            meta = make_sidecar(
+                sr=m.sr, ratio=m.ratio, latent_dims=z.shape[1], frames=z.shape[2], n_channels=m.n_channels,
+                model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
+                source=source, seed=self.seed, created_by="encoder.py",
+            )
+            yield EncodedLatents(suffix, z, meta)

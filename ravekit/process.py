@@ -1,0 +1,211 @@
+"""Running a model over signals of any length in bounded memory.
+
+A RAVE encoder or decoder sees a limited neighbourhood around each frame (its
+receptive field).  Long signals are cut into chunks of whole frames, each
+processed with enough context on both sides that its interior equals
+whole-signal processing; the context is measured on the model itself once,
+at load (:func:`measure_context`).  Streaming exports instead carry state
+between calls: their caches are reset for every signal and chunks are fed in
+order, without context.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .model import RaveModel
+
+DEFAULT_CHUNK_SECONDS = 30.0
+PROBE_FRAMES = 64
+MAX_PROBE_FRAMES = 1024
+
+
+@dataclass
+class Context:
+    """Frames of context each side that make chunked processing exact (``None``: unbounded)."""
+
+    encode: int | None
+    decode: int | None
+
+
+def _affected(a: torch.Tensor, b: torch.Tensor, axis_len: int) -> tuple[int, int] | None:
+    """First and last index along the last axis where ``a`` and ``b`` differ noticeably."""
+    diff = (a - b).abs().amax(dim=tuple(range(a.dim() - 1)))
+    # Far below the 1e-4 exactness promised for chunking, far above float noise.
+    tol = 1e-7 * float(max(a.abs().max(), 1.0))
+    idx = torch.nonzero(diff > tol).flatten()
+    if not len(idx):
+        return None
+    return int(idx[0]), int(idx[-1])
+
+
+def _probe_encode(model: RaveModel, frames: int) -> int | None:
+    r, ch = model.info.ratio, model.info.n_channels
+    gen = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(1, ch, frames * r, generator=gen)
+    centre = frames // 2
+    y = x.clone()
+    y[..., centre * r:(centre + 1) * r] += 0.1 * torch.randn(1, ch, r, generator=gen)
+    outs = []
+    for sig in (x, y):
+        model.reset_state()
+        torch.manual_seed(0)
+        outs.append(model.encode(sig))
+    span = _affected(outs[0], outs[1], frames)
+    if span is None:
+        return 0
+    lo, hi = span
+    if lo == 0 or hi >= outs[0].shape[-1] - 1:
+        return None  # reaches the probe's edges: look wider
+    return max(centre - lo, hi - centre)
+
+
+def _probe_decode(model: RaveModel, frames: int) -> int | None:
+    r, dims = model.info.ratio, model.info.latent_size
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(1, dims, frames, generator=gen)
+    centre = frames // 2
+    w = z.clone()
+    w[..., centre] += 1.0
+    outs = []
+    for lat in (z, w):
+        model.reset_state()
+        torch.manual_seed(0)
+        outs.append(model.decode(lat))
+    span = _affected(outs[0], outs[1], frames * r)
+    if span is None:
+        return 0
+    lo, hi = span[0] // r, span[1] // r
+    if lo == 0 or hi >= frames - 1:
+        return None
+    return max(centre - lo, hi - centre)
+
+
+def measure_context(model: RaveModel) -> Context:
+    """Measure, on the model itself, how many frames of context chunks need.
+
+    One frame of the input (audio for encode, latents for decode) is perturbed
+    in the middle of a probe signal, and the extent of the output that changes
+    is the receptive field.  One frame of margin is added each side.  Models
+    whose influence reaches past ``MAX_PROBE_FRAMES`` get ``None`` (process
+    whole).  Streaming exports need no context.
+    """
+    if model.info.streaming:
+        return Context(0, 0)
+    found = []
+    for probe in (_probe_encode, _probe_decode):
+        frames, ctx = PROBE_FRAMES, None
+        while frames <= MAX_PROBE_FRAMES:
+            ctx = probe(model, frames)
+            if ctx is not None:
+                break
+            frames *= 2
+        found.append(None if ctx is None else ctx + 1)
+    model.reset_state()
+    return Context(*found)
+
+
+def chunk_frames_for(model: RaveModel, seconds: float) -> int:
+    """Chunk length in whole latent frames for ``seconds`` of audio (at least one frame)."""
+    return max(1, int(round(seconds * model.info.sr / model.info.ratio)))
+
+
+def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | None = 0,
+                  chunk: int = 512, context: int | None = 0) -> np.ndarray:
+    """Encode a signal given as consecutive blocks, chunk by chunk.
+
+    Parameters
+    ----------
+    blocks : iterable of float32 ``(n_channels, n)`` arrays, in order.
+    seed : ``torch.manual_seed`` before the first call, so results repeat bit for bit.
+    chunk : frames produced per model call.
+    context : frames of context each side (``measure_context``); ``None`` encodes whole.
+
+    Returns
+    -------
+    float32 ``(1, latent_size, ceil(samples / ratio))``
+    """
+    r = model.info.ratio
+    if seed is not None:
+        torch.manual_seed(seed)
+    model.reset_state()
+    if context is None:
+        chunk, context = 1 << 40, 0
+    hop, ctx = chunk * r, context * r
+    pending: list[np.ndarray] = []  # samples from absolute index `held_from` to `total`
+    held_from, total, done, outs = 0, 0, 0, []
+
+    def run(stop: int | None) -> None:
+        """Encode frames from `done` on, up to `chunk` of them (all that is left if stop is None)."""
+        nonlocal held_from, done
+        data = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+        start = max(0, done * r - ctx)
+        x = data[:, start - held_from:None if stop is None else stop - held_from]
+        if model.info.streaming and x.shape[1] % r:
+            # Cached convolutions want whole frames; zeros equal the model's own end padding.
+            x = np.pad(x, ((0, 0), (0, r - x.shape[1] % r)))
+        z = model.encode(torch.from_numpy(np.ascontiguousarray(x))[None]).cpu().numpy()
+        skip = (done * r - start) // r
+        keep = chunk if stop is not None else math.ceil(total / r) - done
+        outs.append(z[..., skip:skip + keep])
+        done += keep
+        drop = max(0, done * r - ctx)
+        pending[:] = [data[:, drop - held_from:]]
+        held_from = drop
+
+    for block in blocks:
+        if block.shape[1]:
+            pending.append(block)
+            total += block.shape[1]
+        while total >= done * r + hop + ctx:
+            run(done * r + hop + ctx)
+    if total == 0:
+        raise ValueError("no audio samples")
+    if done < math.ceil(total / r):
+        run(None)
+    return np.concatenate(outs, axis=-1).astype(np.float32, copy=False)
+
+
+def encode_signal(model: RaveModel, x: np.ndarray, seed: int | None = 0, chunk: int | None = None,
+                  context: int | None = 0) -> np.ndarray:
+    """Encode a whole in-memory signal ``(n_channels, samples)`` -> ``(1, latent_size, frames)``.
+
+    With ``chunk=None`` the signal goes through the model in one call.
+    """
+    if chunk is None:
+        return encode_blocks(model, [x], seed, context=None)
+    return encode_blocks(model, [x], seed, chunk, context)
+
+
+def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int = 512,
+                  context: int | None = 0) -> Iterator[np.ndarray]:
+    """Decode latents ``(1, dims, frames)`` chunk by chunk.
+
+    Yields float32 ``(target_channels, n)`` blocks that join into
+    ``frames * ratio`` samples; only one chunk of audio is in memory at once.
+    """
+    r, frames = model.info.ratio, z.shape[-1]
+    if seed is not None:
+        torch.manual_seed(seed)
+    model.reset_state()
+    if context is None:
+        chunk, context = frames, 0
+    zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        lo, hi = max(0, start - context), min(frames, stop + context)
+        y = model.decode(zt[..., lo:hi]).cpu().numpy()[0]
+        yield y[:, (start - lo) * r:(stop - lo) * r]
+
+
+def decode_latents(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int | None = None,
+                   context: int | None = 0) -> np.ndarray:
+    """Decode latents ``(1, dims, frames)`` -> float32 ``(target_channels, frames * ratio)``."""
+    if chunk is None:
+        return np.concatenate(list(decode_chunks(model, z, seed, context=None)), axis=1)
+    return np.concatenate(list(decode_chunks(model, z, seed, chunk, context)), axis=1)
