@@ -1,0 +1,40 @@
+"""3:1 scheme: the base three times then once varied, nested (64 k frames per loop).
+
+Level 1 is ``[A, A, A, A']`` where ``A'`` is the base shifted by a random
+offset per dim, uniform in ``+- amount * std`` (one offset for the whole
+block, so the variation is a subtle change of colour, not noise).  Each
+further level takes the previous block ``B`` and makes ``[B, B, B, B']`` the
+same way.  With the default ``--orale_levels 3`` (as in UnRAVEl) one loop is
+``4**3 * k = 64 k`` frames; the whole is repeated ``num_loops`` times, so the
+output has ``4**levels * k * num_loops`` frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NUM_BASES = 1
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--orale_levels", type=int, default=3,
+                        help="nesting depth of the 3:1 scheme (1: A A A A'; 2: 16 blocks; 3: 64 blocks)")
+    parser.add_argument("--orale_amount", type=float, default=1.0,
+                        help="size of each variation, in fitted standard deviations per dim")
+
+
+def output_frames(k: int, latent_dims: int, num_loops: int, orale_levels: int = 3, **options) -> int:
+    return 4 ** orale_levels * k * num_loops
+
+
+def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, stats,
+             orale_levels: int = 3, orale_amount: float = 1.0, **options) -> np.ndarray:
+    """Nested ``[B, B, B, B + offset]`` blocks of ``bases[0]`` -> ``(4**levels * k * num_loops, dims)``."""
+    if orale_levels < 1:
+        raise ValueError(f"--orale_levels must be 1 or more, got {orale_levels}")
+    spread = orale_amount * np.asarray(stats.std, dtype=np.float64)
+    block = bases[0].astype(np.float64)
+    for _ in range(orale_levels):
+        offset = rng.uniform(-1.0, 1.0, size=block.shape[1]) * spread
+        block = np.concatenate([block, block, block, block + offset], axis=0)
+    return np.tile(block.astype(np.float32), (num_loops, 1))

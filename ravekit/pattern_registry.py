@@ -1,0 +1,133 @@
+"""Finding and loading pattern modules (``patterns/*.py`` and ``--patterns_dir``).
+
+Discovery lists ``*.py`` files and reads each one's source with ``ast``:
+nothing is imported until one pattern is chosen, so ``--help`` and
+``--list_patterns`` stay fast and a broken plugin only matters when it is
+used.  Files whose names start with ``_`` are skipped.
+
+Pattern module contract
+-----------------------
+A pattern is one Python file; its name (without ``.py``) is the ``--pattern``
+choice.  The first line of its docstring is its description.  It defines:
+
+``NUM_BASES: int``
+    how many base arrays it takes (1 or more).
+``generate(bases, num_loops, rng, stats, **options) -> np.ndarray``
+    ``bases``: list of ``NUM_BASES`` float32 arrays, each ``(k, latent_dims)``
+    (k = ``--num_latents``), drawn from the chosen distribution;
+    ``num_loops``: int >= 1; ``rng``: the ``numpy.random.Generator`` that
+    must supply every random choice (same seed, same output); ``stats``: the
+    fitted :class:`ravekit.stats.Stats`; ``options``: the values of the
+    pattern's own flags, by ``dest``.  Returns ``(frames, latent_dims)``.
+``add_arguments(parser)`` (optional)
+    adds the pattern's own flags (name them ``--<pattern>_<option>``).
+``output_frames(k, latent_dims, num_loops, **options) -> int`` (optional)
+    the output length, so oversized requests are refused before generating.
+``loop_boundaries(k, num_loops, **options) -> list[int]`` (optional)
+    frame indices where sections start, for ``--plot`` (default: every k).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import RavekitError
+
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "patterns"
+
+
+@dataclass(frozen=True)
+class PatternInfo:
+    """A discovered pattern file, known without importing it."""
+
+    name: str
+    path: Path
+    description: str
+    has_options: bool  # defines add_arguments(parser)
+    error: str = ""  # why its source could not be parsed, if it could not
+
+
+def describe(path: Path) -> tuple[str, bool, str]:
+    """``(first docstring line, defines add_arguments, parse error)`` of a pattern file."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        return "", False, f"{type(exc).__name__}: {exc}"
+    doc = ast.get_docstring(tree) or ""
+    first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
+    has_options = any(isinstance(n, ast.FunctionDef) and n.name == "add_arguments" for n in tree.body)
+    return first, has_options, ""
+
+
+def discover(extra_dirs: Iterable[str | Path] = ()) -> dict[str, PatternInfo]:
+    """Patterns by name, built-in first; a user folder's file of the same name wins.
+
+    Raises ``RavekitError`` for a ``--patterns_dir`` that is not a folder.
+    """
+    found: dict[str, PatternInfo] = {}
+    dirs = [BUILTIN_DIR]
+    for d in extra_dirs:
+        p = Path(d)
+        if not p.is_dir():
+            raise RavekitError(f"--patterns_dir {p}: not a folder; pass a folder holding pattern .py files", 2)
+        dirs.append(p)
+    for folder in dirs:
+        for path in sorted(folder.glob("*.py")):
+            name = path.stem
+            if name.startswith("_") or not name.isidentifier():
+                continue
+            desc, has_options, error = describe(path)
+            found[name] = PatternInfo(name, path, desc, has_options, error)
+    return found
+
+
+def list_text(patterns: dict[str, PatternInfo]) -> str:
+    """One line per pattern: name, description, and where it lives when not built in."""
+    width = max((len(n) for n in patterns), default=0)
+    lines = []
+    for name, info in sorted(patterns.items()):
+        where = "" if info.path.parent == BUILTIN_DIR else f"  [{info.path}]"
+        desc = info.description or (f"(unreadable: {info.error})" if info.error else "(no description)")
+        lines.append(f"{name:<{width}}  {desc}{where}")
+    return "\n".join(lines)
+
+
+def load_pattern(info: PatternInfo):
+    """Import one pattern module and check that it follows the contract."""
+    if info.error:
+        raise RavekitError(f"{info.path}: pattern {info.name!r} cannot be read ({info.error}); fix the file")
+    mod_name = f"_ravekit_pattern_{info.name}_{zlib.crc32(str(info.path.resolve()).encode()):08x}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    spec = importlib.util.spec_from_file_location(mod_name, info.path)
+    if spec is None or spec.loader is None:
+        raise RavekitError(f"{info.path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a user's plugin may raise anything
+        del sys.modules[mod_name]
+        raise RavekitError(f"{info.path}: pattern {info.name!r} fails to import ({type(exc).__name__}: {exc}); "
+                           "fix the file or choose another --pattern") from None
+    if not callable(getattr(module, "generate", None)):
+        raise RavekitError(f"{info.path}: pattern {info.name!r} has no generate(bases, num_loops, rng, stats, "
+                           "**options) function; see patterns/__init__.py for the contract")
+    nb = getattr(module, "NUM_BASES", None)
+    if not isinstance(nb, int) or isinstance(nb, bool) or nb < 1:
+        raise RavekitError(f"{info.path}: pattern {info.name!r} must set NUM_BASES to an int >= 1 (found {nb!r})")
+    return module
+
+
+def find(patterns: dict[str, PatternInfo], name: str) -> PatternInfo:
+    """The pattern called ``name``, or an error listing the choices."""
+    if name not in patterns:
+        raise RavekitError(f"--pattern {name!r}: no such pattern; choose one of {', '.join(sorted(patterns))} "
+                           "(or add a .py file with --patterns_dir)", 2)
+    return patterns[name]
