@@ -1,0 +1,186 @@
+"""encoder.py, run in-process through main([...]) on synthesized audio."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import encoder
+from conftest import real_models, synth, write_audio
+from ravekit.model import sha256_of
+
+
+def run(capsys, *args):
+    code = encoder.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, [line for line in out.splitlines() if line], err
+
+
+def info_of(path):
+    import torch
+
+    from ravekit.model import load_module, read_info
+
+    return read_info(load_module(path), str(path)), torch
+
+
+@pytest.mark.parametrize("name", ["demo", "stereo512", "rave_named"])
+def test_shapes_frames_and_sidecar(tmp_path, capsys, fixture_models, name):
+    model = fixture_models[name]
+    info, _ = info_of(model)
+    samples = 3 * info.ratio + 5  # not a whole number of frames
+    src = tmp_path / "in.wav"
+    sf.write(src, synth(info.sr, samples / info.sr, info.n_channels), info.sr, subtype="FLOAT")
+    code, out, _ = run(capsys, "--model", model, "--input", src, "--output", tmp_path / "out")
+    assert code == 0 and len(out) == 1
+    z = np.load(out[0])
+    assert z.dtype == np.float32 and z.shape == (1, info.latent_size, math.ceil(samples / info.ratio))
+    meta = json.loads((tmp_path / "out" / "in.json").read_text())
+    assert meta["sr"] == info.sr and meta["ratio"] == info.ratio
+    assert meta["latent_rate"] == info.sr / info.ratio
+    assert meta["latent_dims"] == info.latent_size and meta["seed"] == 0
+    assert meta["source"]["samples"] == samples
+    assert meta["model"]["sha256"] == sha256_of(model)
+
+
+@real_models
+def test_real_export_encodes_and_is_seeded(tmp_path, capsys, real_model):
+    src = write_audio(tmp_path / "a.wav", 44100, 2.0)
+    outs = []
+    for seed, folder in [(7, "s7"), (7, "s7b"), (8, "s8")]:
+        code, out, _ = run(capsys, "--model", real_model, "--input", src, "-o", tmp_path / folder, "--seed", seed)
+        assert code == 0
+        outs.append(np.load(out[0]))
+    assert outs[0].shape == (1, 8, math.ceil(88200 / 2048))
+    assert np.array_equal(outs[0], outs[1])  # same seed: bit-identical
+    assert not np.array_equal(outs[0], outs[2])  # the real encoder is stochastic
+    assert json.loads((tmp_path / "s8" / "a.json").read_text())["seed"] == 8
+
+
+@pytest.mark.parametrize("rate", [48000, 22050])
+def test_resamples_to_model_rate(tmp_path, capsys, demo_model, rate):
+    src = write_audio(tmp_path / "x.flac", rate, 1.5)
+    code, out, _ = run(capsys, "-m", demo_model, "-i", src, "-o", tmp_path / "o")
+    meta = json.loads((tmp_path / "o" / "x.json").read_text())
+    assert code == 0 and meta["source"]["sr"] == rate
+    assert abs(meta["source"]["samples"] - round(1.5 * 44100)) <= 1
+    assert np.load(out[0]).shape[-1] == math.ceil(meta["source"]["samples"] / 2048)
+
+
+def test_channel_conversions(tmp_path, capsys, fixture_models):
+    stereo = synth(44100, 1.0, 2)
+    sf.write(tmp_path / "st.wav", stereo, 44100, subtype="FLOAT")
+    sf.write(tmp_path / "mix.wav", stereo.mean(1), 44100, subtype="FLOAT")
+    sf.write(tmp_path / "left.wav", stereo[:, 0], 44100, subtype="FLOAT")
+    demo = fixture_models["demo"]
+    run(capsys, "-m", demo, "-i", tmp_path / "st.wav", tmp_path / "mix.wav", tmp_path / "left.wav", "-o", tmp_path / "o")
+    o = tmp_path / "o"
+    # A stereo file into a mono model is mixed down.
+    np.testing.assert_allclose(np.load(o / "st.npy"), np.load(o / "mix.npy"), atol=1e-5)
+    # split: each channel on its own, named .ch1/.ch2.
+    code, out, _ = run(capsys, "-m", demo, "-i", tmp_path / "st.wav", "-o", tmp_path / "s", "--channel_mode", "split")
+    assert code == 0 and sorted(p.rsplit("/", 1)[1] for p in out) == ["st.ch1.npy", "st.ch2.npy"]
+    np.testing.assert_allclose(np.load(tmp_path / "s" / "st.ch1.npy"), np.load(o / "left.npy"), atol=1e-5)
+    assert json.loads((tmp_path / "s" / "st.ch2.json").read_text())["source"]["channels_used"] == [2]
+    # A mono file into a stereo model is duplicated on both channels.
+    st_model = fixture_models["stereo512"]
+    mono = synth(48000, 1.0, 1)
+    sf.write(tmp_path / "m.wav", mono, 48000, subtype="FLOAT")
+    sf.write(tmp_path / "dup.wav", np.repeat(mono, 2, 1), 48000, subtype="FLOAT")
+    code, out, _ = run(capsys, "-m", st_model, "-i", tmp_path / "m.wav", tmp_path / "dup.wav", "-o", tmp_path / "t")
+    assert code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "t" / "m.npy"), np.load(tmp_path / "t" / "dup.npy"))
+
+
+def test_mirrors_folders_and_pipes(tmp_path, capsys, monkeypatch, demo_model):
+    monkeypatch.chdir(tmp_path)
+    write_audio(tmp_path / "lib" / "a" / "b" / "song.wav", seconds=0.3)
+    write_audio(tmp_path / "lib" / "top.flac", seconds=0.3)
+    (tmp_path / "lib" / "notes.txt").write_text("not audio")
+    code, out, _ = run(capsys, "-m", demo_model, "-i", "lib", "-o", "out")
+    assert code == 0
+    assert sorted(out) == ["out/lib/a/b/song.npy", "out/lib/top.npy"]
+    assert (tmp_path / "out/lib/a/b/song.json").exists()
+    # Paths on stdin (as `find` prints them) come out on stdout, ready for the next script.
+    monkeypatch.setattr("sys.stdin", io.StringIO("lib/a/b/song.wav\n\nlib/top.flac\n"))
+    code, out, _ = run(capsys, "-m", demo_model, "-i", "-", "-o", "piped")
+    assert code == 0 and sorted(out) == ["piped/lib/a/b/song.npy", "piped/lib/top.npy"]
+
+
+def test_resume_and_force(tmp_path, capsys, demo_model):
+    write_audio(tmp_path / "in" / "a.wav", seconds=0.3)
+    args = ("-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o")
+    run(capsys, *args)
+    target = next((tmp_path / "o").rglob("a.npy"))
+    target.write_bytes(b"marker: must survive a resumed run")
+    code, out, err = run(capsys, *args)
+    assert code == 0 and out == [str(target)] and "already there" in err
+    assert target.read_bytes().startswith(b"marker")
+    code, out, _ = run(capsys, *args, "--force")
+    assert code == 0 and np.load(target).shape[1] == 8
+
+
+def test_shards_partition_the_inputs(tmp_path, capsys, demo_model):
+    for i in range(5):
+        write_audio(tmp_path / "in" / f"f{i}.wav", seconds=0.1, seed=i)
+    seen = []
+    for k in (1, 2):
+        code, out, _ = run(capsys, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o", "--shard", f"{k}/2")
+        assert code == 0 and out
+        seen.append(set(out))
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 5
+    code, _, err = run(capsys, "-m", demo_model, "-i", tmp_path / "in", "--shard", "3/2")
+    assert code == 2 and "--shard" in err
+
+
+def test_bad_files_in_a_batch(tmp_path, capsys, demo_model):
+    folder = tmp_path / "in"
+    write_audio(folder / "good1.wav", seconds=0.2)
+    write_audio(folder / "good2.wav", seconds=0.2)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    (folder / "empty.flac").write_bytes(b"")
+    code, out, err = run(capsys, "-m", demo_model, "-i", folder, "-o", tmp_path / "o")
+    assert code == 1
+    assert len(out) == 2 and all(np.load(p).shape[1] == 8 for p in out)
+    assert "corrupt.wav" in err and "empty.flac" in err and "2 failed" in err
+    assert not list((tmp_path / "o").rglob("corrupt*")) and not list((tmp_path / "o").rglob(".*"))
+
+
+def test_command_line_mistakes(tmp_path, capsys, demo_model):
+    src = write_audio(tmp_path / "a.wav", seconds=0.2)
+    notmodel = tmp_path / "fake.ts"
+    notmodel.write_bytes(b"this is not a model")
+    code, out, err = run(capsys, "-m", notmodel, "-i", src, "-o", tmp_path / "o")
+    assert code == 1 and str(notmodel) in err and len(err.strip().splitlines()) == 1 and not out
+    code, _, err = run(capsys, "-m", tmp_path / "missing.ts", "-i", src)
+    assert code == 1 and "not found" in err
+    code, _, err = run(capsys, "-m", demo_model, "-i", tmp_path / "nope.wav")
+    assert code == 2 and "nope.wav" in err
+    # Two inputs that would become one output: refused before any work.
+    write_audio(tmp_path / "d" / "x.wav", seconds=0.1)
+    write_audio(tmp_path / "d" / "x.flac", seconds=0.1)
+    code, out, err = run(capsys, "-m", demo_model, "-i", tmp_path / "d", "-o", tmp_path / "c")
+    assert code == 2 and "x.npy" in err and not (tmp_path / "c").exists()
+    # An output folder that cannot be created.
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "-m", demo_model, "-i", src, "-o", tmp_path / "afile" / "sub")
+    assert code == 1 and "afile" in err
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg not installed: m4a input untested")
+def test_m4a_through_ffmpeg(tmp_path, capsys, demo_model):
+    wav = write_audio(tmp_path / "a.wav", 48000, 1.0)
+    m4a = tmp_path / "a.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
+    code, out, _ = run(capsys, "-m", demo_model, "-i", m4a, "-o", tmp_path / "o")
+    assert code == 0
+    meta = json.loads((tmp_path / "o" / "a.json").read_text())
+    assert meta["source"]["sr"] == 48000 and abs(meta["source"]["samples"] - 44100) < 3000
