@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""averager.py: merge two or more RAVE models into one model that plays in nn~.
+
+The merged model is a copy of the first model (A) in which every entry that
+can be merged is replaced by the weighted average (or slerp) of the models'
+entries; everything else keeps A's value.  A CSV report lists every entry:
+merged or not, why, and how far the models' tensors are apart.
+
+Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
+fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
+tensors, entries missing from a model or whose shapes differ.
+Selection: --scope first (encoder: names under "encoder.", decoder: under
+"decoder."; other parts such as pqmf stay A's), then --include (a name must
+match one), then --exclude (wins over --include).
+
+examples:
+  averager.py --models a.ts b.ts --weights 0.7 0.3 -o hybrid.ts
+  averager.py --models a.ts b.ts --scope decoder --weights 0 1 -o a_enc-b_dec.ts
+  averager.py --models a.ts b.ts --method slerp --audio song.wav
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ravekit.cli import (add_device_arg, add_force_arg, add_seed_arg, info, make_parser, parse_args,
+                         print_path, run_main, warn)
+from ravekit.errors import RavekitError
+
+PROG = "averager.py"
+DEFAULT_OUTPUT = "_averager-output/merged.ts"
+
+
+def get_parser():
+    parser = make_parser(PROG, __doc__.split("\n", 1)[1].strip())
+    parser.add_argument("--models", nargs="+", required=True, metavar="MODEL.ts",
+                        help="two or more exported models of one architecture; the first (A) is the base")
+    parser.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
+                        help="one weight per model, normalised to sum to 1 (default: equal)")
+    parser.add_argument("--method", choices=["linear", "slerp"], default="linear",
+                        help="linear: weighted average; slerp: spherical interpolation per tensor "
+                        "(more than two models: A with B, the result with C, ...; nearly parallel "
+                        "tensors fall back to linear)")
+    parser.add_argument("--scope", choices=["all", "encoder", "decoder"], default="all",
+                        help="merge only entries under encoder. or decoder. (all: every entry)")
+    parser.add_argument("--include", nargs="+", action="extend", default=None, metavar="REGEX",
+                        help="merge only entries whose name matches one of these regular expressions")
+    parser.add_argument("--exclude", nargs="+", action="extend", default=None, metavar="REGEX",
+                        help="never merge entries whose name matches one of these (wins over --include)")
+    parser.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="MERGED.ts",
+                        help="merged model to write (an existing folder: merged.ts inside it)")
+    parser.add_argument("--report", default=None, metavar="REPORT.csv",
+                        help="CSV report, one row per entry (default: the output with .csv)")
+    parser.add_argument("--audio", default=None, metavar="FILE",
+                        help="also encode/decode this audio file through every model and the merged "
+                        "one, with the same seed, and write the WAVs beside the output")
+    add_seed_arg(parser)
+    add_device_arg(parser)
+    add_force_arg(parser)
+    for action in parser._actions:
+        if action.dest == "force":
+            action.help = ("overwrite existing outputs, and merge models whose sample rate, ratio or "
+                           "latent size differ (saying what will break)")
+    return parser
+
+
+def _resolve(path: str) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def output_paths(args) -> tuple[Path, Path, list[Path]]:
+    """The merged model, the report and the audio renders (A, B, ..., merged), checked against inputs."""
+    from ravekit.merge_audio import render_paths
+
+    out = Path(args.output).expanduser()
+    if out.is_dir():
+        out = out / "merged.ts"
+    report = Path(args.report).expanduser() if args.report else out.with_suffix(".csv")
+    renders = render_paths(args.audio, out, len(args.models)) if args.audio else []
+    inputs = {_resolve(m): m for m in args.models}
+    if args.audio:
+        inputs[_resolve(args.audio)] = args.audio
+    written = [out, report, *renders]
+    if len({_resolve(str(p)) for p in written}) < len(written):
+        raise RavekitError(f"{report}: the report and the model (or an audio render) would be the same file; "
+                           "choose another --report", 2)
+    for p in written:
+        if _resolve(str(p)) in inputs:
+            raise RavekitError(f"{p}: this output is also an input ({inputs[_resolve(str(p))]}); outputs never "
+                               "replace inputs, choose another --output or --report", 2)
+        if p.exists() and not args.force:
+            raise RavekitError(f"{p}: already exists; pass --force to overwrite it or choose another --output")
+    return out, report, renders
+
+
+def main(argv=None) -> int:
+    parser = get_parser()
+    args = parse_args(parser, argv)
+
+    def body() -> int:
+        from ravekit.merge import merge_models, model_labels, save_module
+        from ravekit.merge_report import summary, write_report
+
+        out, report, renders = output_paths(args)
+        result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
+                              args.include, args.exclude, args.force)
+        for note in result.warnings:
+            warn(PROG, note)
+        for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
+            info(PROG, f"{label} = {path} (weight {w:.4g})")
+        save_module(result.module, out)
+        write_report(report, result.plans)
+        info(PROG, summary(result.plans))
+        print_path(out)
+        print_path(report)
+        if args.audio:
+            from ravekit.merge_audio import render_comparison
+
+            models = [Path(m) for m in args.models] + [out]
+            for path in render_comparison(Path(args.audio), models, renders, args.seed, args.device):
+                print_path(path)
+        return 0
+
+    return run_main(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
