@@ -62,8 +62,11 @@ def fact_pairs(s: dict) -> list[tuple[str, str]]:
     ]
     ck = s.get("checkpoint")
     if ck:
-        pairs += [("epoch", _known(ck["epoch"])), ("global step", _known(ck["global_step"])),
-                  ("config.gin", ck["config_gin"] or "none found")]
+        # A checkpoint is no nn~ export: no class, methods or attributes to report,
+        # and its state_dict does not tell parameters from buffers.
+        pairs = [p for p in pairs if p[0] not in ("class", "nn~ methods", "nn~ attributes", "prior", "state_dict")]
+        pairs += [("state_dict", f"{s['state_dict_entries']} tensors"), ("epoch", _known(ck["epoch"])),
+                  ("global step", _known(ck["global_step"])), ("config.gin", ck["config_gin"] or "none found")]
     return pairs
 
 
@@ -85,7 +88,9 @@ def render_summary(s: dict) -> str:
 def render_compare(summaries: list[dict], names: list[str], alignment: KeyAlignment, identical: list[str]) -> str:
     """Summaries side by side, then the state_dict keys aligned."""
     per_model = [dict(fact_pairs(s)) for s in summaries]
-    labels = [label for label, _ in fact_pairs(summaries[0]) if label not in ("file", "epoch", "global step")]
+    fullest_first = sorted(per_model, key=len, reverse=True)  # an export's labels give the order
+    labels = [label for label in dict.fromkeys(k for p in fullest_first for k in p)
+              if label not in ("file", "epoch", "global step")]
     rows = [[label] + [p.get(label, UNKNOWN) for p in per_model] for label in labels]
     rows.append(["parameters"] + [s["totals"]["parameters"] + s["totals"]["tensors"] for s in summaries])
     out = [format_table(["", *names], rows), ""]
