@@ -178,4 +178,17 @@ def save_latent_wav(path: os.PathLike | str, z: np.ndarray, sr: int, ratio: int,
     frames = z[0].T.astype(np.float64 if double else np.float32)
     if meta is not None:
         write_json(sidecar_path(path), meta)
-    return atomic_write(path, lambda tmp: sf.write(str(tmp), frames, rate, subtype=subtype, format="WAV"))
+    return atomic_write(path, lambda tmp: _write_wav_without_peak(tmp, frames, rate, subtype))
+
+
+SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
+
+
+def _write_wav_without_peak(path: Path, frames: np.ndarray, rate: int, subtype: str) -> None:
+    """``sf.write`` minus the PEAK chunk, which holds a timestamp: same seed, same bytes."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(path), "w", samplerate=rate, channels=frames.shape[1], subtype=subtype,
+                      format="WAV") as f:
+        sf._snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        f.write(frames)
