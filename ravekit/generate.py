@@ -23,8 +23,8 @@ def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Itera
                   exclude_dir: os.PathLike | str | None = None) -> list[Path]:
     """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin).
 
-    Files inside ``exclude_dir`` (the output folder) are skipped when walking
-    folders, so earlier generations are not analysed as if they were sources.
+    When ``exclude_dir`` (the output folder) lies inside a walked folder, its
+    files are skipped, so earlier generations are not analysed as sources.
     """
     exclude = Path(exclude_dir).resolve() if exclude_dir else None
     names: list[str] = []
@@ -39,7 +39,8 @@ def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Itera
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions
                            and not f.name.startswith("."))
-            if exclude is not None:
+            if exclude is not None and p.resolve() in exclude.parents:
+                # only an output folder *inside* the walked folder holds earlier generations
                 found = [f for f in found if exclude not in f.resolve().parents]
             if not found:
                 raise RavekitError(f"{p}: no {'/'.join(extensions)} latent files in this folder; "
