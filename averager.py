@@ -103,6 +103,10 @@ def main(argv=None) -> int:
         from ravekit.merge_report import summary, write_report
 
         out, report, renders = output_paths(args)
+        if args.audio:
+            from ravekit.audio import probe
+
+            probe(args.audio)  # a bad audio file fails now, before anything is written
         result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
                               args.include, args.exclude, args.force)
         for note in result.warnings:

@@ -65,7 +65,8 @@ def summary(plans: Sequence[EntryPlan]) -> str:
     for p in plans:
         if not p.merged:
             # Group "matched --exclude X" and "missing from B, C" style reasons by their kind.
-            key = p.reason.split(" ")[0] if p.reason.startswith(("matched", "missing")) else p.reason
+            key = ("--exclude" if p.reason.startswith("matched --exclude")
+                   else "missing from a model" if p.reason.startswith("missing") else p.reason)
             kept[key] = kept.get(key, 0) + 1
     share = f" ({100.0 * values / total:.1f}%)" if total else ""
     line = f"merged {len(merged)} of {len(plans)} entries, {values:,} of {total:,} values{share}"

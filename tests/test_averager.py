@@ -338,8 +338,11 @@ def test_default_output_folder(fixture_models, demo_c, tmp_path, capsys, monkeyp
     assert stdout.split() == ["_averager-output/merged.ts", "_averager-output/merged.csv"]
 
 
-def test_audio_renders_each_parent_and_the_merge(fixture_models, demo_c, tmp_path, capsys):
-    pytest.importorskip("ravekit.process")
+@pytest.mark.parametrize("chunk_seconds", [None, 0.2])
+def test_audio_renders_each_parent_and_the_merge(fixture_models, demo_c, tmp_path, capsys, monkeypatch,
+                                                 chunk_seconds):
+    if chunk_seconds:  # long-file path: chunks with measured context, as encoder.py does
+        monkeypatch.setattr("ravekit.process.DEFAULT_CHUNK_SECONDS", chunk_seconds)
     song = write_audio(tmp_path / "in" / "song.flac", sr=22050, seconds=1.3, channels=2)
     out = tmp_path / "out" / "hybrid.ts"
     args = ["--models", fixture_models["demo"], demo_c, "-o", out, "--audio", song, "--seed", 4]
@@ -355,6 +358,15 @@ def test_audio_renders_each_parent_and_the_merge(fixture_models, demo_c, tmp_pat
     assert not np.array_equal(data[0][0], data[1][0])
     code, _, err = run(capsys, *args, "--weights", 1, 1)
     assert code == 1 and "already exists" in err
+
+
+def test_unreadable_audio_fails_before_anything_is_written(fixture_models, demo_c, tmp_path, capsys):
+    bad = tmp_path / "song.wav"
+    bad.write_bytes(b"RIFF garbage")
+    out = tmp_path / "out" / "m.ts"
+    code, stdout, err = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", out, "--audio", bad)
+    assert code == 1 and str(bad) in err and stdout == ""
+    assert not out.exists() and not out.with_suffix(".csv").exists()
 
 
 def test_streaming_caches_stay_first_models(fixture_models, tmp_path, capsys):
