@@ -37,7 +37,7 @@ def get_parser():
     parser.add_argument("--models", nargs="+", required=True, metavar="MODEL.ts",
                         help="two or more exported models of one architecture; the first (A) is the base")
     parser.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
-                        help="one weight per model, normalised to sum to 1 (default: equal)")
+                        help="one weight per model, normalised to sum to 1; none given: equal weights")
     parser.add_argument("--method", choices=["linear", "slerp"], default="linear",
                         help="linear: weighted average; slerp: spherical interpolation per tensor "
                         "(more than two models: A with B, the result with C, ...; nearly parallel "
@@ -49,19 +49,24 @@ def get_parser():
     parser.add_argument("--exclude", nargs="+", action="extend", default=None, metavar="REGEX",
                         help="never merge entries whose name matches one of these (wins over --include)")
     parser.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="MERGED.ts",
-                        help="merged model to write (an existing folder: merged.ts inside it)")
+                        help="merged model to write; an existing folder: merged.ts inside it")
     parser.add_argument("--report", default=None, metavar="REPORT.csv",
-                        help="CSV report, one row per entry (default: the output with .csv)")
+                        help="CSV report, one row per entry; none given: the output with .csv")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
                         "one, with the same seed, and write the WAVs beside the output")
     add_seed_arg(parser)
     add_device_arg(parser)
     add_force_arg(parser)
+    # The shared flags' help speaks of batch runs; say what they mean here.
     for action in parser._actions:
         if action.dest == "force":
             action.help = ("overwrite existing outputs, and merge models whose sample rate, ratio or "
                            "latent size differ (saying what will break)")
+        elif action.dest == "seed":
+            action.help = "random seed of the --audio renders: every model encodes and decodes with it"
+        elif action.dest == "device":
+            action.help = "where the --audio renders run (merging always runs on the CPU)"
     return parser
 
 

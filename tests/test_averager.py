@@ -336,6 +336,13 @@ def test_default_output_folder(fixture_models, demo_c, tmp_path, capsys, monkeyp
     code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c)
     assert code == 0
     assert stdout.split() == ["_averager-output/merged.ts", "_averager-output/merged.csv"]
+    # An existing folder as --output: merged.ts inside it.
+    code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", "_averager-output",
+                          "--report", "other.csv")
+    assert code == 1 and "merged.ts: already exists" in _
+    (tmp_path / "folder").mkdir()
+    code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", "folder")
+    assert code == 0 and stdout.split() == ["folder/merged.ts", "folder/merged.csv"]
 
 
 @pytest.mark.parametrize("chunk_seconds", [None, 0.2])
