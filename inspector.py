@@ -29,7 +29,8 @@ examples:
 def get_parser():
     parser = make_parser(PROG, DESCRIPTION)
     parser.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
-                        help="model files and/or folders (searched recursively for --extensions)")
+                        help="model files and/or folders (searched recursively for --extensions), "
+                        "or - to read paths from stdin")
     parser.add_argument("--extensions", default=".ts",
                         help="comma-separated file endings picked up inside folders, e.g. .ts,.ckpt")
     mode = parser.add_mutually_exclusive_group()
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
             raise RavekitError(f"--{detail} is interactive; --json and --save apply to the summary and --compare", 2)
         if args.config and args.save:
             raise RavekitError("--save applies to the summary and --compare, not to --config", 2)
+        if detail and "-" in args.input:
+            raise RavekitError(f"--{detail} reads its queries from stdin; give the model path to --input", 2)
         out_dir = Path(args.output)
         pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir)
         if detail:

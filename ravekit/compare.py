@@ -94,7 +94,8 @@ def identical_keys(state_dicts: Mapping[str, Mapping[str, object]], keys: list[s
     models = list(state_dicts)
     same = []
     for key in keys:
-        first = state_dicts[models[0]][key]
-        if all(torch.equal(torch.as_tensor(first), torch.as_tensor(state_dicts[m][key])) for m in models[1:]):
+        first = torch.as_tensor(state_dicts[models[0]][key])
+        others = [torch.as_tensor(state_dicts[m][key]) for m in models[1:]]
+        if all(o.dtype == first.dtype and torch.equal(first, o) for o in others):
             same.append(key)
     return same

@@ -82,7 +82,11 @@ def module_members(module) -> dict[str, tuple[str, str, Callable[[], str]]]:
             members[name] = ("attribute", summary, lambda n=name, v=value, s=text:
                              f"{n}  (attribute)\n  type   {type(v).__name__}\n  value  {s}")
     for name in module._c._method_names():
-        members[name] = ("method", _schema(module, name), lambda n=name: _method_details(module, n))
+        try:
+            signature = _schema(module, name)
+        except Exception:  # noqa: BLE001
+            signature = "(signature unknown)"
+        members[name] = ("method", signature, lambda n=name: _method_details(module, n))
     for name, child in children.items():
         cls = str(getattr(child, "original_name", type(child).__name__))
         count = sum(p.numel() for p in child.parameters())
@@ -94,7 +98,10 @@ def module_members(module) -> dict[str, tuple[str, str, Callable[[], str]]]:
 def _attribute_names(module) -> list[str]:
     # TorchScript keeps no Python-visible list of data attributes; its own
     # structural dump (values elided) names them, top level only.
-    text = module._c.dump_to_str(False, False, False)
+    try:
+        text = module._c.dump_to_str(False, False, False)
+    except Exception:  # noqa: BLE001 - a torch without it: methods and submodules still list
+        return []
     block = text.split("  attributes {\n", 1)[-1].split("\n  }\n", 1)[0]
     return re.findall(r"^    (\w+) = ", block, re.MULTILINE)
 
@@ -147,7 +154,7 @@ def query_loop(names: list[str], answer: Callable[[str], str], stdin: TextIO | N
         if interactive:
             try:
                 line = input(f"{what}> ")
-            except EOFError:
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C: a normal way out
                 print(file=sys.stderr)
                 break
         else:

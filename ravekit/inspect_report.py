@@ -54,7 +54,8 @@ def fact_pairs(s: dict) -> list[tuple[str, str]]:
         ("ratio", ratio),
         ("nn~ methods", _methods_text(s.get("methods") or {})),
         ("nn~ attributes", ", ".join(f"{k}={v}" for k, v in s["attributes"].items()) or "none"),
-        ("streaming", f"{fmt_value(s['streaming'])} ({s['cache_buffers']} cache buffers)"),
+        ("streaming", f"yes ({s['cache_buffers']} cache buffers, {s['cache_mb']:.1f} MB)" if s["streaming"]
+                      else "no (no cache buffers)"),
         ("prior", _known(s.get("has_prior"))),
         ("fidelity", _fidelity_text(s)),
         ("state_dict", f"{s['state_dict_entries']} entries: {s['parameter_entries']} parameters, "

@@ -190,9 +190,12 @@ def component_table(ins: Inspected, rows: list[dict]) -> tuple[list[dict], dict]
     if "(root)" in table:  # keep the root row last, after the children
         table["(root)"] = table.pop("(root)")
     components = list(table.values())
+    for c in components:  # megabytes to the byte, without float noise in JSON and CSV
+        for key in ("parameter_mb", "buffer_mb", "mb"):
+            c[key] = round(c[key], 6)
     totals = {"component": "total", "class": ""}
     for key in ("parameters", "parameter_mb", "buffers", "buffer_mb", "tensors", "mb"):
-        totals[key] = sum(c[key] for c in components)
+        totals[key] = round(sum(c[key] for c in components), 6)
     return components, totals
 
 
@@ -231,7 +234,7 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     Keys: path, file, size_bytes, sha256, format, original_name, sr, n_channels,
     target_channels, latent_size, full_latent_size, ratio, latent_rate, methods
     (``name -> [in_ch, in_ratio, out_ch, out_ratio]``), attributes, streaming,
-    cache_buffers, has_prior, fidelity (``{"80": dims, ...}``),
+    cache_buffers, cache_mb, has_prior, fidelity (``{"80": dims, ...}``),
     fidelity_of_dims, state_dict_entries, parameter_entries, buffer_entries,
     components, totals, checkpoint (epoch, step, ...; checkpoints only), notes.
     """
@@ -248,6 +251,7 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     caches = [k for k, kind in ins.kinds.items() if kind != "parameter" and k.endswith(STREAMING_BUFFER_SUFFIXES)]
     summary["streaming"] = bool(caches)
     summary["cache_buffers"] = len(caches)
+    summary["cache_mb"] = sum(ins.state_dict[k].numel() * ins.state_dict[k].element_size() for k in caches) / MB
     fid = ins.state_dict.get("fidelity")
     summary["fidelity"] = fidelity_dims(fid)
     summary["fidelity_of_dims"] = int(fid.numel()) if summary["fidelity"] else None

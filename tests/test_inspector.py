@@ -409,3 +409,23 @@ def test_help_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--compare" in done.stdout and "./_inspector-output" in done.stdout
+
+
+def test_detail_mode_prompts_on_a_terminal(demo_model, capsys, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    typed = iter(["latent_mean", "q"])
+    prompts = []
+
+    def fake_input(prompt=""):
+        prompts.append(prompt)
+        return next(typed)
+
+    monkeypatch.setattr(sys, "stdin", Terminal(""))
+    monkeypatch.setattr("builtins.input", fake_input)
+    code, out, err = run(capsys, "-i", demo_model, "--dict")
+    assert code == 0
+    assert prompts == ["entry> ", "entry> "]  # asked again after an answer, then q ended it
+    assert "latent_mean  (buffer)" in out and "q to quit" in err
