@@ -194,6 +194,15 @@ def match_channels(x: np.ndarray, model_channels: int, mode: str = "auto") -> np
 SUBTYPES = ("FLOAT", "PCM_16", "PCM_24", "DOUBLE")
 
 
+def _no_peak_chunk(f) -> None:
+    """Leave out libsndfile's PEAK chunk: it holds a timestamp, so the same
+    audio written twice would differ byte for byte."""
+    from soundfile import _ffi, _snd
+
+    SFC_SET_ADD_PEAK_CHUNK = 0x1050
+    _snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, _ffi.NULL, 0)
+
+
 class AudioWriter:
     """Write ``(channels, n)`` blocks to a sound file that appears only when closed cleanly.
 
@@ -214,6 +223,7 @@ class AudioWriter:
         except Exception as exc:  # noqa: BLE001
             self._atomic.__exit__(type(exc), exc, None)
             raise RavekitError(f"{self.path}: cannot write audio ({exc}); check --subtype and the file ending") from None
+        _no_peak_chunk(self._file)
         return self
 
     def write(self, block: np.ndarray) -> None:

@@ -1,11 +1,11 @@
 """Batch mechanics shared by the scripts: finding inputs, mirroring them under
 an output folder, sharding, resuming, and going on past a bad file.
 
-Mirroring rule: an input path that is relative and stays below the current
-folder keeps its path under ``--output`` (``a/b/song.flac`` ->
-``out/a/b/song.npy``); a file found in a folder given as an absolute path or
-with ``..`` keeps its path below that folder's name; any other file keeps
-only its name.  Two inputs that would map to one output are refused before
+Mirroring rule: a file found in a folder given to ``--input`` keeps its path
+below that folder (``--input lib`` with ``lib/a/b/song.flac`` ->
+``out/a/b/song.npy``); a file given by name (or on stdin) keeps its path when
+that is relative and stays below the current folder (``a/b/song.flac`` ->
+``out/a/b/song.npy``), else only its name.  Two inputs that would map to one output are refused before
 any work starts, and so is an output that would replace an input.
 """
 
@@ -63,8 +63,7 @@ def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_di
     for item in given:
         p = Path(item)
         if p.is_dir():
-            base = p if _mirrorable(p) else Path(p.resolve().name)
-            pairs.extend((f, base / f.relative_to(p)) for f in _walk(p, extensions, skip))
+            pairs.extend((f, f.relative_to(p)) for f in _walk(p, extensions, skip))
         elif p.exists():
             pairs.append((p, p if _mirrorable(p) else Path(p.name)))
         else:

@@ -169,26 +169,13 @@ def save_latent_wav(path: os.PathLike | str, z: np.ndarray, sr: int, ratio: int,
 
     The header rate is ``round(sr / ratio)``; the exact rate goes in the
     sidecar.  32-bit float by default: Pure Data 0.53 cannot read 64-bit WAVs.
+    The same array always gives the same bytes (``audio.save_audio``).
     """
-    import soundfile as sf
+    from .audio import save_audio
 
     z = _check_array(np.asarray(z), path)
     rate = max(1, int(round(sr / ratio)))
-    subtype = "DOUBLE" if double else "FLOAT"
-    frames = z[0].T.astype(np.float64 if double else np.float32)
     if meta is not None:
         write_json(sidecar_path(path), meta)
-    return atomic_write(path, lambda tmp: _write_wav_without_peak(tmp, frames, rate, subtype))
-
-
-SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
-
-
-def _write_wav_without_peak(path: Path, frames: np.ndarray, rate: int, subtype: str) -> None:
-    """``sf.write`` minus the PEAK chunk, which holds a timestamp: same seed, same bytes."""
-    import soundfile as sf
-
-    with sf.SoundFile(str(path), "w", samplerate=rate, channels=frames.shape[1], subtype=subtype,
-                      format="WAV") as f:
-        sf._snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-        f.write(frames)
+    return save_audio(path, z[0].astype(np.float64 if double else np.float32), rate,
+                      "DOUBLE" if double else "FLOAT")

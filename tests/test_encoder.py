@@ -107,8 +107,8 @@ def test_mirrors_folders_and_pipes(tmp_path, capsys, monkeypatch, demo_model):
     (tmp_path / "lib" / "notes.txt").write_text("not audio")
     code, out, _ = run(capsys, "-m", demo_model, "-i", "lib", "-o", "out")
     assert code == 0
-    assert sorted(out) == ["out/lib/a/b/song.npy", "out/lib/top.npy"]
-    assert (tmp_path / "out/lib/a/b/song.json").exists()
+    assert sorted(out) == ["out/a/b/song.npy", "out/top.npy"]
+    assert (tmp_path / "out/a/b/song.json").exists()
     # Paths on stdin (as `find` prints them) come out on stdout, ready for the next script.
     monkeypatch.setattr("sys.stdin", io.StringIO("lib/a/b/song.wav\n\nlib/top.flac\n"))
     code, out, _ = run(capsys, "-m", demo_model, "-i", "-", "-o", "piped")
