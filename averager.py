@@ -4,7 +4,8 @@
 The merged model is a copy of the first model (A) in which every entry that
 can be merged is replaced by the weighted average (or slerp) of the models'
 entries; everything else keeps A's value.  A CSV report lists every entry:
-merged or not, why, and how far the models' tensors are apart.
+merged or not, why, and how far the models' tensors are apart; a JSON
+recipe beside the model records the parents (sha256), weights and flags.
 
 Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
 fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
@@ -74,8 +75,8 @@ def _resolve(path: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def output_paths(args) -> tuple[Path, Path, list[Path]]:
-    """The merged model, the report and the audio renders (A, B, ..., merged), checked against inputs."""
+def output_paths(args) -> tuple[Path, Path, Path, list[Path]]:
+    """The merged model, report, recipe and audio renders (A, B, ..., merged), checked against inputs."""
     from ravekit.merge_audio import render_paths
 
     out = Path(args.output).expanduser()
@@ -86,17 +87,18 @@ def output_paths(args) -> tuple[Path, Path, list[Path]]:
     inputs = {_resolve(m): m for m in args.models}
     if args.audio:
         inputs[_resolve(args.audio)] = args.audio
-    written = [out, report, *renders]
+    recipe = out.with_suffix(".json")
+    written = [out, report, recipe, *renders]
     if len({_resolve(str(p)) for p in written}) < len(written):
-        raise RavekitError(f"{report}: the report and the model (or an audio render) would be the same file; "
-                           "choose another --report", 2)
+        raise RavekitError(f"{report}: the report would overwrite another output (the model, its .json "
+                           "recipe or an audio render); choose another --report", 2)
     for p in written:
         if _resolve(str(p)) in inputs:
             raise RavekitError(f"{p}: this output is also an input ({inputs[_resolve(str(p))]}); outputs never "
                                "replace inputs, choose another --output or --report", 2)
         if p.exists() and not args.force:
             raise RavekitError(f"{p}: already exists; pass --force to overwrite it or choose another --output")
-    return out, report, renders
+    return out, report, recipe, renders
 
 
 def main(argv=None) -> int:
@@ -105,9 +107,9 @@ def main(argv=None) -> int:
 
     def body() -> int:
         from ravekit.merge import merge_models, model_labels, save_module
-        from ravekit.merge_report import summary, write_report
+        from ravekit.merge_report import summary, write_recipe, write_report
 
-        out, report, renders = output_paths(args)
+        out, report, recipe, renders = output_paths(args)
         if args.audio:
             from ravekit.audio import probe
 
@@ -120,9 +122,13 @@ def main(argv=None) -> int:
             info(PROG, f"{label} = {path} (weight {w:.4g})")
         save_module(result.module, out)
         write_report(report, result.plans)
+        write_recipe(recipe, args.models, result.weights, result.plans, method=args.method, scope=args.scope,
+                     include=args.include, exclude=args.exclude, forced=args.force, report=report)
         info(PROG, summary(result.plans))
-        print_path(out)
-        print_path(report)
+        if out.suffix != ".ts":
+            warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
+        for path in (out, report, recipe):
+            print_path(path)
         if args.audio:
             from ravekit.merge_audio import render_comparison
 

@@ -77,3 +77,34 @@ def summary(plans: Sequence[EntryPlan]) -> str:
         top = max(far, key=lambda p: max(p.rel_dist[1:]))
         line += f"; most different merged entry: {top.name} (rel_dist {max(top.rel_dist[1:]):.3g})"
     return line
+
+
+def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], weights: Sequence[float],
+                 plans: Sequence[EntryPlan], *, method: str, scope: str, include: Sequence[str] | None,
+                 exclude: Sequence[str] | None, forced: bool, report: os.PathLike | str) -> Path:
+    """Write how a merged model was made (JSON sidecar beside it), so a merge can be redone.
+
+    Records each parent's path, sha256 and normalised weight, the method and
+    the selection flags, and the counts of the summary line.
+    """
+    from . import __version__
+    from .fileio import write_json
+    from .model import sha256_of
+
+    merged = [p for p in plans if p.merged]
+    return write_json(path, {
+        "tool": "averager.py",
+        "ravekit_version": __version__,
+        "models": [{"label": lab, "path": str(m), "sha256": sha256_of(m), "weight": w}
+                   for lab, m, w in zip(model_labels(len(models)), models, weights)],
+        "method": method,
+        "scope": scope,
+        "include": list(include or []),
+        "exclude": list(exclude or []),
+        "forced": bool(forced),
+        "entries": len(plans),
+        "merged_entries": len(merged),
+        "values": sum(p.numel for p in plans if p.shapes[0] is not None),
+        "merged_values": sum(p.numel for p in merged),
+        "report": str(report),
+    })

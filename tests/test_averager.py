@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -107,7 +109,11 @@ def test_linear_merge_of_one_architecture(fixture_models, demo_c, tmp_path, caps
     code, stdout, err = run(capsys, "--models", a_path, demo_c, "--weights", 3, 1, "-o", out)
     assert code == 0, err
     report = tmp_path / "m.csv"
-    assert stdout.split() == [str(out), str(report)]
+    assert stdout.split() == [str(out), str(report), str(tmp_path / "m.json")]
+    recipe = json.loads((tmp_path / "m.json").read_text())
+    assert [m["weight"] for m in recipe["models"]] == [0.75, 0.25]
+    assert recipe["models"][1]["path"] == str(demo_c) and recipe["method"] == "linear"
+    assert recipe["models"][0]["sha256"] == hashlib.sha256(a_path.read_bytes()).hexdigest()
     a, b, merged = state(a_path), state(demo_c), state(out)
     expected = mergeable(a, b)
     assert expected == {"encoder.bands", "encoder.smooth", "decoder.gain", "decoder.edges"}
@@ -125,6 +131,7 @@ def test_linear_merge_of_one_architecture(fixture_models, demo_c, tmp_path, caps
     assert reasons["encode_params"] == "nn~ metadata buffer"
     assert reasons["latent_pca"].startswith("latent PCA")
     assert f"merged {len(expected)} of {len(a)} entries" in err
+    assert (recipe["merged_entries"], recipe["entries"]) == (len(expected), len(a))
 
 
 def test_saved_model_loads_and_plays_like_its_first_parent(fixture_models, demo_c, tmp_path, capsys):
@@ -335,14 +342,15 @@ def test_default_output_folder(fixture_models, demo_c, tmp_path, capsys, monkeyp
     monkeypatch.chdir(tmp_path)
     code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c)
     assert code == 0
-    assert stdout.split() == ["_averager-output/merged.ts", "_averager-output/merged.csv"]
+    assert stdout.split() == ["_averager-output/merged.ts", "_averager-output/merged.csv",
+                              "_averager-output/merged.json"]
     # An existing folder as --output: merged.ts inside it.
     code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", "_averager-output",
                           "--report", "other.csv")
     assert code == 1 and "merged.ts: already exists" in _
     (tmp_path / "folder").mkdir()
     code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", "folder")
-    assert code == 0 and stdout.split() == ["folder/merged.ts", "folder/merged.csv"]
+    assert code == 0 and stdout.split() == ["folder/merged.ts", "folder/merged.csv", "folder/merged.json"]
 
 
 @pytest.mark.parametrize("chunk_seconds", [None, 0.2])
@@ -356,7 +364,7 @@ def test_audio_renders_each_parent_and_the_merge(fixture_models, demo_c, tmp_pat
     code, stdout, err = run(capsys, *args, "--weights", 1, 0)
     assert code == 0, err
     renders = [out.parent / f"song.{x}.wav" for x in ("A", "B", "hybrid")]
-    assert stdout.split() == [str(out), str(out.with_suffix(".csv"))] + [str(p) for p in renders]
+    assert stdout.split() == [str(out.with_suffix(x)) for x in (".ts", ".csv", ".json")] + [str(p) for p in renders]
     data = [sf.read(str(p), dtype="float32") for p in renders]
     for y, sr in data:
         assert sr == 44100 and y.shape == (round(1.3 * 44100),)
