@@ -152,7 +152,7 @@ def body(argv) -> int:
     else:
         raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
     if needs_quartiles(args.distribution, args.iqr):
-        stats.iqr  # noqa: B018 - raises a clear error when a stats file has no quartiles
+        stats.require_quartiles()
     for d in stats.constant_dims:
         warn(f"latent dim {d + 1} is constant ({stats.mean[d]:.6g}) in all inputs; it is generated as that constant")
     sr, ratio = resolve_rate(args.sample_rate, args.ratio, model_rate, (stats.sr, stats.ratio), warn)

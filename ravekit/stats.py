@@ -70,7 +70,8 @@ class Stats:
     def constant_dims(self) -> list[int]:
         return [int(d) for d in np.flatnonzero(self.max == self.min)]
 
-    def _need_quartiles(self) -> None:
+    def require_quartiles(self) -> None:
+        """Raise a clear error when no quartiles were computed (analysis without --iqr)."""
         if not self.has_quartiles:
             raise RavekitError(
                 f"{self.source or 'these statistics'} hold no quartiles; analyse the latents with --iqr"
@@ -78,7 +79,7 @@ class Stats:
 
     @property
     def iqr(self) -> np.ndarray:
-        self._need_quartiles()
+        self.require_quartiles()
         return self.q3 - self.q1
 
     @property

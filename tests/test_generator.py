@@ -178,6 +178,17 @@ def test_non_psd_covariance_is_repaired_with_a_warning(latents, tmp_path, capsys
     assert np.isfinite(np.load(out.split()[0])).all()
 
 
+def test_audio_wav_or_corrupt_file_among_inputs_is_named(latents, tmp_path, capsys):
+    folder, _ = latents
+    sf.write(str(folder / "song.wav"), np.zeros((4410, 1), np.float32), 44100)
+    code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "o")
+    assert code == 1 and "song.wav" in err and "encoder.py" in err
+    (folder / "song.wav").unlink()
+    (folder / "junk.npy").write_bytes(b"not a numpy file at all")
+    code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "o")
+    assert code == 1 and "junk.npy" in err and "Traceback" not in err
+
+
 # --- distributions ----------------------------------------------------------------------------
 
 def test_each_distribution_matches_the_fitted_moments(latents):
@@ -212,6 +223,11 @@ def test_each_distribution_matches_the_fitted_moments(latents):
     np.testing.assert_allclose(np.corrcoef(g.T), np.corrcoef(x), atol=0.02)
     np.testing.assert_allclose(g.std(0), x.std(1, ddof=1), rtol=0.02)
     assert np.all(np.abs(g.mean(0) - x.mean(1)) < tol_mean)
+
+    g = sample(st, "correlation-based", n, rng, iqr=True).astype(np.float64)
+    np.testing.assert_allclose(np.corrcoef(g.T), np.corrcoef(x), atol=0.02)
+    np.testing.assert_allclose(g.std(0), (q3 - q1) / 1.349, rtol=0.02)
+    np.testing.assert_allclose(np.median(g, 0), np.median(x, 1), atol=0.03 * st.robust_std.max())
 
 
 # --- tempo ------------------------------------------------------------------------------------
@@ -263,6 +279,9 @@ def test_latent_wav_layout_sidecar_and_names(latents, tmp_path, capsys):
     assert code == 0, err
     paths = [Path(p) for p in out.split()]
     assert [p.name for p in paths] == ["loop_uniform_k7_s5_000.wav", "loop_uniform_k7_s5_001.wav"]
+    code, again, _ = run(capsys, "--input", folder, "--output", tmp_path / "d", "--num_latents", 7, "--num_loops", 3,
+                         "--seed", 5, "--distribution", "uniform", "--pattern", "default")  # UnRAVEl's name for loop
+    assert code == 0 and Path(again.split()[0]).read_bytes() == paths[0].read_bytes()
     info = sf.info(str(paths[0]))
     assert (info.channels, info.frames, info.subtype, info.samplerate) == (6, 21, "FLOAT", round(SR / RATIO))
     data, _ = sf.read(str(paths[0]), dtype="float32")
