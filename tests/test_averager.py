@@ -134,9 +134,12 @@ def test_linear_merge_of_one_architecture(fixture_models, demo_c, tmp_path, caps
     assert (recipe["merged_entries"], recipe["entries"]) == (len(expected), len(a))
 
 
-def test_saved_model_loads_and_plays_like_its_first_parent(fixture_models, demo_c, tmp_path, capsys):
+def test_saved_model_loads_and_plays_like_its_first_parent(fixture_models, tmp_path, capsys):
     out = tmp_path / "m.ts"
-    assert run(capsys, "--models", fixture_models["demo"], demo_c, "-o", out)[0] == 0
+    assert run(capsys, "--models", fixture_models["demo"], fixture_models["demo_b"], "-o", out)[0] == 0
+    a, b = state(fixture_models["demo"]), state(fixture_models["demo_b"])
+    assert not torch.equal(a["decoder.gain"], b["decoder.gain"])
+    assert torch.equal(state(out)["decoder.gain"], weighted([a["decoder.gain"], b["decoder.gain"]], [1, 1]))
     parent, m = jit_load(fixture_models["demo"]), jit_load(out)
     assert m.get_methods() == parent.get_methods()
     for buf in ("encode_params", "decode_params", "forward_params"):
