@@ -269,6 +269,12 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
         raise RavekitError(f"{paths[0]}: nothing to merge: none of the {len(plans)} entries can be merged "
                            f"({'; '.join(reasons)}); nothing was written. Check that the models share an "
                            "architecture and that --scope/--include/--exclude select something")
+    if w[0] < max(w) and any(p.merged and p.name.startswith("encoder.") for p in plans):
+        # encode() keeps the first latent_size dims of A's PCA rotation; an encoder
+        # dominated by another model puts its important dims elsewhere.
+        notes.append("the latent PCA buffers (latent_pca, latent_mean, fidelity) stay A's while the encoder "
+                     "is mostly another model's, so latents may lose detail; put the model whose latent "
+                     "space you want first, or use --scope decoder")
     # Only A's live tensors are edited: the other state dicts are read, never written.
     apply_merge(modules[0], state_dicts, plans, w, method)
     return MergeResult(modules[0], infos, plans, w, notes)

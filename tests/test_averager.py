@@ -185,6 +185,7 @@ def test_real_pair_weighted_average(real_pair, tmp_path, capsys):
     out = tmp_path / "m.ts"
     code, _, err = run(capsys, "--models", a_path, b_path, "--weights", 0.3, 0.7, "-o", out)
     assert code == 0, err
+    assert "warning: the latent PCA buffers" in err and "stay A's" in err
     a, b, merged = state(a_path), state(b_path), state(out)
     expected = mergeable(a, b)
     assert any(k.startswith("encoder.") for k in expected) and any(k.startswith("decoder.") for k in expected)
@@ -208,6 +209,7 @@ def test_scope_decoder_gives_encoder_of_a_and_decoder_of_b(real_pair, tmp_path, 
     out = tmp_path / "m.ts"
     code, _, err = run(capsys, "--models", a_path, b_path, "--scope", "decoder", "--weights", 0, 1, "-o", out)
     assert code == 0, err
+    assert "latent PCA buffers" not in err  # A's encoder goes with A's PCA: nothing to warn about
     a, b, merged = state(a_path), state(b_path), state(out)
     chosen = {k for k in mergeable(a, b) if k.startswith("decoder.")}
     assert chosen
