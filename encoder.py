@@ -51,6 +51,7 @@ def run(args) -> int:
     from ravekit.encoding import Encoder
     from ravekit.latents import save_npy
     from ravekit.model import load_model
+    from ravekit.prefetch import AudioPrefetcher
 
     output = Path(args.output)
     shard = cli.parse_shard(args.shard)
@@ -65,14 +66,29 @@ def run(args) -> int:
         planned = outputs(job, encoder.plan(job.source)) if args.channel_mode == "split" else [job.output]
         return planned if all(p.exists() for p in planned) else []
 
+    # Decode and resample upcoming files on a thread while the model works.
+    todo = [job for job in jobs if args.force or not exists(job)]
+    order = {id(job): i for i, job in enumerate(todo)}
+    prefetcher = AudioPrefetcher([job.source for job in todo], encoder.model.info.sr,
+                                 max_blocks=prefetch_blocks(encoder))
+
     def work(job):
         written = []
-        for result in encoder.encode_file(job.source):
+        for result in encoder.encode_file(job.source, prefetcher.open(order[id(job)])):
             written.append(save_npy(outputs(job, [result.suffix])[0], result.z, result.meta))
         return written
 
-    report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet)
+    with prefetcher:
+        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet)
     return summarise(PROG, report, args.quiet)
+
+
+def prefetch_blocks(encoder) -> int:
+    """Enough read-ahead for one model chunk, so reading the next one overlaps its encoding."""
+    from ravekit.audio import BLOCK
+
+    m = encoder.model.info
+    return 2 + min(encoder.chunk * m.ratio, 4 * m.sr * 60) // BLOCK
 
 
 if __name__ == "__main__":

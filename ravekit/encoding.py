@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .audio import apply_channels, channel_plan, iter_audio, probe
+from .audio import AudioInfo, apply_channels, channel_plan, iter_audio, probe
 from .errors import RavekitError
 from .latents import make_sidecar
 from .model import RaveModel
@@ -61,18 +61,24 @@ class Encoder:
         """Name suffixes of the passes a file will get (reads only its header)."""
         return [s for s, _ in channel_plan(probe(path).channels, self.model.info.n_channels, self.channel_mode)]
 
-    def encode_file(self, path: os.PathLike | str) -> Iterator[EncodedLatents]:
+    def encode_file(self, path: os.PathLike | str,
+                    source: tuple[AudioInfo, Iterator[np.ndarray]] | None = None) -> Iterator[EncodedLatents]:
         """Encode one file, pass by pass, reading it block by block.
 
-        Raises ``RavekitError`` for unreadable, empty or silent-length files.
+        ``source`` is the file's info and its blocks at the model's rate, when
+        they are already being read (``prefetch.AudioPrefetcher``); it serves
+        a single pass, a file split in several passes is read once per pass.
+        Raises ``RavekitError`` for unreadable or empty files.
         """
-        info = probe(path)
+        info = source[0] if source else probe(path)
         m = self.model.info
-        for suffix, sources in channel_plan(info.channels, m.n_channels, self.channel_mode):
+        plan = channel_plan(info.channels, m.n_channels, self.channel_mode)
+        for suffix, sources in plan:
             counted = {"samples": 0}
+            reader = source[1] if source and len(plan) == 1 else iter_audio(path, m.sr, info=info)
 
             def blocks() -> Iterator[np.ndarray]:
-                for block in iter_audio(path, m.sr, info=info):
+                for block in reader:
                     counted["samples"] += block.shape[1]
                     yield apply_channels(block, sources, m.n_channels)
 
