@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
-from .cli import info, print_path
+from .cli import info, parse_extensions, parse_shard, print_path
 from .errors import RavekitError
 
 
@@ -35,12 +35,14 @@ def _mirrorable(p: Path) -> bool:
 
 
 def _walk(folder: Path, extensions: tuple[str, ...], skip: Path | None) -> list[Path]:
+    # An output folder inside the walked one holds earlier outputs: never read them back.
+    skip = skip if skip is not None and folder.resolve() in skip.parents else None
     found = []
     for f in folder.rglob("*"):
         if f.name.startswith(".") or f.suffix.lower() not in extensions or not f.is_file():
             continue  # hidden files include our own unfinished temporaries
         if skip is not None and skip in f.resolve().parents:
-            continue  # never read back our own outputs
+            continue
         found.append(f)
     return sorted(found)
 
@@ -95,6 +97,13 @@ def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
         k, n = shard
         jobs = jobs[k - 1::n]
     return jobs
+
+
+def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: str,
+              shard: str | None = None) -> list[Job]:
+    """``collect_inputs`` then ``plan_jobs``, from the command line's words (``.wav,.flac``, ``K/N``)."""
+    pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir)
+    return plan_jobs(pairs, output_dir, suffix, parse_shard(shard))
 
 
 @dataclass

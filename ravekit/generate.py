@@ -23,38 +23,15 @@ def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Itera
                   exclude_dir: os.PathLike | str | None = None) -> list[Path]:
     """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin).
 
-    When ``exclude_dir`` (the output folder) lies inside a walked folder, its
-    files are skipped, so earlier generations are not analysed as sources.
+    Files inside ``exclude_dir`` (the output folder) are skipped, so earlier
+    generations are not analysed as sources.  A file named twice counts once.
     """
-    exclude = Path(exclude_dir).resolve() if exclude_dir else None
-    names: list[str] = []
-    for item in inputs:
-        if item == "-":
-            names.extend(line.strip() for line in (stdin or []) if line.strip())
-        else:
-            names.append(item)
-    files: list[Path] = []
-    for name in names:
-        p = Path(name)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions
-                           and not f.name.startswith("."))
-            if exclude is not None and p.resolve() in exclude.parents:
-                # only an output folder *inside* the walked folder holds earlier generations
-                found = [f for f in found if exclude not in f.resolve().parents]
-            if not found:
-                raise RavekitError(f"{p}: no {'/'.join(extensions)} latent files in this folder; "
-                                   "encode audio with encoder.py first")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise RavekitError(f"{p}: no such file or folder; check the path given to --input")
-    if not files:
-        raise RavekitError("no input latents; pass files or folders with --input (or - and paths on stdin)")
+    from .batch import collect_inputs
+
+    pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin)
     seen: set[Path] = set()
     unique = []
-    for f in files:
+    for f, _ in pairs:
         key = f.resolve()
         if key not in seen:
             seen.add(key)
