@@ -20,18 +20,12 @@ PROG = "decoder.py"
 
 def get_parser():
     parser = cli.make_parser(PROG, __doc__)
-    cli.add_input_arg(parser, "latents to decode (.npy, or latent WAV written by generator.py)")
-    cli.add_model_arg(parser)
-    cli.add_output_arg(parser, "./_decoder-output")
-    cli.add_batch_args(parser, ".npy,.wav")
-    cli.add_seed_arg(parser)
-    cli.add_device_arg(parser)
-    cli.add_force_arg(parser)
+    cli.add_model_batch_args(parser, "latents to decode (.npy, or latent WAV written by generator.py)",
+                             "./_decoder-output", ".npy,.wav")
     parser.add_argument("--subtype", default="FLOAT", choices=["FLOAT", "PCM_16", "PCM_24"],
                         help="sample format of the WAVs written")
     parser.add_argument("--no_trim", action="store_true",
                         help="keep the padding of the last frame instead of cutting to the source's length")
-    cli.add_chunk_arg(parser)
     return parser
 
 
@@ -43,13 +37,11 @@ def main(argv=None) -> int:
 def run(args) -> int:
     from pathlib import Path
 
-    from ravekit.batch import collect_inputs, plan_jobs, run_jobs, summarise
+    from ravekit.batch import find_jobs, run_jobs, summarise
     from ravekit.decoding import Decoder
     from ravekit.model import load_model
 
-    output = Path(args.output)
-    pairs = collect_inputs(args.input, cli.parse_extensions(args.extensions), output)
-    jobs = plan_jobs(pairs, output, ".wav", cli.parse_shard(args.shard))
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard)
     decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim)
 
     def work(job):

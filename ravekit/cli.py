@@ -9,14 +9,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
-from typing import Callable, Sequence
+TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
 
 from .errors import RavekitError
 
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults and keep the description's line breaks."""
+    """Show defaults and keep the description's line breaks.
+
+    Defaults that say nothing (None, False, []) or that the help text already
+    states are left out.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        silent = action.default is None or action.default is False or action.default == [] \
+            or action.default is argparse.SUPPRESS
+        if silent or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -85,6 +99,18 @@ def add_chunk_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_model_batch_args(parser: argparse.ArgumentParser, what: str, output: str, extensions: str) -> None:
+    """The flags of a script that runs a model over a batch of files (encoder, decoder)."""
+    add_input_arg(parser, what)
+    add_model_arg(parser)
+    add_output_arg(parser, output)
+    add_batch_args(parser, extensions)
+    add_seed_arg(parser)
+    add_device_arg(parser)
+    add_force_arg(parser)
+    add_chunk_arg(parser)
+
+
 def warn(prog: str, message: str) -> None:
     """One warning line on stderr."""
     print(f"{prog}: warning: {message}", file=sys.stderr)
@@ -124,6 +150,8 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
         return fatal(prog, "out of memory; try a smaller --chunk or fewer inputs at once")
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("RAVEKIT_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         return fatal(prog, f"unexpected {type(exc).__name__}: {exc} (set RAVEKIT_DEBUG=1 for a traceback)")
 
