@@ -29,40 +29,65 @@ choice.  The first line of its docstring is its description.  It defines:
 
 from __future__ import annotations
 
-import ast
-import importlib.util
+import os
 import sys
-import zlib
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Iterable
+TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
 
 from .errors import RavekitError
 
+if TYPE_CHECKING:
+    from typing import Iterable
+
+# Start-up matters here (generator.py --help lists the patterns): only the
+# standard library's cheapest modules are imported at the top, and a file's
+# source is parsed only when its description or flags are asked for.
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "patterns"
 
 
-@dataclass(frozen=True)
 class PatternInfo:
     """A discovered pattern file, known without importing it."""
 
-    name: str
-    path: Path
-    description: str
-    has_options: bool  # defines add_arguments(parser)
-    error: str = ""  # why its source could not be parsed, if it could not
+    def __init__(self, name: str, path: Path):
+        self.name, self.path = name, path
+
+    @cached_property
+    def _described(self) -> tuple[str, str]:
+        return describe(self.path)
+
+    @property
+    def description(self) -> str:
+        return self._described[0]
+
+    @property
+    def error(self) -> str:
+        """Why its source could not be parsed, if it could not."""
+        return self._described[1]
+
+    @cached_property
+    def has_options(self) -> bool:
+        """Whether it defines ``add_arguments(parser)`` at module level (a text search, no parsing)."""
+        import re
+
+        try:
+            return re.search(r"^def add_arguments\(", self.path.read_text(encoding="utf-8"), re.M) is not None
+        except (OSError, UnicodeDecodeError):
+            return False
 
 
-def describe(path: Path) -> tuple[str, bool, str]:
-    """``(first docstring line, defines add_arguments, parse error)`` of a pattern file."""
+def describe(path: Path) -> tuple[str, str]:
+    """``(first docstring line, parse error)`` of a pattern file."""
+    import ast
+
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (OSError, UnicodeDecodeError, SyntaxError) as exc:
-        return "", False, f"{type(exc).__name__}: {exc}"
-    doc = ast.get_docstring(tree) or ""
-    first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
-    has_options = any(isinstance(n, ast.FunctionDef) and n.name == "add_arguments" for n in tree.body)
-    return first, has_options, ""
+        return "", f"{type(exc).__name__}: {exc}"
+    first = tree.body[0] if tree.body else None
+    doc = first.value.value if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) else ""
+    lines = doc.strip().splitlines() if isinstance(doc, str) else []
+    return (lines[0].strip() if lines else ""), ""
 
 
 def discover(extra_dirs: Iterable[str | Path] = ()) -> dict[str, PatternInfo]:
@@ -78,12 +103,11 @@ def discover(extra_dirs: Iterable[str | Path] = ()) -> dict[str, PatternInfo]:
             raise RavekitError(f"--patterns_dir {p}: not a folder; pass a folder holding pattern .py files", 2)
         dirs.append(p)
     for folder in dirs:
-        for path in sorted(folder.glob("*.py")):
-            name = path.stem
-            if name.startswith("_") or not name.isidentifier():
+        for entry in sorted(os.listdir(folder)):
+            name, ext = os.path.splitext(entry)
+            if ext != ".py" or name.startswith("_") or not name.isidentifier():
                 continue
-            desc, has_options, error = describe(path)
-            found[name] = PatternInfo(name, path, desc, has_options, error)
+            found[name] = PatternInfo(name, folder / entry)
     return found
 
 
@@ -100,6 +124,9 @@ def list_text(patterns: dict[str, PatternInfo]) -> str:
 
 def load_pattern(info: PatternInfo):
     """Import one pattern module and check that it follows the contract."""
+    import importlib.util
+    import zlib
+
     if info.error:
         raise RavekitError(f"{info.path}: pattern {info.name!r} cannot be read ({info.error}); fix the file")
     mod_name = f"_ravekit_pattern_{info.name}_{zlib.crc32(str(info.path.resolve()).encode()):08x}"
