@@ -57,7 +57,7 @@ class Decoder:
     def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
                  chunk_seconds: float = DEFAULT_CHUNK_SECONDS, trim: bool = True):
         self.model, self.seed, self.subtype, self.trim = model, seed, subtype, trim
-        self.context = measure_context(model).decode if chunk_seconds > 0 else None
+        self.context = measure_context(model, ("decode",)).decode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
 
     def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str) -> Path:

@@ -54,7 +54,7 @@ class Encoder:
         self.model = model
         self.seed = seed
         self.channel_mode = channel_mode
-        self.context = measure_context(model).encode if chunk_seconds > 0 else None
+        self.context = measure_context(model, ("encode",)).encode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
 
     def plan(self, path: os.PathLike | str) -> list[str]:

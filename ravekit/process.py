@@ -21,7 +21,7 @@ import torch
 from .model import RaveModel
 
 DEFAULT_CHUNK_SECONDS = 30.0
-PROBE_FRAMES = 64
+PROBE_FRAMES = 32
 MAX_PROBE_FRAMES = 1024
 
 
@@ -86,28 +86,31 @@ def _probe_decode(model: RaveModel, frames: int) -> int | None:
     return max(centre - lo, hi - centre)
 
 
-def measure_context(model: RaveModel) -> Context:
+def measure_context(model: RaveModel, parts: tuple[str, ...] = ("encode", "decode")) -> Context:
     """Measure, on the model itself, how many frames of context chunks need.
 
     One frame of the input (audio for encode, latents for decode) is perturbed
     in the middle of a probe signal, and the extent of the output that changes
     is the receptive field.  One frame of margin is added each side.  Models
     whose influence reaches past ``MAX_PROBE_FRAMES`` get ``None`` (process
-    whole).  Streaming exports need no context.
+    whole).  Streaming exports need no context.  ``parts`` names what to
+    measure (the others are left ``None``), so a run pays only for its own.
     """
     if model.info.streaming:
         return Context(0, 0)
-    found = []
-    for probe in (_probe_encode, _probe_decode):
+    found = {}
+    for part, probe in (("encode", _probe_encode), ("decode", _probe_decode)):
+        if part not in parts:
+            continue
         frames, ctx = PROBE_FRAMES, None
         while frames <= MAX_PROBE_FRAMES:
             ctx = probe(model, frames)
             if ctx is not None:
                 break
             frames *= 2
-        found.append(None if ctx is None else ctx + 1)
+        found[part] = None if ctx is None else ctx + 1
     model.reset_state()
-    return Context(*found)
+    return Context(found.get("encode"), found.get("decode"))
 
 
 def chunk_frames_for(model: RaveModel, seconds: float) -> int:
