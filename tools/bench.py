@@ -1,0 +1,269 @@
+"""The performance benchmark: every target of the performance issue, measured as ratios in one run.
+
+Builds its own inputs under _bench/, then for the demo model and every real export in
+$RAVE_TEST_MODELS measures, each as a ratio to its floor:
+  throughput  encoder.py / decoder.py over 12 one-minute files in mixed formats (whole process,
+              start to exit) vs one process that loads the model and calls encode/decode on the
+              same audio/latents already in memory; target <= 1.10
+  memory      peak RSS on a 60-minute file vs on a 1-minute file; target <= 1.25
+  exactness   chunked vs whole-signal processing on deterministic paths; target <= 1e-4
+  start-up    --help of every script vs `python -c pass`; target <= 2
+  statistics  generator statistics over 100 hours of latents vs a numpy reference (tools/bench_stats.py)
+Timings are medians of --repeat runs, interleaved with their floors so that load on this shared
+machine hits both alike. Prints one table and writes _bench/bench.json. A benchmark, not a test.
+
+Usage: python tools/bench.py [--repeat 3] [--skip_long] [--skip_stats]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BENCH = ROOT / "_bench"
+PY = sys.executable
+
+FLOOR = r'''
+import sys, time, warnings, numpy as np
+t0 = time.perf_counter()
+data = np.load(sys.argv[3], allow_pickle=False)
+items = [data[k] for k in sorted(data.files)]
+loading = time.perf_counter() - t0
+import torch
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+m = torch.jit.load(sys.argv[2]).eval()
+with torch.inference_mode():
+    for a in items:
+        torch.manual_seed(0)
+        getattr(m, sys.argv[1])(torch.from_numpy(a)[None])
+print(loading)
+'''
+
+PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
+       "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+
+
+def wall(cmd: list[str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return time.perf_counter() - t, res.stdout
+
+
+def peak_mb(cmd: list[str]) -> float:
+    res = subprocess.run([PY, "-c", PEAK, *cmd], check=True, capture_output=True, text=True, cwd=ROOT)
+    return int(res.stdout.split()[-1]) / 1024
+
+
+def build_audio(folder: Path) -> None:
+    """12 one-minute files: WAV 44.1 kHz, FLAC 48 kHz, MP3; mono and stereo."""
+    import numpy as np
+    import soundfile as sf
+
+    from ravekit.demo_model import demo_signal
+
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = [("wav", 44100, "FLOAT"), ("flac", 48000, "PCM_24"), ("mp3", 44100, "MPEG_LAYER_III")]
+    for i in range(12):
+        ext, sr, subtype = kinds[i % 3]
+        channels = 1 + (i // 3) % 2
+        path = folder / f"take{i:02d}.{ext}"
+        if path.exists():
+            continue
+        y = np.stack([demo_signal(sr, 60.0, seed=i + c) for c in range(channels)], 1)
+        sf.write(str(path), y, sr, subtype=subtype)
+
+
+def build_long(folder: Path, minutes: int, sr: int) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    path = folder / f"long{minutes}min_{sr}.wav"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        with sf.SoundFile(str(path), "w", samplerate=sr, channels=1, subtype="FLOAT") as f:
+            for _ in range(minutes):
+                f.write((0.1 * rng.standard_normal(60 * sr)).astype(np.float32))
+    return path
+
+
+def in_memory(model_path: Path, audio: Path, latents: Path, cache: Path) -> tuple[Path, Path]:
+    """The floor's inputs: audio decoded, resampled and channel-matched; the tool's own latents."""
+    import numpy as np
+
+    from ravekit.audio import match_channels, read_audio
+    from ravekit.latents import load_npy
+    from ravekit.model import load_model
+
+    info = load_model(model_path, "cpu", checksum=False).info
+    a_npz, z_npz = cache / "audio.npz", cache / "latents.npz"
+    arrays = {p.stem: match_channels(read_audio(p, info.sr)[0], info.n_channels) for p in sorted(audio.iterdir())}
+    np.savez(a_npz, **arrays)
+    np.savez(z_npz, **{p.stem: load_npy(p)[0] for p in sorted(latents.glob("*.npy"))})
+    return a_npz, z_npz
+
+
+def throughput(model: Path, repeat: int, rows: list) -> None:
+    audio, work = BENCH / "audio", BENCH / "work" / model.stem
+    lat, dec = work / "latents", work / "decoded"
+    enc_cmd = [PY, "encoder.py", "-m", str(model), "-i", str(audio), "-o", str(lat), "--force", "-q"]
+    dec_cmd = [PY, "decoder.py", "-m", str(model), "-i", str(lat), "-o", str(dec), "--force", "-q"]
+    wall(enc_cmd)  # warm the page cache and write the latents the decode floor needs
+    a_npz, z_npz = in_memory(model, audio, lat, work)
+    for name, tool, method, npz in [("encode", enc_cmd, "encode", a_npz), ("decode", dec_cmd, "decode", z_npz)]:
+        tools, floors = [], []
+        for _ in range(repeat):
+            tools.append(wall(tool)[0])
+            seconds, out = wall([PY, "-c", FLOOR, method, str(model), str(npz)])
+            floors.append(seconds - float(out.split()[-1]))
+        t, f = statistics.median(tools), statistics.median(floors)
+        rows.append(dict(model=model.stem, metric=f"{name} 12 x 1 min, time vs bare {method}()",
+                         measured=f"{t:.2f} s vs {f:.2f} s", ratio=t / f, target=1.10))
+
+
+def parallel_shards(model: Path, repeat: int, rows: list) -> None:
+    """Would a --jobs flag help? Two single-threaded shard processes vs one process on all cores."""
+    audio, out = BENCH / "audio", BENCH / "work" / model.stem / "shards"
+    base = [PY, "encoder.py", "-m", str(model), "-i", str(audio), "-o", str(out), "--force", "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    singles, pairs = [], []
+    for _ in range(repeat):
+        singles.append(wall(base)[0])
+        t = time.perf_counter()
+        procs = [subprocess.Popen(base + ["--shard", f"{k}/2"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+                 for k in (1, 2)]
+        if any(p.wait() for p in procs):
+            raise RuntimeError("a shard failed")
+        pairs.append(time.perf_counter() - t)
+    one, two = statistics.median(singles), statistics.median(pairs)
+    rows.append(dict(model=model.stem, metric="2 shard processes x 1 thread vs 1 process x 2 threads (info)",
+                     measured=f"{two:.2f} s vs {one:.2f} s", ratio=two / one, target=None))
+
+
+def memory(model: Path, rows: list) -> None:
+    from ravekit.model import load_model
+
+    sr = load_model(model, "cpu", checksum=False).info.sr
+    work = BENCH / "work" / model.stem / "mem"
+    peaks = {}
+    for minutes in (1, 60):
+        src = build_long(BENCH / "long", minutes, sr)
+        out = work / f"{minutes}"
+        peaks[("encode", minutes)] = peak_mb([PY, "encoder.py", "-m", str(model), "-i", str(src), "-o", str(out),
+                                              "--force", "-q"])
+        peaks[("decode", minutes)] = peak_mb([PY, "decoder.py", "-m", str(model), "-i", str(out), "-o",
+                                              str(work / f"{minutes}-audio"), "--force", "-q"])
+    for name in ("encode", "decode"):
+        one, sixty = peaks[(name, 1)], peaks[(name, 60)]
+        rows.append(dict(model=model.stem, metric=f"{name} peak RSS, 60 min vs 1 min file",
+                         measured=f"{sixty:.0f} MB vs {one:.0f} MB", ratio=sixty / one, target=1.25))
+
+
+def exactness(model: Path, rows: list) -> None:
+    import numpy as np
+
+    from ravekit.model import load_model
+    from ravekit.process import decode_latents, encode_blocks, encode_signal, measure_context
+
+    m = load_model(model, "cpu", checksum=False)
+    ctx = measure_context(m)
+    rng = np.random.default_rng(0)
+    if m.info.streaming or m.info.original_name.startswith("Demo"):  # deterministic encoders
+        x = (0.1 * rng.standard_normal((m.info.n_channels, 60 * m.info.sr))).astype(np.float32)
+        whole = encode_signal(m, x)
+        chunked = encode_blocks(m, [x], chunk=max(1, whole.shape[-1] // 7), context=ctx.encode)
+        rows.append(dict(model=model.stem, metric="encode chunked vs whole, max abs diff",
+                         measured=f"{np.abs(whole - chunked).max():.2e}", ratio=float(np.abs(whole - chunked).max()),
+                         target=1e-4))
+    else:  # stochastic encoder: the deterministic path is decode with every dim
+        z = rng.standard_normal((1, m.info.full_latent_size, 600)).astype(np.float32)
+        whole = decode_latents(m, z)
+        chunked = decode_latents(m, z, chunk=97, context=ctx.decode)
+        diff = float(np.abs(whole - chunked).max() / np.abs(whole).max())
+        rows.append(dict(model=model.stem, metric="decode chunked vs whole, max diff / peak",
+                         measured=f"{diff:.2e}", ratio=diff, target=1e-4))
+
+
+def startup(rows: list, runs: int = 9) -> None:
+    base = statistics.median(wall([PY, "-c", "pass"])[0] for _ in range(runs))
+    for script in ("encoder.py", "decoder.py", "generator.py", "inspector.py", "averager.py"):
+        if (ROOT / script).exists():
+            t = statistics.median(wall([PY, script, "--help"])[0] for _ in range(runs))
+            rows.append(dict(model="-", metric=f"{script} --help vs python -c pass",
+                             measured=f"{t * 1000:.0f} ms vs {base * 1000:.0f} ms", ratio=t / base, target=2.0))
+
+
+def stats_bench(rows: list) -> None:
+    out = subprocess.run([PY, "tools/bench_stats.py"], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    for line in out.splitlines():
+        if line.startswith("{"):
+            r = json.loads(line)
+            rows.append(dict(model="100 h, 16 dims", metric=f"generator {r['case']}, time vs numpy",
+                             measured=f"{r['ravekit_s']:.1f} s vs {r['reference_s']:.1f} s",
+                             ratio=r["time_ratio"], target=2.0))
+            rows.append(dict(model="100 h, 16 dims", metric=f"generator {r['case']}, peak RSS vs numpy",
+                             measured=f"{r['ravekit_rss_mb']:.0f} MB vs {r['reference_rss_mb']:.0f} MB",
+                             ratio=r["rss_ratio"], target=2.0))
+
+
+def table(rows: list) -> str:
+    lines = ["| model | metric | measured | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['ratio']:.2e}" if r["target"] is not None and r["target"] < 0.01 else f"{r['ratio']:.2f}"
+        met = "-" if r["target"] is None else ("yes" if r["ratio"] <= r["target"] else "NO")
+        target = "-" if r["target"] is None else f"{r['target']:g}"
+        lines.append(f"| {r['model']} | {r['metric']} | {r['measured']} | {ratio} | {target} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--skip_long", action="store_true", help="no 60-minute memory runs")
+    p.add_argument("--skip_stats", action="store_true", help="no 100-hour statistics run")
+    args = p.parse_args(argv)
+    from ravekit.demo_model import build_demo_model
+
+    demo = ROOT / "models" / "demo.ts"
+    if not demo.exists():
+        build_demo_model(demo)
+    folder = os.environ.get("RAVE_TEST_MODELS")
+    models = [demo] + (sorted(Path(folder).glob("*.ts")) if folder else [])
+    build_audio(BENCH / "audio")
+    rows: list[dict] = []
+    startup(rows)
+    for model in models:
+        print(f"bench: {model.name}", file=sys.stderr, flush=True)
+        throughput(model, args.repeat, rows)
+        parallel_shards(model, args.repeat, rows)
+        exactness(model, rows)
+        if not args.skip_long:
+            memory(model, rows)
+    if not args.skip_stats:
+        print("bench: generator statistics", file=sys.stderr, flush=True)
+        stats_bench(rows)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    try:
+        import torch
+
+        machine += f", torch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        pass
+    text = table(rows)
+    print(f"machine: {machine}\n\n{text}")
+    (BENCH / "bench.json").write_text(json.dumps({"machine": machine, "date": time.strftime("%Y-%m-%d"),
+                                                  "rows": rows}, indent=2))
+    return 0 if all(r["target"] is None or r["ratio"] <= r["target"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
