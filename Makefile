@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1
 RAVE_TEST_MODELS ?= $(abspath ../shared/rave-models)
 export RAVE_TEST_MODELS
 
-.PHONY: install demo test bench clean
+.PHONY: install compile demo test bench clean
 
 install: $(STAMP)
 
@@ -16,10 +16,15 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Byte-compiled modules keep every script's --help fast even where
+# PYTHONDONTWRITEBYTECODE is set.
+compile: $(STAMP)
+	@$(BIN)/python -m compileall -q ravekit patterns >/dev/null
+
 models/demo.ts: $(STAMP) ravekit/demo_model.py
 	$(BIN)/python tools/make_demo_model.py $@
 
-demo: models/demo.ts
+demo: models/demo.ts compile
 	@rm -rf _demo && mkdir -p _demo
 	$(BIN)/python tools/make_demo_audio.py _demo/audio/melody.wav
 	$(BIN)/python encoder.py --model models/demo.ts --input _demo/audio --output _demo/latents
@@ -33,7 +38,7 @@ demo: models/demo.ts
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-bench: models/demo.ts
+bench: models/demo.ts compile
 	$(BIN)/python tools/bench.py
 
 clean:
