@@ -23,19 +23,12 @@ AUDIO_EXTENSIONS = ".wav,.aif,.aiff,.flac,.ogg,.opus,.mp3,.m4a,.aac"
 
 def get_parser():
     parser = cli.make_parser(PROG, __doc__)
-    cli.add_input_arg(parser, "audio to encode")
-    cli.add_model_arg(parser)
-    cli.add_output_arg(parser, "./_encoder-output")
-    cli.add_batch_args(parser, AUDIO_EXTENSIONS)
-    cli.add_seed_arg(parser)
-    cli.add_device_arg(parser)
-    cli.add_force_arg(parser)
+    cli.add_model_batch_args(parser, "audio to encode", "./_encoder-output", AUDIO_EXTENSIONS)
     parser.add_argument(
         "--channel_mode", default="auto", choices=["auto", "mix", "left", "right", "split"],
         help="how file channels feed the model: auto mixes down for a mono model and duplicates mono "
         "into a stereo one; split encodes each channel separately (NAME.ch1.npy, NAME.ch2.npy, ...)",
     )
-    cli.add_chunk_arg(parser)
     return parser
 
 
@@ -47,16 +40,14 @@ def main(argv=None) -> int:
 def run(args) -> int:
     from pathlib import Path
 
-    from ravekit.batch import collect_inputs, plan_jobs, run_jobs, summarise
+    from ravekit.batch import find_jobs, run_jobs, summarise
     from ravekit.encoding import Encoder
-    from ravekit.latents import save_npy
+    from ravekit.errors import RavekitError
+    from ravekit.latents import read_sidecar, save_npy
     from ravekit.model import load_model
     from ravekit.prefetch import AudioPrefetcher
 
-    output = Path(args.output)
-    shard = cli.parse_shard(args.shard)
-    pairs = collect_inputs(args.input, cli.parse_extensions(args.extensions), output)
-    jobs = plan_jobs(pairs, output, ".npy", shard)
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard)
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk)
 
     def outputs(job, suffixes):
@@ -64,10 +55,23 @@ def run(args) -> int:
 
     def exists(job):
         planned = outputs(job, encoder.plan(job.source)) if args.channel_mode == "split" else [job.output]
-        return planned if all(p.exists() for p in planned) else []
+        if not all(p.exists() for p in planned):
+            return []
+        for path in planned:
+            changed = encoder.differences(read_sidecar(path))
+            if changed:
+                raise RavekitError(f"{path}: made by an earlier run with other settings ({', '.join(changed)}); "
+                                   "use --force to redo it, or another --output")
+        return planned
+
+    def to_do(job) -> bool:
+        try:
+            return args.force or not exists(job)
+        except RavekitError:
+            return False  # run_jobs meets the problem again and reports it with the file
 
     # Decode and resample upcoming files on a thread while the model works.
-    todo = [job for job in jobs if args.force or not exists(job)]
+    todo = [job for job in jobs if to_do(job)]
     order = {id(job): i for i, job in enumerate(todo)}
     prefetcher = AudioPrefetcher([job.source for job in todo], encoder.model.info.sr,
                                  max_blocks=prefetch_blocks(encoder))

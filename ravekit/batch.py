@@ -39,8 +39,10 @@ def _walk(folder: Path, extensions: tuple[str, ...], skip: Path | None) -> list[
     skip = skip if skip is not None and folder.resolve() in skip.parents else None
     found = []
     for f in folder.rglob("*"):
-        if f.name.startswith(".") or f.suffix.lower() not in extensions or not f.is_file():
-            continue  # hidden files include our own unfinished temporaries
+        if f.suffix.lower() not in extensions or any(part.startswith(".") for part in f.relative_to(folder).parts):
+            continue  # hidden files and folders (.git, .Trash, our own unfinished temporaries)
+        if not f.is_file():
+            continue
         if skip is not None and skip in f.resolve().parents:
             continue
         found.append(f)
@@ -57,7 +59,8 @@ def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_di
     for item in inputs:
         if item == "-":
             stream = stdin or sys.stdin
-            given.extend(line.strip() for line in stream if line.strip())
+            # Only the line ending is cut: file names may begin or end with spaces.
+            given.extend(line.rstrip("\r\n") for line in stream if line.strip())
         else:
             given.append(item)
     skip = output_dir.resolve() if output_dir is not None else None
@@ -103,7 +106,21 @@ def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: 
               shard: str | None = None) -> list[Job]:
     """``collect_inputs`` then ``plan_jobs``, from the command line's words (``.wav,.flac``, ``K/N``)."""
     pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir)
-    return plan_jobs(pairs, output_dir, suffix, parse_shard(shard))
+    jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard))
+    check_writable(output_dir)
+    return jobs
+
+
+def check_writable(folder: Path) -> None:
+    """Fail once, before any work, when outputs could not be written to ``folder``."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ravekit-check-"):
+            pass
+    except OSError as exc:
+        raise RavekitError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --output") from None
 
 
 @dataclass
@@ -130,24 +147,26 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job], list[Path]],
     start = time.perf_counter()
     bar = tqdm(jobs, desc=prog, unit="file", disable=quiet or len(jobs) < 2 or not sys.stderr.isatty(),
                file=sys.stderr, dynamic_ncols=True)
+
+    def fail(job: Job, message: str) -> None:
+        message = message if str(job.source) in message else f"{job.source}: {message}"
+        report.failed.append((job.source, message))
+        bar.write(f"{prog}: error: {message}", file=sys.stderr)
+
     for job in bar:
-        done = exists(job) if exists and not force else []
-        if done:
-            report.skipped.extend(done)
-            for path in done:
-                print_path(path)
-            continue
         try:
+            done = exists(job) if exists and not force else []
+            if done:
+                report.skipped.extend(done)
+                for path in done:
+                    print_path(path)
+                continue
             paths = work(job)
         except RavekitError as exc:
-            message = str(exc) if str(job.source) in str(exc) else f"{job.source}: {exc}"
-            report.failed.append((job.source, message))
-            bar.write(f"{prog}: error: {message}", file=sys.stderr)
+            fail(job, str(exc))
             continue
         except Exception as exc:  # noqa: BLE001 - one bad file must not end a batch of thousands
-            message = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
-            report.failed.append((job.source, message))
-            bar.write(f"{prog}: error: {message}", file=sys.stderr)
+            fail(job, f"unexpected {type(exc).__name__}: {exc}")
             continue
         report.written.extend(paths)
         for path in paths:

@@ -91,9 +91,20 @@ def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
 def add_chunk_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--chunk", type=float, default=30.0, metavar="SECONDS",
+        "--chunk", type=seconds, default=30.0, metavar="SECONDS",
         help="audio per model call; long files go through in chunks with measured context, "
         "so memory stays flat (0: whole file in one call)",
     )

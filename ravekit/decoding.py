@@ -68,7 +68,10 @@ class Decoder:
         """
         m = self.model.info
         limit = ((meta.get("source") or {}).get("samples") if self.trim else None)
-        remaining = int(limit) if isinstance(limit, int) and limit > 0 else None
+        # The source's length is counted at the encoding model's rate and ratio:
+        # it only applies when this model shares them.
+        same_timing = meta.get("sr", m.sr) == m.sr and meta.get("ratio", m.ratio) == m.ratio
+        remaining = int(limit) if isinstance(limit, int) and limit > 0 and same_timing else None
         try:
             with AudioWriter(out, m.sr, m.target_channels, self.subtype) as writer:
                 for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context):

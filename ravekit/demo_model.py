@@ -160,8 +160,9 @@ class DemoRAVE(nn.Module):
         if z.shape[1] > self.full_latent_size:
             raise ValueError("too many latent dims")
         if z.shape[1] < self.full_latent_size:
+            # Standard normal noise, as RAVE's exports fill missing dims.
             noise = torch.randn(z.shape[0], self.full_latent_size - z.shape[1], z.shape[2], device=z.device)
-            z = torch.cat([z, noise - 3.0], 1)
+            z = torch.cat([z, noise], 1)
         y = self.decoder(z)
         return y.repeat(1, self.target_channels, 1)
 

@@ -56,6 +56,29 @@ class Encoder:
         self.channel_mode = channel_mode
         self.context = measure_context(model, ("encode",)).encode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
+        # Chunking changes a stochastic encoder's draws, so it is part of what
+        # reproduces a result, with the seed and the model.
+        self.processing = {
+            "channel_mode": channel_mode,
+            "chunk_frames": self.chunk if self.context is not None else None,
+            "context_frames": self.context,
+            "device": str(model.device),
+        }
+
+    def differences(self, meta: dict) -> list[str]:
+        """What in an earlier output's sidecar does not match this encoder's settings."""
+        m = self.model.info
+        old_model = (meta.get("model") or {}).get("sha256")
+        old = meta.get("processing") or {}
+        found = []
+        if old_model and m.sha256 and old_model != m.sha256:
+            found.append(f"model {(meta.get('model') or {}).get('file')}")
+        if meta.get("seed") != self.seed:
+            found.append(f"seed {meta.get('seed')}")
+        for key in ("channel_mode", "chunk_frames"):
+            if key in old and old[key] != self.processing[key]:
+                found.append(f"{key} {old[key]}")
+        return found
 
     def plan(self, path: os.PathLike | str) -> list[str]:
         """Name suffixes of the passes a file will get (reads only its header)."""
@@ -79,6 +102,9 @@ class Encoder:
 
             def blocks() -> Iterator[np.ndarray]:
                 for block in reader:
+                    if not np.isfinite(block).all():
+                        raise RavekitError(f"{path}: the audio contains NaN or infinite samples; "
+                                           "repair or re-export the file")
                     counted["samples"] += block.shape[1]
                     yield apply_channels(block, sources, m.n_channels)
 
@@ -104,6 +130,6 @@ class Encoder:
             meta = make_sidecar(
                 sr=m.sr, ratio=m.ratio, latent_dims=z.shape[1], frames=z.shape[2], n_channels=m.n_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
-                source=source, seed=self.seed, created_by="encoder.py",
+                source=source, seed=self.seed, created_by="encoder.py", processing=self.processing,
             )
             yield EncodedLatents(suffix, z, meta)

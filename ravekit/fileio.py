@@ -17,6 +17,17 @@ from typing import Callable, Iterator
 from .errors import RavekitError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs should get the
+# permissions any new file gets (shared clusters, web servers).
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -35,6 +46,7 @@ def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
         ) from None
     try:
         yield Path(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -116,12 +116,29 @@ def load_npy(path: os.PathLike | str) -> np.ndarray:
     return _check_array(z, path)
 
 
+# Latent rates are sr / ratio: tens of Hz (at most a few hundred for any real
+# ratio). A WAV whose header says more is audio, and decoding it as latents
+# would write hours of noise.
+AUDIO_RATE_FLOOR = 4000
+
+
+def check_latent_wav_rate(path: os.PathLike | str, rate: int) -> None:
+    """Refuse a WAV whose header rate says it holds audio, not latents."""
+    if rate >= AUDIO_RATE_FLOOR:
+        raise RavekitError(f"{path}: a WAV at {rate} Hz is audio, not latents; encode it with encoder.py first "
+                           "(or leave .wav out of --extensions)")
+
+
 def read_latent_wav(path: os.PathLike | str) -> tuple[np.ndarray, int]:
     """Read a latent WAV: returns float32 ``(1, dims, frames)`` and the header rate."""
     import soundfile as sf
 
     try:
+        rate = sf.info(str(path)).samplerate
+        check_latent_wav_rate(path, rate)
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except RavekitError:
+        raise
     except Exception as exc:  # noqa: BLE001 - soundfile raises several types
         raise RavekitError(f"{path}: cannot read the latent WAV ({exc}); is it a WAV written by generator.py?") from None
     return _check_array(data.T[None], path), int(rate)

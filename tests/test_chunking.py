@@ -103,3 +103,15 @@ def test_streaming_no_state_leak_across_files_in_a_batch(tmp_path, capsys, fixtu
     assert code == 0
     a, b = (np.load(p) for p in sorted((tmp_path / "o").rglob("*.npy")))
     assert np.array_equal(a, b)
+
+
+@real_models
+def test_noise_filled_dims_do_not_depend_on_the_chunk_size(real_model):
+    """Fewer dims than full_latent_size: the fill is drawn once per signal, as one whole call would."""
+    model = load_model(real_model, "cpu", checksum=False)
+    ctx = measure_context(model)
+    z = np.random.default_rng(2).standard_normal((1, model.info.latent_size, 40)).astype(np.float32)
+    whole = decode_latents(model, z, seed=3)
+    for chunk in (5, 13):
+        chunked = decode_latents(model, z, seed=3, chunk=chunk, context=ctx.decode)
+        assert np.abs(chunked - whole).max() <= 1e-4 * np.abs(whole).max()

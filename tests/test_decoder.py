@@ -140,3 +140,19 @@ def test_sidecar_from_another_model_warns(tmp_path, capsys, fixture_models):
     meta = json.loads((tmp_path / "lat" / "a.json").read_text())
     assert sf.info(out[0]).frames == meta["source"]["samples"]
 
+
+
+def test_an_audio_wav_is_not_taken_for_latents(tmp_path, capsys, demo_model):
+    audio = write_audio(tmp_path / "song.wav", 44100, 1.0)
+    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", audio, "-o", tmp_path / "o")
+    assert code == 1 and not out and "44100 Hz is audio, not latents" in err
+
+
+def test_no_trim_to_a_source_length_counted_at_another_rate(tmp_path, capsys, fixture_models):
+    src = write_audio(tmp_path / "a.wav", 48000, 1.0)
+    run(capsys, encoder, "-m", fixture_models["stereo512"], "-i", src, "-o", tmp_path / "lat")
+    z = np.load(tmp_path / "lat" / "a.npy")
+    code, out, err = run(capsys, decoder, "-m", fixture_models["rave_named"], "-i", tmp_path / "lat" / "a.npy",
+                         "-o", tmp_path / "o")
+    assert code == 0 and "ratio 512" in err
+    assert sf.info(out[0]).frames == z.shape[-1] * 1024

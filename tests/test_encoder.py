@@ -184,3 +184,51 @@ def test_m4a_through_ffmpeg(tmp_path, capsys, demo_model):
     assert code == 0
     meta = json.loads((tmp_path / "o" / "a.json").read_text())
     assert meta["source"]["sr"] == 48000 and abs(meta["source"]["samples"] - 44100) < 3000
+
+
+def test_resume_refuses_outputs_made_with_other_settings(tmp_path, capsys, demo_model):
+    src = write_audio(tmp_path / "in" / "a.wav", seconds=0.3)
+    write_audio(tmp_path / "in" / "b.wav", seconds=0.3, seed=1)
+    run(capsys, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o", "--seed", 1)
+    old = (tmp_path / "o" / "a.npy").read_bytes()
+    (tmp_path / "o" / "b.npy").unlink()
+    code, out, err = run(capsys, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o", "--seed", 2)
+    assert code == 1 and "seed 1" in err and "--force" in err
+    assert out == [str(tmp_path / "o" / "b.npy")]  # the missing one is still made
+    assert (tmp_path / "o" / "a.npy").read_bytes() == old
+    assert src.exists()
+
+
+def test_split_mode_goes_on_past_a_corrupt_file(tmp_path, capsys, demo_model):
+    write_audio(tmp_path / "in" / "good.wav", seconds=0.3, channels=2)
+    (tmp_path / "in" / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    for _ in range(2):  # the second run resumes: the good file is kept, the bad one fails again
+        code, out, err = run(capsys, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o",
+                             "--channel_mode", "split")
+        assert code == 1 and "bad.wav" in err
+        assert sorted(p.rsplit("/", 1)[1] for p in out) == ["good.ch1.npy", "good.ch2.npy"]
+
+
+def test_hidden_folders_nan_audio_and_chunk_values(tmp_path, capsys, demo_model):
+    write_audio(tmp_path / "in" / ".git" / "x.wav", seconds=0.1)
+    write_audio(tmp_path / "in" / "ok.wav", seconds=0.1)
+    sf.write(tmp_path / "in" / "nan.wav", np.full(4410, np.nan, np.float32), 44100, subtype="FLOAT")
+    code, out, err = run(capsys, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o")
+    assert code == 1 and out == [str(tmp_path / "o" / "ok.npy")]
+    assert "nan.wav: the audio contains NaN" in err and "x.wav" not in err
+    with pytest.raises(SystemExit) as exit_info:
+        encoder.main(["-m", str(demo_model), "-i", str(tmp_path / "in"), "--chunk", "-1"])
+    assert exit_info.value.code == 2 and "--chunk" in capsys.readouterr().err
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path, capsys, demo_model):
+    import os
+    import stat
+
+    src = write_audio(tmp_path / "a.wav", seconds=0.1)
+    old = os.umask(0o022)
+    try:
+        run(capsys, "-m", demo_model, "-i", src, "-o", tmp_path / "o")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "o" / "a.npy").stat().st_mode) & 0o044 == 0o044
