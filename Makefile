@@ -33,7 +33,8 @@ demo: models/demo.ts compile
 	  $(BIN)/python generator.py --input _demo/latents --model models/demo.ts --num_latents 11 --num_loops 4 \
 	    --pattern loop --num_files 2 --output _demo/generated --embeddings --seed 1 && \
 	  $(BIN)/python decoder.py --model models/demo.ts --input _demo/generated --output _demo/generated-audio; fi
-	@echo "demo done: audio in _demo/audio, latents in _demo/latents, decoded audio in _demo/decoded"
+	@echo "demo done: source _demo/audio, latents _demo/latents, decoded _demo/decoded," \
+	  "generated patterns _demo/generated, decoded patterns _demo/generated-audio"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
