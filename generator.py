@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from ravekit import cli
-from ravekit.errors import RavekitError
 
 PROG = "generator.py"
 DISTRIBUTIONS = ("normal", "uniform", "iqr-uniform", "correlation-based")  # ravekit.distributions.DISTRIBUTIONS
@@ -86,120 +85,32 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     return p
 
 
-def _check_counts(args) -> None:
-    for flag in ("num_latents", "num_loops", "num_files", "max_frames"):
-        if getattr(args, flag) < 1:
-            raise RavekitError(f"--{flag} {getattr(args, flag)}: must be 1 or more", 2)
-
-
-def _rate_from_inputs(args):
-    """``(sr, ratio)`` the data says (stats file, else the first input's sidecar), for --tempo_table."""
-    if args.stats:
-        from ravekit.stats import load_stats
-
-        st = load_stats(args.stats)
-        return st.sr, st.ratio
-    if args.input:
-        from ravekit.generate import gather_inputs
-        from ravekit.latents import read_sidecar
-
-        first = gather_inputs(args.input, cli.parse_extensions(args.extensions), sys.stdin)[0]
-        meta = read_sidecar(first)
-        return meta.get("sr"), meta.get("ratio")
-    return None, None
-
-
 def body(argv) -> int:
-    parser = get_parser(argv)
-    args = cli.parse_args(parser, argv)
-    warn = lambda m: cli.warn(PROG, m)  # noqa: E731
+    args = cli.parse_args(get_parser(argv), argv)
     from ravekit import pattern_registry as reg
 
     patterns = reg.discover(args.patterns_dir)
     if args.list_patterns:
         print(reg.list_text(patterns))
         return 0
-    _check_counts(args)
-    pattern = "loop" if args.pattern == "default" else args.pattern
-    from ravekit.generate import STATS_NAME, gather_inputs, generate_files, resolve_rate
+    from ravekit import generate_run
 
-    model_rate, model_info = None, None
-    if args.model:
-        from ravekit.model import load_model
-
-        model_info = load_model(args.model, device="cpu", checksum=False).info
-        model_rate = (model_info.sr, model_info.ratio)
+    warn = lambda m: cli.warn(PROG, m)  # noqa: E731
+    extensions = cli.parse_extensions(args.extensions)
     if args.tempo_table:
-        from ravekit.tempo import format_tempo_table
-
-        sr, ratio = resolve_rate(args.sample_rate, args.ratio, model_rate, _rate_from_inputs(args), warn)
-        print(format_tempo_table(sr, ratio))
+        print(generate_run.tempo_table_text(
+            sample_rate=args.sample_rate, ratio=args.ratio, model_file=args.model, inputs=args.input,
+            stats_file=args.stats, extensions=extensions, stdin=sys.stdin, warn=warn))
         return 0
-
-    from ravekit.distributions import needs_quartiles
-    from ravekit.stats import compute_stats, load_stats, save_stats
-    from ravekit.tempo import bpm_of, nearest_k
-
-    output = Path(args.output)
-    if args.stats and args.input:
-        raise RavekitError("give --input (latents to analyse) or --stats (an earlier analysis), not both", 2)
-    if args.stats:
-        stats = load_stats(args.stats)
-    elif args.input:
-        files = gather_inputs(args.input, cli.parse_extensions(args.extensions), sys.stdin, exclude_dir=output)
-        stats = compute_stats(files, quartiles=needs_quartiles(args.distribution, args.iqr), warn=warn)
-        cli.info(PROG, f"analysed {len(files)} file(s), {stats.frames} latent frames of {stats.latent_dims} dims")
-    else:
-        raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
-    if needs_quartiles(args.distribution, args.iqr):
-        stats.require_quartiles()
-    for d in stats.constant_dims:
-        warn(f"latent dim {d + 1} is constant ({stats.mean[d]:.6g}) in all inputs; it is generated as that constant")
-    sr, ratio = resolve_rate(args.sample_rate, args.ratio, model_rate, (stats.sr, stats.ratio), warn)
-    if stats.sr is None:
-        stats.sr, stats.ratio = sr, ratio
-    if model_info and stats.latent_dims != model_info.latent_size:
-        warn(f"{args.model}: the model has {model_info.latent_size} latent dims but the latents have "
-             f"{stats.latent_dims}; decoding them needs a model of the same size")
-    k = args.num_latents
-    if args.bpm is not None:
-        k, achieved = nearest_k(args.bpm, sr, ratio)
-        cli.info(PROG, f"--bpm {args.bpm:g}: k = {k} frames gives {achieved:.2f} BPM at {sr} Hz / ratio {ratio}")
-    else:
-        cli.info(PROG, f"k = {k} frames loops at {bpm_of(k, sr, ratio):.2f} BPM at {sr} Hz / ratio {ratio}")
-    if not args.embeddings and stats.latent_dims > 64:
-        warn(f"{stats.latent_dims} latent dims: Pure Data's soundfiler reads at most 64 channels of a WAV")
-    if args.double:
-        warn("--embeddings writes .npy: --double is ignored" if args.embeddings else
-             "--double: Pure Data 0.53 cannot read 64-bit float WAVs; leave it out for Pd")
-
-    stats_path = output / STATS_NAME
-    if not (args.stats and Path(args.stats).resolve() == stats_path.resolve()):
-        save_stats(stats_path, stats)
-    cli.info(PROG, f"statistics in {stats_path}")
-    plot_dir = output if args.plot else None
-    module = reg.load_pattern(reg.find(patterns, pattern))
-    options = {d: getattr(args, d) for d in args.pattern_options}
-    if plot_dir:
-        from ravekit.plots import plot_correlation, plot_distributions
-
-        plot_distributions(stats, plot_dir / "stats_distributions.png")
-        plot_correlation(stats, plot_dir / "stats_correlation.png")
-
-    def on_file(path: Path, array) -> None:
-        cli.print_path(path)
-        if plot_dir:
-            from ravekit.plots import plot_pattern
-
-            bounds_fn = getattr(module, "loop_boundaries", None)
-            bounds = bounds_fn(k, args.num_loops, **options) if bounds_fn else range(0, array.shape[0], k)
-            plot_pattern(array, list(bounds), path.with_suffix(".png"), path.stem, rate=sr / ratio)
-
-    generate_files(module=module, pattern=pattern, stats=stats, distribution=args.distribution, iqr=args.iqr,
-                   k=k, num_loops=args.num_loops, num_files=args.num_files, seed=args.seed, sr=sr, ratio=ratio,
-                   output=output, embeddings=args.embeddings, double=args.double and not args.embeddings,
-                   options=options, max_frames=args.max_frames, model_file=args.model,
-                   stats_file=str(args.stats or stats_path), warn=warn, on_file=on_file)
+    pattern = "loop" if args.pattern == "default" else args.pattern
+    generate_run.run(
+        module=reg.load_pattern(reg.find(patterns, pattern)), pattern=pattern,
+        options={d: getattr(args, d) for d in args.pattern_options}, inputs=args.input, stats_file=args.stats,
+        extensions=extensions, stdin=sys.stdin, output=Path(args.output), seed=args.seed,
+        distribution=args.distribution, iqr=args.iqr, num_latents=args.num_latents, bpm=args.bpm,
+        num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
+        plot=args.plot, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio,
+        max_frames=args.max_frames, warn=warn, info=lambda m: cli.info(PROG, m), on_output=cli.print_path)
     return 0
 
 

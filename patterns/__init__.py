@@ -14,12 +14,15 @@ Contract (see ``ravekit/pattern_registry.py`` for the full text)::
     def generate(bases, num_loops, rng, stats, **options):
         # bases: list of NUM_BASES float32 arrays, each (k, latent_dims)
         # rng: numpy.random.Generator; draw EVERY random number from it
-        # stats: ravekit.stats.Stats (mean, std, cov, corr, ...)
+        # stats: ravekit.stats.Stats (mean, std, scale, cov, corr, ...)
         # options: values of this pattern's own flags, by dest
         return np.tile(bases[0], (num_loops, 1))   # (frames, latent_dims)
 
     def add_arguments(parser):       # optional: own flags, --<name>_<option>
         parser.add_argument("--mine_amount", type=float, default=0.5)
+
+    def check_options(**options):    # optional: raise ValueError("--mine_amount ...: why")
+        ...                          # called before any input is read
 
     def output_frames(k, latent_dims, num_loops, **options):   # optional
         return k * num_loops

@@ -1,7 +1,8 @@
 """3:1 scheme: the base three times then once varied, nested (64 k frames per loop).
 
 Level 1 is ``[A, A, A, A']`` where ``A'`` is the base shifted by a random
-offset per dim, uniform in ``+- amount * std`` (one offset for the whole
+offset per dim, uniform in ``+- amount * std`` (the robust std, IQR / 1.349,
+with ``--iqr``; one offset for the whole
 block, so the variation is a subtle change of colour, not noise).  Each
 further level takes the previous block ``B`` and makes ``[B, B, B, B']`` the
 same way.  With the default ``--orale_levels 3`` (as in UnRAVEl) one loop is
@@ -20,7 +21,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--orale_levels", type=int, default=3,
                         help="nesting depth of the 3:1 scheme (1: A A A A'; 2: 16 blocks; 3: 64 blocks)")
     parser.add_argument("--orale_amount", type=float, default=1.0,
-                        help="size of each variation, in fitted standard deviations per dim")
+                        help="size of each variation, in fitted standard deviations per dim (robust ones with --iqr)")
+
+
+def check_options(orale_levels: int = 3, orale_amount: float = 1.0, **options) -> None:
+    if orale_levels < 1:
+        raise ValueError(f"--orale_levels {orale_levels}: must be 1 or more")
+    if not np.isfinite(orale_amount):
+        raise ValueError(f"--orale_amount {orale_amount}: must be a finite number")
 
 
 def output_frames(k: int, latent_dims: int, num_loops: int, orale_levels: int = 3, **options) -> int:
@@ -32,7 +40,7 @@ def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, 
     """Nested ``[B, B, B, B + offset]`` blocks of ``bases[0]`` -> ``(4**levels * k * num_loops, dims)``."""
     if orale_levels < 1:
         raise ValueError(f"--orale_levels must be 1 or more, got {orale_levels}")
-    spread = orale_amount * np.asarray(stats.std, dtype=np.float64)
+    spread = orale_amount * np.asarray(stats.scale, dtype=np.float64)
     block = bases[0].astype(np.float64)
     for _ in range(orale_levels):
         offset = rng.uniform(-1.0, 1.0, size=block.shape[1]) * spread

@@ -20,8 +20,13 @@ def add_arguments(parser) -> None:
                         help="number of swaps, each followed by num_loops repeats (default: num_latents)")
 
 
+def check_options(swapper_steps: int | None = None, **options) -> None:
+    if swapper_steps is not None and swapper_steps < 1:
+        raise ValueError(f"--swapper_steps {swapper_steps}: must be 1 or more (leave it out for num_latents)")
+
+
 def output_frames(k: int, latent_dims: int, num_loops: int, swapper_steps: int | None = None, **options) -> int:
-    return (swapper_steps or k) * k * num_loops
+    return (k if swapper_steps is None else swapper_steps) * k * num_loops
 
 
 def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, stats,
@@ -29,7 +34,7 @@ def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, 
     """Progressive swaps between ``bases[0]`` and ``bases[1]`` -> ``(steps * k * num_loops, dims)``."""
     a, b = (x.copy() for x in bases)
     k, dims = a.shape
-    steps = swapper_steps or k
+    steps = k if swapper_steps is None else swapper_steps
     if steps < 1:
         raise ValueError(f"--swapper_steps must be 1 or more, got {steps}")
     frames = rng.integers(0, k, size=steps)

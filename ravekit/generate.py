@@ -8,6 +8,7 @@ byte-identical files, and file ``i`` does not depend on ``--num_files``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -47,13 +48,14 @@ def resolve_rate(sample_rate: int | None, ratio: int | None, model_info: tuple[i
     contradicts them is obeyed with a warning.
     """
     sources = [("flags", (sample_rate, ratio)), ("--model", model_info or (None, None)), ("inputs", data_rate)]
-    sr = next((v[0] for _, v in sources if v[0]), None)
-    rt = next((v[1] for _, v in sources if v[1]), None)
+    # "is not None": a 0 given on the command line must be refused above, not skipped as "unset".
+    sr = next((v[0] for _, v in sources if v[0] is not None), None)
+    rt = next((v[1] for _, v in sources if v[1] is not None), None)
     if sr is None or rt is None:
         missing = " and ".join(x for x, v in (("--sample_rate", sr), ("--ratio", rt)) if v is None)
         raise RavekitError(f"the inputs have no sidecar saying the model's sample rate and ratio; pass --model "
                            f"MODEL.ts or {missing} (e.g. --sample_rate 44100 --ratio 2048)", 2)
-    if data_rate[0] and data_rate[1] and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
+    if data_rate[0] is not None and data_rate[1] is not None and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
         warn(f"the inputs were made at sr {data_rate[0]} / ratio {data_rate[1]}, but {sr} / {rt} is used "
              "as given; tempi follow the latter")
     if int(sr) <= 0 or int(rt) <= 0:
@@ -98,8 +100,10 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
     from .distributions import sample
 
     bases = [sample(stats, distribution, k, rng, iqr=iqr, warn=warn) for _ in range(module.NUM_BASES)]
+    # Patterns see whether the run is robust through ``stats.scale`` (a shallow copy: arrays are shared).
+    view = dataclasses.replace(stats, robust=iqr)
     try:
-        out = module.generate(bases, num_loops, rng, stats, **options)
+        out = module.generate(bases, num_loops, rng, view, **options)
     except RavekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - a pattern (maybe a user's) failed

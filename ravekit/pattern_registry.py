@@ -17,10 +17,14 @@ choice.  The first line of its docstring is its description.  It defines:
     (k = ``--num_latents``), drawn from the chosen distribution;
     ``num_loops``: int >= 1; ``rng``: the ``numpy.random.Generator`` that
     must supply every random choice (same seed, same output); ``stats``: the
-    fitted :class:`ravekit.stats.Stats`; ``options``: the values of the
+    fitted :class:`ravekit.stats.Stats` (vary by ``stats.scale``: the std,
+    or the robust std when the run uses ``--iqr``); ``options``: the values of the
     pattern's own flags, by ``dest``.  Returns ``(frames, latent_dims)``.
 ``add_arguments(parser)`` (optional)
     adds the pattern's own flags (name them ``--<pattern>_<option>``).
+``check_options(**options)`` (optional)
+    raises ``ValueError`` naming a bad value of the pattern's own flags; called
+    before any input is read, so the mistake exits 2 at once.
 ``output_frames(k, latent_dims, num_loops, **options) -> int`` (optional)
     the output length, so oversized requests are refused before generating.
 ``loop_boundaries(k, num_loops, **options) -> list[int]`` (optional)

@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import RavekitError
-from .fileio import read_json, write_json
 
 STATS_FORMAT = "ravekit.stats"
 STATS_VERSION = 1
@@ -61,6 +60,7 @@ class Stats:
     ratio: int | None = None
     sources: list[str] = field(default_factory=list)
     source: str = ""  # where these statistics were read from (a JSON file) or ""
+    robust: bool = False  # the run asked for robust statistics (--iqr); not saved, see ``scale``
 
     @property
     def has_quartiles(self) -> bool:
@@ -96,6 +96,11 @@ class Stats:
     def robust_std(self) -> np.ndarray:
         """``IQR / 1.349``: the std of a normal distribution with this IQR."""
         return self.iqr / 1.349
+
+    @property
+    def scale(self) -> np.ndarray:
+        """The per-dim spread patterns vary by: ``robust_std`` when ``robust`` (--iqr), else ``std``."""
+        return self.robust_std if self.robust else self.std
 
     def to_dict(self) -> dict:
         d = {
@@ -264,42 +269,4 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
     stats = Stats(latent_dims=dims, frames=acc.n, sr=sr, ratio=ratio, sources=[str(p) for p in paths], **parts)
     if buf is not None:
         stats.q1, stats.median, stats.q3 = quartiles_in_place(buf)
-    return stats
-
-
-def save_stats(path: os.PathLike | str, stats: Stats) -> Path:
-    """Write ``stats`` as JSON (atomically)."""
-    return write_json(path, stats.to_dict())
-
-
-def _vector(data: dict, key: str, shape: tuple, path) -> np.ndarray:
-    try:
-        a = np.asarray(data[key], dtype=np.float64)
-    except KeyError:
-        raise RavekitError(f"{path}: no {key!r} in the statistics; write it again with generator.py") from None
-    except (TypeError, ValueError):
-        raise RavekitError(f"{path}: {key!r} is not a list of numbers; write it again with generator.py") from None
-    if a.shape != shape or not np.isfinite(a).all():
-        raise RavekitError(f"{path}: {key!r} should be {shape} finite numbers; write it again with generator.py")
-    return a
-
-
-def load_stats(path: os.PathLike | str) -> Stats:
-    """Read statistics written by :func:`save_stats`, validating every array."""
-    data = read_json(path)
-    if data.get("format") != STATS_FORMAT:
-        raise RavekitError(f"{path}: not a ravekit statistics file (format {data.get('format')!r}); "
-                           "pass the stats.json that generator.py writes beside its outputs")
-    if int(data.get("format_version", 1)) > STATS_VERSION:
-        raise RavekitError(f"{path}: written by a newer ravekit; upgrade ravekit")
-    dims = data.get("latent_dims")
-    frames = data.get("frames")
-    if not isinstance(dims, int) or dims < 1 or not isinstance(frames, int) or frames < 2:
-        raise RavekitError(f"{path}: latent_dims/frames missing or invalid; write it again with generator.py")
-    vec = {k: _vector(data, k, (dims,), path) for k in ("mean", "std", "min", "max")}
-    mats = {k: _vector(data, k, (dims, dims), path) for k in ("cov", "corr")}
-    stats = Stats(latent_dims=dims, frames=frames, sr=data.get("sr"), ratio=data.get("ratio"),
-                  sources=list(data.get("sources") or []), source=str(path), **vec, **mats)
-    if "median" in data:
-        stats.median, stats.q1, stats.q3 = (_vector(data, k, (dims,), path) for k in ("median", "q1", "q3"))
     return stats

@@ -110,7 +110,7 @@ def test_swapper_only_exchanges_values_between_the_two_bases(stats):
 
 def test_pattern_flags_reach_the_pattern(stats, tmp_path, capsys):
     stats_json = tmp_path / "stats.json"
-    from ravekit.stats import save_stats
+    from ravekit.stats_io import save_stats
 
     save_stats(stats_json, stats)
     code = generator.main(["--stats", str(stats_json), "--pattern", "orale", "--orale_levels", "1",
@@ -148,7 +148,7 @@ def test_plugin_folder_adds_a_pattern_with_its_own_flag(stats, tmp_path, capsys)
     assert "mirror" in listing and "Reverses the base, then loops it." in listing
     assert "broken" in listing and "_helper" not in listing and "fibo" in listing  # listing imports nothing
 
-    from ravekit.stats import save_stats
+    from ravekit.stats_io import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     common = ["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins), "--num_latents", "4",
@@ -170,7 +170,7 @@ def test_plugin_breaking_the_contract_is_named(stats, tmp_path, capsys):
     (plugins / "wrong.py").write_text('"""Returns the wrong shape."""\nNUM_BASES = 1\n'
                                       "def generate(bases, num_loops, rng, stats):\n    return bases[0][:, :1]\n")
     (plugins / "nobases.py").write_text('"""No NUM_BASES."""\ndef generate(*a):\n    return a\n')
-    from ravekit.stats import save_stats
+    from ravekit.stats_io import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     for name, words in (("wrong", "returned shape"), ("nobases", "NUM_BASES")):
@@ -178,3 +178,26 @@ def test_plugin_breaking_the_contract_is_named(stats, tmp_path, capsys):
                                "--output", str(tmp_path / name)])
         err = capsys.readouterr().err
         assert code == 1 and words in err and name in err
+
+
+def test_orale_with_iqr_varies_by_the_robust_std(tmp_path, capsys):
+    # Heavy tails: the std is many times the robust std, so offsets scaled by the std would show.
+    rng = np.random.default_rng(3)
+    z = rng.standard_cauchy((1, 4, 4000)).astype(np.float32)
+    save_npy(tmp_path / "lat" / "a.npy", z, make_sidecar(sr=44100, ratio=2048, latent_dims=4, frames=4000))
+    k = 5
+    code, out, err = _run(capsys, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--iqr",
+                          "--pattern", "orale", "--orale_levels", "1", "--num_latents", k, "--embeddings")
+    assert code == 0, err
+    st = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert min(np.divide(st["std"], st["robust_std"])) > 5
+    y = np.load(out.split()[0])[0].T.astype(np.float64)  # (4 k, dims): A A A A'
+    offset = y[3 * k] - y[0]
+    assert np.all(np.abs(offset) <= np.asarray(st["robust_std"]) * (1 + 1e-5)), (offset, st["robust_std"])
+    assert np.any(offset != 0)
+
+
+def _run(capsys, *args):
+    code = generator.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
