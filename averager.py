@@ -50,7 +50,8 @@ def get_parser():
     parser.add_argument("--exclude", nargs="+", action="extend", default=None, metavar="REGEX",
                         help="never merge entries whose name matches one of these (wins over --include)")
     parser.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="MERGED.ts",
-                        help="merged model to write; an existing folder: merged.ts inside it")
+                        help="merged model to write; a folder (existing, ending in /, or a name without a suffix): "
+                        "merged.ts inside it, created if needed")
     parser.add_argument("--report", default=None, metavar="REPORT.csv",
                         help="CSV report, one row per entry; none given: the output with .csv")
     parser.add_argument("--audio", default=None, metavar="FILE",
@@ -75,30 +76,41 @@ def _resolve(path: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def output_paths(args) -> tuple[Path, Path, Path, list[Path]]:
+def merged_path(output: str) -> Path:
+    """The model file ``--output`` names: a folder (existing, ending in a separator, or without a
+    suffix) gets ``merged.ts`` inside it."""
+    import os
+
+    out = Path(output).expanduser()
+    seps = (os.sep, os.altsep or os.sep)
+    if out.is_dir() or output.endswith(seps) or not out.suffix:
+        return out / "merged.ts"
+    return out
+
+
+def output_paths(output: str, report: str | None, models: list[str], audio: str | None,
+                 force: bool) -> tuple[Path, Path, Path, list[Path]]:
     """The merged model, report, recipe and audio renders (A, B, ..., merged), checked against inputs."""
     from ravekit.merge_audio import render_paths
 
-    out = Path(args.output).expanduser()
-    if out.is_dir():
-        out = out / "merged.ts"
-    report = Path(args.report).expanduser() if args.report else out.with_suffix(".csv")
-    renders = render_paths(args.audio, out, len(args.models)) if args.audio else []
-    inputs = {_resolve(m): m for m in args.models}
-    if args.audio:
-        inputs[_resolve(args.audio)] = args.audio
+    out = merged_path(output)
+    report_path = Path(report).expanduser() if report else out.with_suffix(".csv")
+    renders = render_paths(audio, out, len(models)) if audio else []
+    inputs = {_resolve(m): m for m in models}
+    if audio:
+        inputs[_resolve(audio)] = audio
     recipe = out.with_suffix(".json")
-    written = [out, report, recipe, *renders]
+    written = [out, report_path, recipe, *renders]
     if len({_resolve(str(p)) for p in written}) < len(written):
-        raise RavekitError(f"{report}: the report would overwrite another output (the model, its .json "
+        raise RavekitError(f"{report_path}: the report would overwrite another output (the model, its .json "
                            "recipe or an audio render); choose another --report", 2)
     for p in written:
         if _resolve(str(p)) in inputs:
             raise RavekitError(f"{p}: this output is also an input ({inputs[_resolve(str(p))]}); outputs never "
                                "replace inputs, choose another --output or --report", 2)
-        if p.exists() and not args.force:
+        if p.exists() and not force:
             raise RavekitError(f"{p}: already exists; pass --force to overwrite it or choose another --output")
-    return out, report, recipe, renders
+    return out, report_path, recipe, renders
 
 
 def main(argv=None) -> int:
@@ -109,7 +121,8 @@ def main(argv=None) -> int:
         from ravekit.merge import merge_models, model_labels, save_module
         from ravekit.merge_report import summary, write_recipe, write_report
 
-        out, report, recipe, renders = output_paths(args)
+        out, report, recipe, renders = output_paths(args.output, args.report, args.models, args.audio,
+                                                    args.force)
         if args.audio:
             from ravekit.audio import probe
 

@@ -1,0 +1,132 @@
+"""averager.py: refusals, where outputs go, and the --audio renders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import write_audio
+
+from test_averager import demo_c, jit_load, run  # noqa: F401 (demo_c is a fixture)
+
+
+@pytest.mark.parametrize("other", ["stereo512", "rave_named"])
+def test_different_architectures_refused(fixture_models, other, tmp_path, capsys):
+    out = tmp_path / "m.ts"
+    code, stdout, err = run(capsys, "--models", fixture_models["demo"], fixture_models[other], "-o", out)
+    assert code == 1 and stdout == ""
+    assert "not compatible" in err and "ratio differs" in err and "--force" in err
+    code, stdout, err = run(capsys, "--models", fixture_models["demo"], fixture_models[other], "-o", out, "--force")
+    assert code == 1 and "nothing to merge" in err and "nothing was written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_force_merges_other_sample_rate_and_says_what_breaks(fixture_models, tmp_path, capsys):
+    from ravekit.demo_model import build_demo_model
+
+    other = build_demo_model(tmp_path / "demo48k.ts", sr=48000, gain_seed=2)
+    out = tmp_path / "m.ts"
+    code, _, err = run(capsys, "--models", fixture_models["demo"], other, "-o", out)
+    assert code == 1 and "sr differs" in err and not out.exists()
+    code, _, err = run(capsys, "--models", fixture_models["demo"], other, "-o", out, "--force")
+    assert code == 0 and out.exists()
+    assert "warning: sr differs" in err and "A's rate" in err
+    assert jit_load(out).sr == 44100
+
+
+def test_bad_inputs_and_outputs(fixture_models, demo_c, tmp_path, capsys):
+    a = fixture_models["demo"]
+    junk = tmp_path / "junk.ts"
+    junk.write_bytes(b"not a model")
+    out = tmp_path / "m.ts"
+    code, _, err = run(capsys, "--models", a, junk, "-o", out)
+    assert code == 1 and str(junk) in err and "Traceback" not in err
+    code, _, err = run(capsys, "--models", a, tmp_path / "nope.ts", "-o", out)
+    assert code == 1 and "not found" in err
+    # An output equal to an input is refused even with --force.
+    code, _, err = run(capsys, "--models", a, demo_c, "-o", demo_c, "--force")
+    assert code == 2 and "also an input" in err
+    before = a.read_bytes()
+    code, _, err = run(capsys, "--models", a, demo_c, "-o", out, "--report", a, "--force")
+    assert code == 2 and a.read_bytes() == before
+    code, _, err = run(capsys, "--models", a, demo_c, "--weights", 1, "-o", out)
+    assert code == 2 and "one per model" in err
+    code, _, err = run(capsys, "--models", a, demo_c, "--weights", 1, -1, "-o", out)
+    assert code == 2
+    code, _, err = run(capsys, "--models", a, demo_c, "--include", "(", "-o", out)
+    assert code == 2 and "--include" in err
+    code, _, err = run(capsys, "--models", a, demo_c, "--include", "no_such_entry", "-o", out)
+    assert code == 1 and "nothing to merge" in err
+    assert not out.exists() and not out.with_suffix(".csv").exists()
+    # An existing output is kept unless --force.
+    assert run(capsys, "--models", a, demo_c, "-o", out)[0] == 0
+    first = out.read_bytes()
+    code, _, err = run(capsys, "--models", a, demo_c, "--weights", 1, 3, "-o", out)
+    assert code == 1 and "already exists" in err and out.read_bytes() == first
+    assert run(capsys, "--models", a, demo_c, "--weights", 1, 3, "-o", out, "--force")[0] == 0
+    assert out.read_bytes() != first
+
+
+def test_default_output_folder(fixture_models, demo_c, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c)
+    assert code == 0
+    assert stdout.split() == ["_averager-output/merged.ts", "_averager-output/merged.csv",
+                              "_averager-output/merged.json"]
+    # An existing folder as --output: merged.ts inside it.
+    code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", "_averager-output",
+                          "--report", "other.csv")
+    assert code == 1 and "merged.ts: already exists" in _
+    (tmp_path / "folder").mkdir()
+    code, stdout, _ = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", "folder")
+    assert code == 0 and stdout.split() == ["folder/merged.ts", "folder/merged.csv", "folder/merged.json"]
+
+
+@pytest.mark.parametrize("chunk_seconds", [None, 0.2])
+def test_audio_renders_each_parent_and_the_merge(fixture_models, demo_c, tmp_path, capsys, monkeypatch,
+                                                 chunk_seconds):
+    if chunk_seconds:  # long-file path: chunks with measured context, as encoder.py does
+        monkeypatch.setattr("ravekit.process.DEFAULT_CHUNK_SECONDS", chunk_seconds)
+    song = write_audio(tmp_path / "in" / "song.flac", sr=22050, seconds=1.3, channels=2)
+    out = tmp_path / "out" / "hybrid.ts"
+    args = ["--models", fixture_models["demo"], demo_c, "-o", out, "--audio", song, "--seed", 4]
+    code, stdout, err = run(capsys, *args, "--weights", 1, 0)
+    assert code == 0, err
+    renders = [out.parent / f"song.{x}.wav" for x in ("A", "B", "hybrid")]
+    assert stdout.split() == [str(out.with_suffix(x)) for x in (".ts", ".csv", ".json")] + [str(p) for p in renders]
+    data = [sf.read(str(p), dtype="float32") for p in renders]
+    for y, sr in data:
+        assert sr == 44100 and y.shape == (round(1.3 * 44100),)
+    # Weights 1 0: the merged model is A, and the same seed gives the same audio.
+    assert np.array_equal(data[0][0], data[2][0])
+    assert not np.array_equal(data[0][0], data[1][0])
+    code, _, err = run(capsys, *args, "--weights", 1, 1)
+    assert code == 1 and "already exists" in err
+
+
+def test_unreadable_audio_fails_before_anything_is_written(fixture_models, demo_c, tmp_path, capsys):
+    bad = tmp_path / "song.wav"
+    bad.write_bytes(b"RIFF garbage")
+    out = tmp_path / "out" / "m.ts"
+    code, stdout, err = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", out, "--audio", bad)
+    assert code == 1 and str(bad) in err and stdout == ""
+    assert not out.exists() and not out.with_suffix(".csv").exists()
+
+
+@pytest.mark.parametrize("given", ["newdir/", "newdir"])
+def test_output_folder_that_does_not_exist_yet(fixture_models, demo_c, tmp_path, capsys, monkeypatch, given):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run(capsys, "--models", fixture_models["demo"], demo_c, "-o", given)
+    assert code == 0, err
+    assert stdout.split() == ["newdir/merged.ts", "newdir/merged.csv", "newdir/merged.json"]
+    assert (tmp_path / "newdir").is_dir() and jit_load(tmp_path / "newdir" / "merged.ts").sr == 44100
+
+
+def test_output_paths_takes_plain_values(tmp_path):
+    import averager
+
+    a, b = str(tmp_path / "a.ts"), str(tmp_path / "b.ts")
+    out, report, recipe, renders = averager.output_paths(str(tmp_path / "x") + "/", None, [a, b], None, False)
+    assert (out, report, recipe, renders) == (tmp_path / "x" / "merged.ts", tmp_path / "x" / "merged.csv",
+                                              tmp_path / "x" / "merged.json", [])
