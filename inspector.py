@@ -8,7 +8,7 @@ import sys
 from ravekit.cli import add_output_arg, make_parser, parse_args, parse_extensions, run_main
 from ravekit.errors import RavekitError
 
-PROG = "inspector"
+PROG = "inspector.py"
 DESCRIPTION = """\
 Show what a model is: sample rate, channels, latent size, compression ratio,
 nn~ methods and attributes, streaming or not, prior or not, how many latent

@@ -15,7 +15,7 @@ from .compare import align_state_dicts, identical_keys
 from .errors import RavekitError
 from .inspection import open_model, state_dict_rows, summarize
 
-PROG = "inspector"
+PROG = "inspector.py"
 
 
 def _report_failure(path: Path, exc: Exception) -> None:
