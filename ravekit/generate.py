@@ -55,7 +55,7 @@ def resolve_rate(sample_rate: int | None, ratio: int | None, model_info: tuple[i
         missing = " and ".join(x for x, v in (("--sample_rate", sr), ("--ratio", rt)) if v is None)
         raise RavekitError(f"the inputs have no sidecar saying the model's sample rate and ratio; pass --model "
                            f"MODEL.ts or {missing} (e.g. --sample_rate 44100 --ratio 2048)", 2)
-    if data_rate[0] is not None and data_rate[1] is not None and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
+    if None not in data_rate and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
         warn(f"the inputs were made at sr {data_rate[0]} / ratio {data_rate[1]}, but {sr} / {rt} is used "
              "as given; tempi follow the latter")
     if int(sr) <= 0 or int(rt) <= 0:

@@ -1,4 +1,7 @@
-"""averager.py: merging models, what is merged and why, the saved model, the report (outputs and --audio: test_averager_io)."""
+"""averager.py: merging models, what is merged and why, the saved model, the report.
+
+Refusals, output paths and --audio are in test_averager_io.py.
+"""
 
 from __future__ import annotations
 

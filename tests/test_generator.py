@@ -1,4 +1,7 @@
-"""generator.py end to end: flags, tempo, outputs, reproducibility, models, Pure Data (analysis: test_generator_stats)."""
+"""generator.py end to end: flags, tempo, outputs, reproducibility, models, Pure Data.
+
+The analysis (statistics, degenerate inputs, distributions) is in test_generator_stats.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""inspector.py: summaries, CSV/JSON, detail modes, --compare (bad input, checkpoints, command line: test_inspector_inputs)."""
+"""inspector.py: summaries, CSV/JSON, detail modes, --compare.
+
+Bad input, checkpoints and command-line behaviour are in test_inspector_inputs.py.
+"""
 
 from __future__ import annotations
 
