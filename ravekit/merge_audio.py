@@ -28,32 +28,25 @@ def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Pat
                       device: str = "auto") -> list[Path]:
     """Encode/decode ``audio`` through each model; write ``outputs[i]`` for ``models[i]``.
 
-    The audio is resampled to each model's rate and its channels matched to
-    the model's input; the decoded signal ``(target_channels, samples)`` is
-    cut to the input's length.  Files longer than ``DEFAULT_CHUNK_SECONDS``
-    go through the model in chunks with measured context, as encoder.py and
-    decoder.py do, so any length they handle works here.  One model is in
-    memory at a time.
+    The audio is streamed block by block (resampled to each model's rate, its
+    channels matched to the model's input) through ``encoding.Encoder``, and
+    the latents decoded straight into the file by ``decoding.Decoder``, cut
+    to the input's duration; chunks with measured context, as encoder.py and
+    decoder.py use, so any length they handle works here without holding
+    the audio in memory.  One model is in memory at a time.
     """
-    from .audio import match_channels, read_audio, save_audio
+    from . import process
+    from .decoding import Decoder
+    from .encoding import Encoder
     from .model import load_model
-    from .process import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_latents, encode_signal, measure_context
 
+    chunk_seconds = process.DEFAULT_CHUNK_SECONDS  # read at call time: tests shorten it
     written = []
     for model_path, out in zip(models, outputs):
         model = load_model(model_path, device, checksum=False)
-        x, _ = read_audio(audio, sr=model.info.sr)
-        x = match_channels(x, model.info.n_channels)
-        chunk = chunk_frames_for(model, DEFAULT_CHUNK_SECONDS)
-        if x.shape[-1] > chunk * model.info.ratio:
-            ctx = measure_context(model)
-            z = encode_signal(model, x, seed, chunk, ctx.encode)
-            y = decode_latents(model, z, seed, chunk, ctx.decode)
-        else:
-            z = encode_signal(model, x, seed)
-            y = decode_latents(model, z, seed)
-        y = y[:, : x.shape[-1]]
-        written.append(save_audio(out, y, model.info.sr))
+        for encoded in Encoder(model, seed, "auto", chunk_seconds).encode_file(audio):
+            written.append(Decoder(model, seed, chunk_seconds=chunk_seconds).decode_to_file(
+                encoded.z, encoded.meta, out))
         del model
         gc.collect()
     return written
