@@ -208,16 +208,42 @@ def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: 
         chunk, context = frames, 0
     zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
     missing = model.info.full_latent_size - zt.shape[1]
-    if missing > 0 and frames > chunk:
-        # RAVE fills missing dims with standard normal noise on every call; drawn
-        # once for the whole signal, the result is the same whatever the chunk
-        # size and has no seams where chunks meet.
-        zt = torch.cat([zt, torch.randn(zt.shape[0], missing, frames)], 1)
+    noise = NoiseRows(missing, seed) if missing > 0 else None
     for start in range(0, frames, chunk):
         stop = min(frames, start + chunk)
         lo, hi = max(0, start - context), min(frames, stop + context)
-        y = model.decode(zt[..., lo:hi]).cpu().numpy()[0]
+        window = zt[..., lo:hi]
+        if noise is not None:
+            fill = torch.from_numpy(noise.window(lo, hi).T.copy())[None].expand(zt.shape[0], -1, -1)
+            window = torch.cat([window, fill], 1)
+        y = model.decode(window).cpu().numpy()[0]
         yield y[:, (start - lo) * r:(stop - lo) * r]
+
+
+class NoiseRows:
+    """Standard normal values for the latent dims a file leaves out, frame by frame.
+
+    RAVE fills missing dims with fresh noise on every decode call.  Drawn here
+    frame after frame from one seeded generator instead, every frame gets the
+    same values whatever the chunking (no seams where chunks meet), and only
+    the current window is held, not the whole file.
+    """
+
+    def __init__(self, dims: int, seed: int | None):
+        self.dims = dims
+        self._rng = np.random.default_rng(seed)
+        self._start = 0
+        self._rows = np.empty((0, dims), dtype=np.float32)
+
+    def window(self, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo:hi``, float32 ``(hi - lo, dims)``; ``lo`` may only move forward."""
+        end = self._start + len(self._rows)
+        if hi > end:
+            fresh = self._rng.standard_normal((hi - end, self.dims), dtype=np.float32)
+            self._rows = np.concatenate([self._rows, fresh])
+        self._rows = self._rows[lo - self._start:]
+        self._start = lo
+        return self._rows[:hi - lo]
 
 
 def decode_latents(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int | None = None,
