@@ -30,7 +30,15 @@ def get_parser():
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = cli.parse_args(get_parser(), argv)
+    if args.jobs < 1:
+        get_parser().error(f"--jobs {args.jobs}: give 1 or more worker processes")
+    if args.jobs > 1:
+        from ravekit.parallel import run_in_parts
+
+        paths = sys.stdin.read() if "-" in args.input else None
+        return cli.run_main(PROG, lambda: run_in_parts(__file__, argv, args.jobs, paths))
     return cli.run_main(PROG, lambda: run(args))
 
 
@@ -41,7 +49,7 @@ def run(args) -> int:
     from ravekit.decoding import Decoder
     from ravekit.model import load_model
 
-    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard)
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part)
     decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim)
 
     def work(job):

@@ -103,10 +103,16 @@ def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
 
 
 def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: str,
-              shard: str | None = None) -> list[Job]:
-    """``collect_inputs`` then ``plan_jobs``, from the command line's words (``.wav,.flac``, ``K/N``)."""
+              shard: str | None = None, part: str | None = None) -> list[Job]:
+    """``collect_inputs`` then ``plan_jobs``, from the command line's words (``.wav,.flac``, ``K/N``).
+
+    ``part`` (``k/n``, set by ``--jobs`` for its workers) takes a share of the shard.
+    """
     pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir)
     jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard))
+    if part:
+        k, n = parse_shard(part)
+        jobs = jobs[k - 1::n]
     check_writable(output_dir)
     return jobs
 

@@ -232,3 +232,21 @@ def test_outputs_get_ordinary_file_permissions(tmp_path, capsys, demo_model):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "o" / "a.npy").stat().st_mode) & 0o044 == 0o044
+
+
+def test_jobs_split_the_files_between_workers(tmp_path, capsys, monkeypatch, demo_model):
+    for i in range(4):
+        write_audio(tmp_path / "in" / f"f{i}.wav", seconds=0.2, seed=i)
+    code, single, _ = run(capsys, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "one")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(str(p) for p in sorted((tmp_path / "in").iterdir()))))
+    code, out, err = run(capsys, "-m", demo_model, "-i", "-", "-o", tmp_path / "two", "--jobs", "2")
+    assert code == 0 and sorted(out) == sorted(p.replace("/one/", "/two/") for p in single)
+    for path in single:  # same seed, same bytes, whichever worker made it
+        assert np.array_equal(np.load(path), np.load(path.replace("/one/", "/two/")))
+
+
+def test_jobs_report_a_failing_file_and_exit_non_zero(tmp_path, capsys, demo_model):
+    write_audio(tmp_path / "in" / "good.wav", seconds=0.2)
+    (tmp_path / "in" / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    code, out, err = run(capsys, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o", "-j", "2")
+    assert code == 1 and out == [str(tmp_path / "o" / "good.npy")] and "bad.wav" in err
