@@ -33,16 +33,7 @@ def get_parser():
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = cli.parse_args(get_parser(), argv)
-    if args.jobs < 1:
-        get_parser().error(f"--jobs {args.jobs}: give 1 or more worker processes")
-    if args.jobs > 1:
-        from ravekit.parallel import run_in_parts
-
-        paths = sys.stdin.read() if "-" in args.input else None
-        return cli.run_main(PROG, lambda: run_in_parts(__file__, argv, args.jobs, paths))
-    return cli.run_main(PROG, lambda: run(args))
+    return cli.batch_main(PROG, get_parser(), argv, __file__, run)
 
 
 def run(args) -> int:

@@ -205,3 +205,18 @@ def print_path(path: os.PathLike | str) -> None:
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(list(argv) if argv is not None else None)
+
+
+def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, script: str,
+               run: Callable[[argparse.Namespace], int]) -> int:
+    """The ``main`` of a script made with ``add_model_batch_args``: one process, or ``--jobs`` workers."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give 1 or more worker processes")
+    if args.jobs > 1:
+        from .parallel import run_in_parts
+
+        paths = sys.stdin.read() if "-" in args.input else None
+        return run_main(prog, lambda: run_in_parts(script, argv, args.jobs, paths))
+    return run_main(prog, lambda: run(args))

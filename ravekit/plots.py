@@ -27,8 +27,14 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    """Lay out, write atomically as PNG, and close the figure (pyplot keeps open ones alive)."""
+    plt = _pyplot()
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -54,11 +60,7 @@ def plot_distributions(stats: Stats, path: Path) -> Path:
     ax.set_xlabel("latent dim")
     ax.set_ylabel("value")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_correlation(stats: Stats, path: Path) -> Path:
@@ -71,11 +73,7 @@ def plot_correlation(stats: Stats, path: Path) -> Path:
     ax.set_yticks(ticks, [str(t + 1) for t in ticks])
     ax.set_title("correlation between latent dims")
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_pattern(array: np.ndarray, boundaries: Sequence[int], path: Path, title: str,
@@ -96,8 +94,4 @@ def plot_pattern(array: np.ndarray, boundaries: Sequence[int], path: Path, title
     ax.set_ylabel("latent dim")
     ax.set_title(title)
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
