@@ -33,7 +33,7 @@ class Context:
     decode: int | None
 
 
-def _affected(a: torch.Tensor, b: torch.Tensor, axis_len: int) -> tuple[int, int] | None:
+def _affected(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int] | None:
     """First and last index along the last axis where ``a`` and ``b`` differ noticeably."""
     diff = (a - b).abs().amax(dim=tuple(range(a.dim() - 1)))
     # Far below the 1e-4 exactness promised for chunking, far above float noise.
@@ -44,6 +44,16 @@ def _affected(a: torch.Tensor, b: torch.Tensor, axis_len: int) -> tuple[int, int
     return int(idx[0]), int(idx[-1])
 
 
+def _same_draws(model: RaveModel, call, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """``call`` on each input from the same state and seed, so only the inputs differ."""
+    outs = []
+    for x in inputs:
+        model.reset_state()
+        torch.manual_seed(0)
+        outs.append(call(x))
+    return outs
+
+
 def _probe_encode(model: RaveModel, frames: int) -> int | None:
     r, ch = model.info.ratio, model.info.n_channels
     gen = torch.Generator().manual_seed(0)
@@ -51,12 +61,8 @@ def _probe_encode(model: RaveModel, frames: int) -> int | None:
     centre = frames // 2
     y = x.clone()
     y[..., centre * r:(centre + 1) * r] += 0.1 * torch.randn(1, ch, r, generator=gen)
-    outs = []
-    for sig in (x, y):
-        model.reset_state()
-        torch.manual_seed(0)
-        outs.append(model.encode(sig))
-    span = _affected(outs[0], outs[1], frames)
+    outs = _same_draws(model, model.encode, x, y)
+    span = _affected(*outs)
     if span is None:
         return 0
     lo, hi = span
@@ -77,12 +83,7 @@ def _probe_decode(model: RaveModel, frames: int) -> int | None:
     w[..., centre] = z[..., centre // 2]
     if torch.equal(w, z):
         w[..., centre] += 1.0
-    outs = []
-    for lat in (z, w):
-        model.reset_state()
-        torch.manual_seed(0)
-        outs.append(model.decode(lat))
-    span = _affected(outs[0], outs[1], frames * r)
+    span = _affected(*_same_draws(model, model.decode, z, w))
     if span is None:
         return 0
     lo, hi = span[0] // r, span[1] // r
