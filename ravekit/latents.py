@@ -103,6 +103,17 @@ def _check_array(z: np.ndarray, path: os.PathLike | str) -> np.ndarray:
 def load_npy(path: os.PathLike | str) -> np.ndarray:
     """Read a ``.npy`` latent array as float32 ``(1, dims, frames)``, never unpickling."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except FileNotFoundError:
+        raise RavekitError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise RavekitError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if magic != b"\x93NUMPY":
+        # numpy would call any such file "pickled data": name what it really is.
+        what = "an .npz archive" if magic.startswith(b"PK") else "not a .npy file (no NumPy header)"
+        raise RavekitError(f"{path}: {what}; pass .npy latents written by encoder.py or np.save")
+    try:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise RavekitError(f"{path}: file not found") from None
@@ -111,8 +122,6 @@ def load_npy(path: os.PathLike | str) -> np.ndarray:
         raise RavekitError(f"{path}: not a plain numeric .npy array ({reason}); re-encode the audio") from None
     except (OSError, EOFError) as exc:
         raise RavekitError(f"{path}: cannot read the .npy file ({exc}); it may be truncated") from None
-    if not isinstance(z, np.ndarray):
-        raise RavekitError(f"{path}: holds several arrays (an .npz?); pass one .npy latent file")
     return _check_array(z, path)
 
 

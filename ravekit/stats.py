@@ -187,12 +187,10 @@ def probe_latent_file(path: os.PathLike | str) -> tuple[int, int]:
         if p.suffix.lower() == ".wav":
             import soundfile as sf
 
+            from .latents import check_latent_wav_rate
+
             info = sf.info(str(p))
-            if info.samplerate >= 8000:
-                raise RavekitError(
-                    f"{p}: a WAV at {info.samplerate} Hz is audio, not latents; encode it with encoder.py first "
-                    "(or leave .wav out of --extensions)"
-                )
+            check_latent_wav_rate(p, info.samplerate)
             return int(info.channels), int(info.frames)
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
         shape = arr.shape

@@ -95,10 +95,12 @@ def test_bad_latent_files(tmp_path, capsys, demo_model):
     np.save(tmp_path / "nan.npy", np.full((1, 8, 3), np.nan, np.float32))
     np.save(tmp_path / "shape.npy", np.zeros((2, 8, 3), np.float32))
     (tmp_path / "trunc.npy").write_bytes(b"\x93NUMPY\x01\x00")
+    (tmp_path / "text.npy").write_text("not numpy at all")
     code, out, err = run(capsys, decoder, "-m", demo_model, "-i", tmp_path, "-o", tmp_path / "o",
                          "--extensions", ".npy")
     assert code == 1 and not out and not marker.exists()
-    for name, why in [("evil", "pickle"), ("nan", "NaN"), ("shape", "shape"), ("trunc", "")]:
+    for name, why in [("evil", "pickle"), ("nan", "NaN"), ("shape", "shape"), ("trunc", ""),
+                      ("text", "no NumPy header")]:
         assert any(f"{name}.npy" in line and why in line for line in err.splitlines()), name
 
 
