@@ -1,19 +1,20 @@
 """Benchmark of generator.py's pooled statistics (issue 6, target 4) against a plain numpy reference.
 
 Builds 100 one-hour files of 16-dim latents (44.1 kHz / 2048: 77 520 frames each, 100 hours, 496 MB of
-float32) once, then measures in fresh processes, best of --repeat runs, wall time and peak RSS of:
+float32) once, then measures in fresh processes, medians of --repeat interleaved runs, wall time and peak RSS of:
   reference: load every file, concatenate, mean/std/cov/corrcoef/min/max (+ np.quantile with quartiles)
   ravekit:   ravekit.stats.compute_stats over the same files (streaming moments; quartiles by in-place
              partition of one float32 buffer)
 Prints one JSON line per case (without / with quartiles) with the ratios; target: both ratios <= 2.
 
-Usage: python tools/bench_stats.py [--data DIR] [--files 100] [--hours_per_file 1] [--repeat 2]
+Usage: python tools/bench_stats.py [--data DIR] [--files 100] [--hours_per_file 1] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -73,12 +74,14 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=ROOT / "_bench" / "stats-latents")
     p.add_argument("--files", type=int, default=100)
     p.add_argument("--hours_per_file", type=float, default=1.0)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
     build(args.data, args.files, args.hours_per_file)
     for quartiles in (False, True):
-        ref = min((measure(REFERENCE, args.data, quartiles) for _ in range(args.repeat)), key=lambda r: r[0])
-        ours = min((measure(RAVEKIT, args.data, quartiles) for _ in range(args.repeat)), key=lambda r: r[0])
+        runs = [(measure(REFERENCE, args.data, quartiles), measure(RAVEKIT, args.data, quartiles))
+                for _ in range(args.repeat)]
+        ref = tuple(statistics.median(r[0][i] for r in runs) for i in (0, 1))
+        ours = tuple(statistics.median(r[1][i] for r in runs) for i in (0, 1))
         print(json.dumps({
             "case": "stats with quartiles" if quartiles else "stats (moments)",
             "reference_s": round(ref[0], 3), "ravekit_s": round(ours[0], 3), "time_ratio": round(ours[0] / ref[0], 3),
