@@ -19,6 +19,7 @@ from typing import Callable, Iterable, TextIO
 
 from .cli import info, parse_extensions, parse_shard, print_path
 from .errors import RavekitError
+from .fileio import check_writable
 
 
 @dataclass
@@ -115,18 +116,6 @@ def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: 
         jobs = jobs[k - 1::n]
     check_writable(output_dir)
     return jobs
-
-
-def check_writable(folder: Path) -> None:
-    """Fail once, before any work, when outputs could not be written to ``folder``."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ravekit-check-"):
-            pass
-    except OSError as exc:
-        raise RavekitError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --output") from None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import RavekitError
+from .errors import RavekitError, first_line
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".pth")
 # Keys under which Lightning, RAVE and Stable Audio Tools store a run's settings.
@@ -60,20 +60,15 @@ def load_checkpoint(path: os.PathLike | str) -> dict:
     except RuntimeError as exc:
         if "TorchScript" in str(exc):
             raise RavekitError(f"{p}: is a TorchScript model, not a checkpoint; rename it to .ts") from None
-        raise RavekitError(f"{p}: not a readable PyTorch checkpoint ({_first_line(exc)}); copy it again") from None
+        raise RavekitError(f"{p}: not a readable PyTorch checkpoint ({first_line(exc, 120)}); copy it again") from None
     except Exception as exc:  # noqa: BLE001 - truncated zips raise KeyError, EOFError, ...
         raise RavekitError(
-            f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)}); "
+            f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 120)}); "
             "it may be truncated or another kind of file"
         ) from None
     if isinstance(data, dict):
         return data
     raise RavekitError(f"{p}: the checkpoint holds a {type(data).__name__}, not a dict of weights; nothing to inspect")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
 def checkpoint_state_dict(ckpt: dict) -> dict[str, torch.Tensor]:

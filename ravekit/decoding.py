@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioWriter
-from .errors import RavekitError
+from .errors import RavekitError, first_line
 from .latents import load_latents
 from .model import RaveModel
 from .process import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_chunks, measure_context
@@ -81,8 +81,7 @@ class Decoder:
                     if block.shape[1]:
                         writer.write(block)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "error"
-            raise RavekitError(f"{out}: the model failed to decode ({first})") from None
+            raise RavekitError(f"{out}: the model failed to decode ({first_line(exc)})") from None
         return Path(out)
 
     def decode_file(self, path: os.PathLike | str, out: os.PathLike | str) -> tuple[Path, list[str]]:

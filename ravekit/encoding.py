@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from .audio import AudioInfo, apply_channels, channel_plan, iter_audio, probe
-from .errors import RavekitError
+from .errors import RavekitError, first_line
 from .latents import make_sidecar
 from .model import RaveModel
 from .process import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
@@ -115,8 +115,7 @@ class Encoder:
                     raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again") from None
                 raise
             except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "error"
-                raise RavekitError(f"{path}: the model failed on this file ({first})") from None
+                raise RavekitError(f"{path}: the model failed on this file ({first_line(exc)})") from None
             samples = counted["samples"]
             source = {
                 "file": str(path),

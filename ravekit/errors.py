@@ -11,3 +11,17 @@ class RavekitError(Exception):
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def first_line(exc: BaseException, limit: int = 160, sentence: bool = False) -> str:
+    """The gist of a library's exception for a one-line message.
+
+    torch and libsndfile put pages of context (C++ traces, hints) after the
+    first line; ``sentence`` keeps only its first sentence.  An empty message
+    gives the exception's type name.
+    """
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return (line.split(". ")[0] if sentence else line)[:limit]

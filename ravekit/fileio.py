@@ -54,6 +54,16 @@ def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
         raise
 
 
+def check_writable(folder: Path) -> None:
+    """Fail once, before any work, when outputs could not be written to ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ravekit-check-"):
+            pass
+    except OSError as exc:
+        raise RavekitError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --output") from None
+
+
 def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
     with atomic_path(path) as tmp:

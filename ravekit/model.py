@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import RavekitError
+from .errors import RavekitError, first_line
 
 # Buffers whose names end like this hold a streaming export's convolution
 # state (RAVE-INTERFACE.md: zeroing them equals reloading the model).
@@ -215,8 +215,7 @@ def load_module(path: os.PathLike | str, device: str | torch.device = "cpu") -> 
             if p.suffix == ".ckpt"
             else "not a TorchScript model or a truncated one; pass a .ts file exported by `rave export`"
         )
-        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
-        raise RavekitError(f"{p}: cannot load the model ({first[:100]}): {hint}") from None
+        raise RavekitError(f"{p}: cannot load the model ({first_line(exc, 100, sentence=True)}): {hint}") from None
     module.eval()
     return module
 
