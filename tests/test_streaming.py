@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import FIXTURE_SPECS, write_audio
 
 import decoder
 import encoder
-from conftest import FIXTURE_SPECS, write_audio
 from ravekit.decoding import Decoder
 from ravekit.latency import Latency, measure_latency
 from ravekit.model import load_model
