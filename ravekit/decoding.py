@@ -9,6 +9,7 @@ import numpy as np
 
 from .audio import AudioWriter
 from .errors import RavekitError, first_line
+from .latency import measure_latency
 from .latents import load_latents
 from .model import RaveModel
 from .process import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_chunks, measure_context
@@ -59,6 +60,15 @@ class Decoder:
         self.model, self.seed, self.subtype, self.trim = model, seed, subtype, trim
         self.context = measure_context(model, ("decode",)).decode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
+        # Samples a streaming export's audio comes late; compensated, so output starts with the source.
+        self.latency = measure_latency(model, ("decode",)).decode
+        # What, beside the seed and the model, made the audio (the encoder's sidecar has the same section).
+        self.processing = {
+            "chunk_frames": self.chunk if self.context is not None else None,
+            "context_frames": self.context,
+            "latency_samples": self.latency,
+            "device": str(model.device),
+        }
 
     def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str) -> Path:
         """Decode ``z`` ``(1, dims, frames)`` into ``out`` at the model's sr, chunk by chunk.
@@ -74,7 +84,7 @@ class Decoder:
         remaining = int(limit) if isinstance(limit, int) and limit > 0 and same_timing else None
         try:
             with AudioWriter(out, m.sr, m.target_channels, self.subtype) as writer:
-                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context):
+                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context, self.latency):
                     if remaining is not None:
                         block = block[:, :remaining]
                         remaining -= block.shape[1]

@@ -17,7 +17,9 @@ decode: noise filtered into the same bands, each band's amplitude following
 
 ``streaming=True`` adds a cache buffer (``encoder.smooth_cache.cache``) that
 carries the last frame from one call to the next, as streaming exports do,
-and initialises it non-zero, as exports ship it.
+and initialises it non-zero, as exports ship it.  Its decoder also delays
+its output by ``decode_latency`` samples through a cache
+(``decoder.delay.cache``), as a streaming export's decoder comes late.
 """
 
 from __future__ import annotations
@@ -110,14 +112,44 @@ class NoiseDecoder(nn.Module):
         masks = (freqs[None, :] >= self.edges[:-1, None]) & (freqs[None, :] < self.edges[1:, None])
         spec = torch.fft.rfft(torch.randn(batch, 1, samples, device=z.device), dim=-1)
         bands = torch.fft.irfft(spec * masks.float()[None], n=samples, dim=-1)
-        return (bands * amp).sum(1, keepdim=True)
+        return self.finish((bands * amp).sum(1, keepdim=True))
+
+    def finish(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+
+class Delay(nn.Module):
+    """Delays audio by ``samples`` through a cache that carries over from call to call."""
+
+    def __init__(self, samples: int):
+        super().__init__()
+        self.samples = samples
+        self.register_buffer("cache", torch.full((STREAM_BATCH, 1, samples), 0.01))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        batch, n = y.shape[0], y.shape[-1]
+        joined = torch.cat([self.cache[:batch], y], -1)
+        with torch.no_grad():
+            self.cache[:batch] = joined[..., joined.shape[-1] - self.samples:]
+        return joined[..., :n]
+
+
+class StreamingNoiseDecoder(NoiseDecoder):
+    """The noise vocoder, ``latency`` samples late."""
+
+    def __init__(self, sr: int, ratio: int, dims: int, latency: int):
+        super().__init__(sr, ratio, dims)
+        self.delay = Delay(latency)
+
+    def finish(self, y: torch.Tensor) -> torch.Tensor:
+        return self.delay(y)
 
 
 class DemoRAVE(nn.Module):
     """The scripted model; subclasses only change ``original_name``."""
 
     def __init__(self, sr: int = 44100, ratio: int = 2048, latent_size: int = 8,
-                 channels: int = 1, streaming: bool = False):
+                 channels: int = 1, streaming: bool = False, decode_latency: int = 0):
         super().__init__()
         self.sr = sr
         self.n_channels = channels
@@ -127,7 +159,8 @@ class DemoRAVE(nn.Module):
         self.stereo_mode = channels == 2
         self.encoder = (StreamingSpectralEncoder(sr, ratio, latent_size) if streaming
                         else SpectralEncoder(sr, ratio, latent_size, False))
-        self.decoder = NoiseDecoder(sr, ratio, latent_size)
+        self.decoder = (StreamingNoiseDecoder(sr, ratio, latent_size, decode_latency)
+                        if streaming and decode_latency > 0 else NoiseDecoder(sr, ratio, latent_size))
         pca = torch.eye(latent_size)
         self.register_buffer("latent_pca", pca)
         self.register_buffer("latent_mean", torch.zeros(latent_size))
@@ -176,15 +209,17 @@ class VariationalScriptedRAVE(DemoRAVE):
 
 def build_demo_model(path: str | Path, *, sr: int = 44100, ratio: int = 2048, latent_size: int = 8,
                      channels: int = 1, streaming: bool = False, rave_name: bool = False,
-                     gain_seed: int | None = None) -> Path:
+                     gain_seed: int | None = None, decode_latency: int = 0) -> Path:
     """Script and save a demo model; returns its path.
 
     ``rave_name`` gives it the ``original_name`` of a real export.
     ``gain_seed`` randomises the decoder's band gains, to get two models of one
-    architecture with different weights.
+    architecture with different weights.  ``decode_latency`` (samples, with
+    ``streaming``) makes decode that late, as a streaming export's is.
     """
     cls = VariationalScriptedRAVE if rave_name else DemoRAVE
-    module = cls(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels, streaming=streaming)
+    module = cls(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels, streaming=streaming,
+                 decode_latency=decode_latency)
     if gain_seed is not None:
         gen = torch.Generator().manual_seed(gain_seed)
         with torch.no_grad():

@@ -19,6 +19,7 @@ import numpy as np
 from .audio import AudioInfo, apply_channels, channel_plan, iter_audio, probe
 from .errors import RavekitError, first_line
 from .latents import make_sidecar
+from .latency import measure_latency
 from .model import RaveModel
 from .process import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
 
@@ -56,12 +57,15 @@ class Encoder:
         self.channel_mode = channel_mode
         self.context = measure_context(model, ("encode",)).encode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
+        # Frames a streaming export's latents come late; dropped, so frame i covers samples i * ratio on.
+        self.latency = measure_latency(model, ("encode",)).encode
         # Chunking changes a stochastic encoder's draws, so it is part of what
         # reproduces a result, with the seed and the model.
         self.processing = {
             "channel_mode": channel_mode,
             "chunk_frames": self.chunk if self.context is not None else None,
             "context_frames": self.context,
+            "latency_samples": self.latency * model.info.ratio,
             "device": str(model.device),
         }
 
@@ -109,7 +113,7 @@ class Encoder:
                     yield apply_channels(block, sources, m.n_channels)
 
             try:
-                z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context)
+                z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context, self.latency)
             except ValueError as exc:
                 if "no audio samples" in str(exc):
                     raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again") from None

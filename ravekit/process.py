@@ -6,7 +6,9 @@ processed with enough context on both sides that its interior equals
 whole-signal processing; the context is measured on the model itself once,
 at load (:func:`measure_context`).  Streaming exports instead carry state
 between calls: their caches are reset for every signal and chunks are fed in
-order, without context.
+order, without context, and their fixed delay (:mod:`ravekit.latency`) is
+compensated: silence or the held last frame flushes it out, and as much is
+dropped from the start.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def chunk_frames_for(model: RaveModel, seconds: float) -> int:
 
 
 def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | None = 0,
-                  chunk: int = 512, context: int | None = 0) -> np.ndarray:
+                  chunk: int = 512, context: int | None = 0, latency: int = 0) -> np.ndarray:
     """Encode a signal given as consecutive blocks, chunk by chunk.
 
     Parameters
@@ -137,6 +139,8 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
     seed : ``torch.manual_seed`` before the first call, so results repeat bit for bit.
     chunk : frames produced per model call.
     context : frames of context each side (``measure_context``); ``None`` encodes whole.
+    latency : frames a streaming export's latents come late (``latency.measure_latency``):
+        that many frames of silence follow the signal and as many leading frames are dropped.
 
     Returns
     -------
@@ -170,37 +174,78 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
         pending[:] = [data[:, drop - held_from:]]
         held_from = drop
 
-    for block in blocks:
+    real = 0
+    for block, signal in _then_silence(blocks, latency * r, model.info.n_channels):
         if block.shape[1]:
             pending.append(block)
             total += block.shape[1]
+        real = total if signal else real
         while total >= done * r + hop + ctx:
             run(done * r + hop + ctx)
-    if total == 0:
+    if real == 0:
         raise ValueError("no audio samples")
     if done < math.ceil(total / r):
         run(None)
-    return np.concatenate(outs, axis=-1).astype(np.float32, copy=False)
+    z = np.concatenate(outs, axis=-1).astype(np.float32, copy=False)
+    return z[..., latency:latency + math.ceil(real / r)]
+
+
+def _then_silence(blocks: Iterable[np.ndarray], samples: int,
+                  channels: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """``(block, True)`` for each block, then ``(zeros, False)`` for ``samples`` samples.
+
+    Silence is what follows the end of a recording, so it is what flushes a
+    streaming model's delayed frames out.
+    """
+    for block in blocks:
+        yield block, True
+    if samples > 0:
+        yield np.zeros((channels, samples), np.float32), False
 
 
 def encode_signal(model: RaveModel, x: np.ndarray, seed: int | None = 0, chunk: int | None = None,
-                  context: int | None = 0) -> np.ndarray:
+                  context: int | None = 0, latency: int = 0) -> np.ndarray:
     """Encode a whole in-memory signal ``(n_channels, samples)`` -> ``(1, latent_size, frames)``.
 
     With ``chunk=None`` the signal goes through the model in one call.
     """
     if chunk is None:
-        return encode_blocks(model, [x], seed, context=None)
-    return encode_blocks(model, [x], seed, chunk, context)
+        return encode_blocks(model, [x], seed, context=None, latency=latency)
+    return encode_blocks(model, [x], seed, chunk, context, latency)
 
 
 def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int = 512,
-                  context: int | None = 0) -> Iterator[np.ndarray]:
+                  context: int | None = 0, latency: int = 0) -> Iterator[np.ndarray]:
     """Decode latents ``(1, dims, frames)`` chunk by chunk.
 
     Yields float32 ``(target_channels, n)`` blocks that join into
     ``frames * ratio`` samples; only one chunk of audio is in memory at once.
+    ``latency`` is the samples a streaming export's audio comes late
+    (``latency.measure_latency``): they are dropped from the start, and the
+    last frame is held long enough to flush as many out at the end.
     """
+    if latency <= 0:
+        yield from _decode_chunks(model, z, seed, chunk, context)
+        return
+    r, frames = model.info.ratio, z.shape[-1]
+    # Holding the last frame continues the sound as it was; zeros (or any
+    # other value) would be a new sound whose onset leaks into the kept end.
+    extra = math.ceil(latency / r)
+    held = np.concatenate([z, np.repeat(z[..., -1:], extra, axis=-1)], axis=-1)
+    skip, left = latency, frames * r
+    for y in _decode_chunks(model, held, seed, chunk, context):
+        drop = min(skip, y.shape[1])
+        skip -= drop
+        y = y[:, drop:drop + left]
+        if y.shape[1]:
+            left -= y.shape[1]
+            yield y
+        if left <= 0:
+            return
+
+
+def _decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int,
+                   context: int | None) -> Iterator[np.ndarray]:
     r, frames = model.info.ratio, z.shape[-1]
     if seed is not None:
         torch.manual_seed(seed)
@@ -248,8 +293,8 @@ class NoiseRows:
 
 
 def decode_latents(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int | None = None,
-                   context: int | None = 0) -> np.ndarray:
+                   context: int | None = 0, latency: int = 0) -> np.ndarray:
     """Decode latents ``(1, dims, frames)`` -> float32 ``(target_channels, frames * ratio)``."""
     if chunk is None:
-        return np.concatenate(list(decode_chunks(model, z, seed, context=None)), axis=1)
-    return np.concatenate(list(decode_chunks(model, z, seed, chunk, context)), axis=1)
+        return np.concatenate(list(decode_chunks(model, z, seed, context=None, latency=latency)), axis=1)
+    return np.concatenate(list(decode_chunks(model, z, seed, chunk, context, latency)), axis=1)

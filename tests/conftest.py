@@ -26,7 +26,7 @@ FIXTURE_SPECS = {
     "demo_b": dict(gain_seed=1),  # same architecture, other weights
     "stereo512": dict(sr=48000, ratio=512, latent_size=4, channels=2),
     "rave_named": dict(ratio=1024, latent_size=16, rave_name=True),
-    "streaming": dict(streaming=True),
+    "streaming": dict(streaming=True, decode_latency=5000),  # not a multiple of the ratio
 }
 
 
