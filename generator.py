@@ -112,7 +112,8 @@ def body(argv) -> int:
         module=reg.load_pattern(reg.find(patterns, pattern)), pattern=pattern,
         options={d: getattr(args, d) for d in args.pattern_options}, inputs=args.input, stats_file=args.stats,
         extensions=extensions, stdin=sys.stdin, output=Path(args.output), seed=args.seed,
-        distribution=args.distribution, smoothing=args.smoothing, iqr=args.iqr, num_latents=args.num_latents, bpm=args.bpm,
+        distribution=args.distribution, smoothing=args.smoothing, iqr=args.iqr, num_latents=args.num_latents,
+        bpm=args.bpm,
         num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
         plot=args.plot, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio,
         max_frames=args.max_frames, warn=warn, info=lambda m: cli.info(PROG, m), on_output=cli.print_path)

@@ -62,7 +62,7 @@ def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, 
 def recolour(block: np.ndarray, rng: np.random.Generator, prob: np.ndarray, amount: float) -> np.ndarray:
     """``block`` (``(frames, dims)`` codes) with the codes of ``amount / 4`` of its dims replaced consistently."""
     dims = block.shape[1]
-    count = 0 if amount == 0 else min(dims, max(1, int(round(dims * min(abs(amount), 4.0) / 4.0))))
+    count = 0 if amount == 0 else min(dims, max(1, round(dims * min(abs(amount), 4.0) / 4.0)))
     out = block.copy()
     for d in sorted(rng.choice(dims, size=count, replace=False)):
         codes, where = np.unique(block[:, d], return_inverse=True)

@@ -35,6 +35,13 @@ def first_bad_code(x: np.ndarray, codebook_size: int | None) -> tuple[int, int, 
     return int(frame), int(dim), float(x[dim, frame])
 
 
+def show(value: float) -> str:
+    """A latent value as its float32 holds it: whole numbers in full, others to 7 digits (712.4, not 712.40002)."""
+    if value == np.floor(value) and abs(value) < 1e9:
+        return f"{value:.0f}"
+    return f"{value:.7g}"
+
+
 def valid_range(codebook_size: int | None) -> str:
     """``whole numbers 0 to 1023`` (or ``0 or more`` when the size is unknown)."""
     return f"whole numbers 0 to {codebook_size - 1}" if codebook_size else "whole numbers 0 or more"
@@ -51,7 +58,7 @@ def check_codes(x: np.ndarray, codebook_size: int | None, path: os.PathLike | st
     if found is None:
         return
     frame, dim, value = found
-    raise RavekitError(f"{path}: value {value:.8g} at frame {frame + 1}, dim {dim + 1} is not a code of {whose} "
+    raise RavekitError(f"{path}: value {show(value)} at frame {frame + 1}, dim {dim + 1} is not a code of {whose} "
                        f"(a discrete model takes {valid_range(codebook_size)}); {fix}", exit_code)
 
 

@@ -121,12 +121,12 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
         raise RavekitError(f"pattern {name!r} produced NaN or infinite values; fix the pattern")
     out = np.ascontiguousarray(out, dtype=np.float32)
     if stats.discrete:
-        from .codes import first_bad_code, valid_range
+        from .codes import first_bad_code, show, valid_range
 
         bad = first_bad_code(out.T, stats.codebook_size)
         if bad is not None:
             raise RavekitError(
-                f"pattern {name!r} produced {bad[2]:.8g} at frame {bad[0] + 1}, dim {bad[1] + 1}, which is not a "
+                f"pattern {name!r} produced {show(bad[2])} at frame {bad[0] + 1}, dim {bad[1] + 1}, which is not a "
                 f"code of the discrete model ({valid_range(stats.codebook_size)}); a pattern for discrete latents "
                 "must only rearrange the bases' codes or draw codes (see patterns/__init__.py)")
     return out

@@ -17,7 +17,13 @@ import torch
 
 from . import checkpoint as ckpt_mod
 from .errors import RavekitError
-from .model import STREAMING_BUFFER_SUFFIXES, load_module, read_codebook_size, read_info, sha256_of
+from .model import (
+    STREAMING_BUFFER_SUFFIXES,
+    load_module,
+    read_codebook_size,
+    read_info,
+    sha256_of,
+)
 
 FIDELITY_LEVELS = (80, 90, 95, 99)
 MB = 1e6  # megabytes as RAVE's and Lightning's own summaries count them
