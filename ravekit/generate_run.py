@@ -60,8 +60,10 @@ def check_kind(stats, info, model_file: str | None) -> None:
         return
     where = stats.source or "the inputs"
     if info.discrete and not stats.discrete:
-        raise RavekitError(f"{where}: continuous latents, but {model_file} is a discrete model (codes 0 to "
-                           f"{(info.codebook_size or 0) - 1}); analyse latents encoded with this model", 2)
+        codes = (f"codes 0 to {info.codebook_size - 1}" if info.codebook_size
+                 else "its codebook size unknown: encode with it so the sidecars say it")
+        raise RavekitError(f"{where}: continuous latents, but {model_file} is a discrete model ({codes}); "
+                           "analyse latents encoded with this model", 2)
     if stats.discrete and not info.discrete:
         raise RavekitError(f"{where}: codes of a discrete model (codebook of {stats.codebook_size}), but "
                            f"{model_file} is a continuous model; use the discrete model they were encoded with", 2)
