@@ -20,7 +20,7 @@ from pathlib import Path
 from ravekit import cli
 
 PROG = "generator.py"
-DISTRIBUTIONS = ("normal", "uniform", "iqr-uniform", "correlation-based")  # ravekit.distributions.DISTRIBUTIONS
+DISTRIBUTIONS = ("normal", "uniform", "iqr-uniform", "correlation-based", "histogram")  # ravekit.distributions
 
 
 def _chosen_pattern(argv) -> tuple[str, list[str]]:
@@ -51,9 +51,14 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--patterns_dir", action="append", default=[], metavar="DIR",
                    help="also load patterns from this folder (one .py file per pattern); repeatable")
     p.add_argument("--list_patterns", action="store_true", help="list the patterns and exit")
-    p.add_argument("--distribution", default="normal", choices=DISTRIBUTIONS,
+    p.add_argument("--distribution", default=None, choices=DISTRIBUTIONS,
                    help="how base frames are drawn: per-dim normal, uniform (mean +- 3 std, or the Tukey "
-                   "fences with --iqr), iqr-uniform (between the fences), correlation-based (multivariate normal)")
+                   "fences with --iqr), iqr-uniform (between the fences), correlation-based (multivariate "
+                   "normal); for codes of a discrete model histogram (per-dim code frequencies) or uniform "
+                   "(every code that occurs). Default: normal, or histogram for codes")
+    p.add_argument("--smoothing", type=float, default=0.0, metavar="ALPHA",
+                   help="discrete models: pseudo-count added to every code of the codebook before drawing "
+                   "(0: only codes found in the material; 1: Laplace smoothing)")
     p.add_argument("--iqr", action="store_true",
                    help="robust statistics: median and IQR / 1.349 instead of mean and std (computes quartiles)")
     p.add_argument("--num_latents", type=int, default=10, metavar="K", help="base pattern length k, in latent frames")
@@ -107,7 +112,8 @@ def body(argv) -> int:
         module=reg.load_pattern(reg.find(patterns, pattern)), pattern=pattern,
         options={d: getattr(args, d) for d in args.pattern_options}, inputs=args.input, stats_file=args.stats,
         extensions=extensions, stdin=sys.stdin, output=Path(args.output), seed=args.seed,
-        distribution=args.distribution, iqr=args.iqr, num_latents=args.num_latents, bpm=args.bpm,
+        distribution=args.distribution, smoothing=args.smoothing, iqr=args.iqr, num_latents=args.num_latents,
+        bpm=args.bpm,
         num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
         plot=args.plot, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio,
         max_frames=args.max_frames, warn=warn, info=lambda m: cli.info(PROG, m), on_output=cli.print_path)

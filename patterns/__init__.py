@@ -15,6 +15,9 @@ Contract (see ``ravekit/pattern_registry.py`` for the full text)::
         # bases: list of NUM_BASES float32 arrays, each (k, latent_dims)
         # rng: numpy.random.Generator; draw EVERY random number from it
         # stats: ravekit.stats.Stats (mean, std, scale, cov, corr, ...)
+        # stats.discrete: the bases hold codes of a discrete model; return
+        # only codes (rearrange the bases' values, or draw from
+        # stats.code_probabilities()): non-codes are refused, never rounded
         # options: values of this pattern's own flags, by dest
         return np.tile(bases[0], (num_loops, 1))   # (frames, latent_dims)
 

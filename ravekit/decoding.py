@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioWriter
+from .codes import check_codes
 from .errors import RavekitError, first_line
 from .latency import measure_latency
 from .latents import load_latents
@@ -20,14 +21,24 @@ def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike
 
     ``z`` is ``(1, dims, frames)``.  More dims than ``full_latent_size`` is an
     error; a count other than ``latent_size`` or metadata from another model
-    is a warning (RAVE fills missing dims with noise).
+    is a warning (RAVE fills missing dims with noise).  A discrete model takes
+    only codes: fewer than ``latent_size`` dims, or a value in its code dims
+    that is not a whole number in ``0 .. codebook_size - 1``, is an error (the
+    model itself would clamp and truncate it silently).
     """
     m = model.info
     dims = z.shape[1]
+    name = Path(m.path).name
     if dims > m.full_latent_size:
         raise RavekitError(
-            f"{path}: {dims} latent dims, but {Path(m.path).name} decodes at most {m.full_latent_size}; "
+            f"{path}: {dims} latent dims, but {name} decodes at most {m.full_latent_size}; "
             "decode with the model that made these latents")
+    if m.discrete:
+        if dims < m.latent_size:
+            raise RavekitError(f"{path}: {dims} latent dims, but {name} is a discrete model and needs all "
+                               f"{m.latent_size} code dims; decode codes made by its encoder or generator.py")
+        check_codes(z[0, :m.latent_size], m.codebook_size, path, name,
+                    "decode codes made by this model's encoder, or generator.py from their statistics")
     warnings = []
     if dims != m.latent_size:
         warnings.append(f"{path}: {dims} latent dims, the model's latent_size is {m.latent_size}"

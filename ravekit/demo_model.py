@@ -20,6 +20,13 @@ carries the last frame from one call to the next, as streaming exports do,
 and initialises it non-zero, as exports ship it.  Its decoder also delays
 its output by ``decode_latency`` samples through a cache
 (``decoder.delay.cache``), as a streaming export's decoder comes late.
+
+``discrete=True`` makes it behave like RAVE's ``DiscreteScriptedRAVE``: encode
+returns integer codebook indices (as floats), the nearest entry of a scalar
+codebook of log energies; decode clamps codes into the codebook and looks
+them up, and needs all ``latent_size`` code dims.  The codebook size is where
+a real export keeps it: a ``codebook_size`` attribute on the quantizer and a
+``quantizer._codebook.embed`` buffer of ``(codebook_size, 1)``.
 """
 
 from __future__ import annotations
@@ -207,19 +214,75 @@ class VariationalScriptedRAVE(DemoRAVE):
     """Same coder, named like a real RAVE v2 export."""
 
 
+class Codebook(nn.Module):
+    def __init__(self, codebook_size: int):
+        super().__init__()
+        # Log band energies from silence (log 1e-6) to loud, evenly spaced.
+        self.register_buffer("embed", torch.linspace(-14.0, 4.0, codebook_size).view(-1, 1))
+
+
+class ScalarQuantizer(nn.Module):
+    """One codebook shared by every dim; ``codebook_size`` as on RAVE's quantizer layers."""
+
+    def __init__(self, codebook_size: int):
+        super().__init__()
+        self.codebook_size = codebook_size
+        self._codebook = Codebook(codebook_size)
+
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        dist = (z.unsqueeze(-1) - self._codebook.embed.view(1, 1, 1, -1)).abs()
+        return dist.argmin(-1).float()
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        # As RAVE's pre_process_latent: clamp into the codebook, truncate to an index.
+        idx = codes.clamp(0, self.codebook_size - 1).long()
+        return self._codebook.embed[:, 0][idx]
+
+
+class DiscreteScriptedRAVE(DemoRAVE):
+    """The coder with its latents quantized to codebook indices, like a discrete RAVE export."""
+
+    def __init__(self, sr: int = 44100, ratio: int = 2048, latent_size: int = 8,
+                 channels: int = 1, streaming: bool = False, decode_latency: int = 0, codebook_size: int = 64):
+        super().__init__(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels, streaming=streaming,
+                         decode_latency=decode_latency)
+        self.quantizer = ScalarQuantizer(codebook_size)
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] != self.n_channels:
+            raise ValueError("encode expects (batch, n_channels, samples)")
+        return self.quantizer.encode(self.encoder(x))
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.shape[1] < self.latent_size:
+            raise ValueError("a discrete model needs latent_size code channels")
+        y = self.decoder(self.quantizer.decode(z[:, :self.latent_size]))
+        return y.repeat(1, self.target_channels, 1)
+
+
 def build_demo_model(path: str | Path, *, sr: int = 44100, ratio: int = 2048, latent_size: int = 8,
                      channels: int = 1, streaming: bool = False, rave_name: bool = False,
-                     gain_seed: int | None = None, decode_latency: int = 0) -> Path:
+                     gain_seed: int | None = None, decode_latency: int = 0, discrete: bool = False,
+                     codebook_size: int = 64) -> Path:
     """Script and save a demo model; returns its path.
 
     ``rave_name`` gives it the ``original_name`` of a real export.
     ``gain_seed`` randomises the decoder's band gains, to get two models of one
     architecture with different weights.  ``decode_latency`` (samples, with
     ``streaming``) makes decode that late, as a streaming export's is.
+    ``discrete`` makes a ``DiscreteScriptedRAVE`` whose latents are codes
+    ``0 .. codebook_size - 1``.
     """
-    cls = VariationalScriptedRAVE if rave_name else DemoRAVE
-    module = cls(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels, streaming=streaming,
-                 decode_latency=decode_latency)
+    if discrete:
+        module = DiscreteScriptedRAVE(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels,
+                                      streaming=streaming, decode_latency=decode_latency,
+                                      codebook_size=codebook_size)
+    else:
+        cls = VariationalScriptedRAVE if rave_name else DemoRAVE
+        module = cls(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels, streaming=streaming,
+                     decode_latency=decode_latency)
     if gain_seed is not None:
         gen = torch.Generator().manual_seed(gain_seed)
         with torch.no_grad():

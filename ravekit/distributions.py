@@ -21,6 +21,18 @@ Distributions (``iqr=True`` means the ``--iqr`` flag):
     edited stats file) is repaired by clipping negative eigenvalues to 0.
 
 A constant dim (zero spread) yields its constant value: no NaN ever.
+
+Discrete latents (codebook indices; :mod:`ravekit.codes`) have their own two:
+
+``histogram`` (their default)
+    per dim, codes drawn with the frequencies they have in the material
+    (plus ``--smoothing`` pseudo-counts per code).
+``uniform``
+    per dim, every code that can occur (found in the material, or any code of
+    the codebook with ``--smoothing`` > 0) equally likely.
+
+The others describe continuous values (means, spreads, quartiles) and are
+refused for codes, as ``histogram`` is for continuous latents.
 """
 
 from __future__ import annotations
@@ -32,8 +44,34 @@ import numpy as np
 from .errors import RavekitError
 from .stats import Stats
 
-DISTRIBUTIONS = ("normal", "uniform", "iqr-uniform", "correlation-based")
+DISTRIBUTIONS = ("normal", "uniform", "iqr-uniform", "correlation-based", "histogram")
+DISCRETE_DISTRIBUTIONS = ("histogram", "uniform")
 PSD_TOLERANCE = 1e-10  # relative to the largest eigenvalue: below is rounding, not a broken matrix
+
+
+def default_distribution(stats: Stats) -> str:
+    """``histogram`` for discrete latents, ``normal`` for continuous ones."""
+    return "histogram" if stats.discrete else "normal"
+
+
+def check_distribution(stats: Stats, distribution: str, iqr: bool, smoothing: float) -> None:
+    """Refuse a distribution or flag that does not fit the kind of latents (exit code 2)."""
+    where = stats.source or "the inputs"
+    if stats.discrete:
+        if distribution not in DISCRETE_DISTRIBUTIONS:
+            raise RavekitError(f"--distribution {distribution}: {where} hold codes of a discrete model "
+                               f"(codebook of {stats.codebook_size}), which have no mean or spread; use "
+                               f"--distribution {' or '.join(DISCRETE_DISTRIBUTIONS)}", 2)
+        if iqr:
+            raise RavekitError(f"--iqr: {where} hold codes of a discrete model, which have no quartiles; "
+                               "leave --iqr out", 2)
+    else:
+        if distribution == "histogram":
+            raise RavekitError(f"--distribution histogram draws codes of a discrete model, but {where} hold "
+                               "continuous latents; use normal, uniform, iqr-uniform or correlation-based", 2)
+        if smoothing:
+            raise RavekitError(f"--smoothing applies to codes of a discrete model, but {where} hold continuous "
+                               "latents; leave --smoothing out", 2)
 
 
 def needs_quartiles(distribution: str, iqr: bool) -> bool:
@@ -73,9 +111,15 @@ def sample(stats: Stats, distribution: str, frames: int, rng: np.random.Generato
 
     Returns
     -------
-    float32 array, shape ``(frames, latent_dims)``.
+    float32 array, shape ``(frames, latent_dims)``; whole codes for discrete ``stats``.
     """
     dims = stats.latent_dims
+    check_distribution(stats, distribution, iqr, stats.smoothing)
+    if stats.discrete:
+        from .codes import draw, support
+
+        prob = stats.code_probabilities()
+        return draw(prob if distribution == "histogram" else support(prob), frames, rng)
     if distribution == "normal":
         centre, scale = centre_and_scale(stats, iqr)
         out = centre + scale * rng.standard_normal((frames, dims))

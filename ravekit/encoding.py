@@ -134,5 +134,6 @@ class Encoder:
                 sr=m.sr, ratio=m.ratio, latent_dims=z.shape[1], frames=z.shape[2], n_channels=m.n_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
                 source=source, seed=self.seed, created_by="encoder.py", processing=self.processing,
+                discrete=m.discrete, codebook_size=m.codebook_size,
             )
             yield EncodedLatents(suffix, z, meta)

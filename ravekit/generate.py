@@ -94,7 +94,12 @@ def check_size(module, name: str, k: int, dims: int, num_loops: int, options: di
 
 def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int, num_loops: int, rng,
                  options: dict, warn: Warn):
-    """Draw the bases and run the pattern: float32 ``(frames, latent_dims)``."""
+    """Draw the bases and run the pattern: float32 ``(frames, latent_dims)``.
+
+    For discrete ``stats`` the bases hold codes, and so must the pattern's
+    output: a value that is not a code of the codebook is refused, never
+    rounded into one (codes are categories; the nearest index means nothing).
+    """
     import numpy as np
 
     from .distributions import sample
@@ -114,7 +119,17 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
                            f"{stats.latent_dims}) with frames >= 1")
     if not np.isfinite(out).all():
         raise RavekitError(f"pattern {name!r} produced NaN or infinite values; fix the pattern")
-    return np.ascontiguousarray(out, dtype=np.float32)
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    if stats.discrete:
+        from .codes import first_bad_code, show, valid_range
+
+        bad = first_bad_code(out.T, stats.codebook_size)
+        if bad is not None:
+            raise RavekitError(
+                f"pattern {name!r} produced {show(bad[2])} at frame {bad[0] + 1}, dim {bad[1] + 1}, which is not a "
+                f"code of the discrete model ({valid_range(stats.codebook_size)}); a pattern for discrete latents "
+                "must only rearrange the bases' codes or draw codes (see patterns/__init__.py)")
+    return out
 
 
 def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict) -> Path:
@@ -153,10 +168,10 @@ def generate_files(*, module, pattern: str, stats, distribution: str, iqr: bool,
             sr=sr, ratio=ratio, latent_dims=stats.latent_dims, frames=array.shape[0],
             model={"file": Path(model_file).name} if model_file else None,
             source={"stats": stats_file, "files": len(stats.sources), "frames": stats.frames},
-            seed=seed, created_by="generator.py",
+            seed=seed, created_by="generator.py", discrete=stats.discrete, codebook_size=stats.codebook_size,
             generator={
                 "pattern": pattern, "pattern_options": options, "distribution": distribution, "iqr": iqr,
-                "num_latents": k, "num_loops": num_loops, "index": index,
+                "num_latents": k, "num_loops": num_loops, "index": index, "smoothing": stats.smoothing,
                 "bpm": bpm_of(k, sr, ratio), "double_time_bpm": double_time_of(k, sr, ratio),
                 "stats_source": stats_file,
             },

@@ -45,14 +45,31 @@ def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, rati
             raise RavekitError(str(exc), 2) from None
 
 
-def model_rate(model_file: str | None):
-    """``((sr, ratio), latent_size)`` of an exported model, or ``(None, None)`` without one."""
+def model_info(model_file: str | None):
+    """The :class:`~ravekit.model.ModelInfo` of an exported model, or ``None`` without one."""
     if not model_file:
-        return None, None
+        return None
     from .model import load_model
 
-    info = load_model(model_file, device="cpu", checksum=False).info
-    return (info.sr, info.ratio), info.latent_size
+    return load_model(model_file, device="cpu", checksum=False).info
+
+
+def check_kind(stats, info, model_file: str | None) -> None:
+    """Refuse statistics of discrete codes for a continuous model, and the reverse (exit code 2)."""
+    if info is None or (info.discrete and info.codebook_size is None and stats.discrete):
+        return
+    where = stats.source or "the inputs"
+    if info.discrete and not stats.discrete:
+        codes = (f"codes 0 to {info.codebook_size - 1}" if info.codebook_size
+                 else "its codebook size unknown: encode with it so the sidecars say it")
+        raise RavekitError(f"{where}: continuous latents, but {model_file} is a discrete model ({codes}); "
+                           "analyse latents encoded with this model", 2)
+    if stats.discrete and not info.discrete:
+        raise RavekitError(f"{where}: codes of a discrete model (codebook of {stats.codebook_size}), but "
+                           f"{model_file} is a continuous model; use the discrete model they were encoded with", 2)
+    if stats.discrete and stats.codebook_size != info.codebook_size:
+        raise RavekitError(f"{where}: codes of a codebook of {stats.codebook_size}, but {model_file} has a "
+                           f"codebook of {info.codebook_size}; use the model they were encoded with", 2)
 
 
 def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: Sequence[str],
@@ -88,7 +105,8 @@ def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: War
 
 
 def load_or_analyse(stats_file: str | None, inputs: Sequence[str] | None, extensions: Sequence[str],
-                    stdin: Iterable[str] | None, output: Path, quartiles: bool, warn: Warn, info: Warn):
+                    stdin: Iterable[str] | None, output: Path, quartiles: bool, warn: Warn, info: Warn,
+                    codebook_size: int | None = None):
     """The :class:`~ravekit.stats.Stats` of an earlier run (``stats_file``) or of ``inputs``."""
     from .stats import compute_stats
     from .stats_io import load_stats
@@ -99,36 +117,54 @@ def load_or_analyse(stats_file: str | None, inputs: Sequence[str] | None, extens
         stats = load_stats(stats_file)
     elif inputs:
         files = gather_inputs(inputs, extensions, stdin, exclude_dir=output)
-        stats = compute_stats(files, quartiles=quartiles, warn=warn)
-        info(f"analysed {len(files)} file(s), {stats.frames} latent frames of {stats.latent_dims} dims")
+        stats = compute_stats(files, quartiles=quartiles, warn=warn, codebook_size=codebook_size)
+        kind = f" (codes of a codebook of {stats.codebook_size})" if stats.discrete else ""
+        info(f"analysed {len(files)} file(s), {stats.frames} latent frames of {stats.latent_dims} dims{kind}")
     else:
         raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
-    if quartiles:
+    if quartiles and not stats.discrete:  # codes have no quartiles: check_distribution says so
         stats.require_quartiles()
     return stats
 
 
 def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, stats_file: str | None,
-        extensions: Sequence[str], stdin: Iterable[str] | None, output: Path, seed: int, distribution: str,
+        extensions: Sequence[str], stdin: Iterable[str] | None, output: Path, seed: int, distribution: str | None,
         iqr: bool, num_latents: int, bpm: float | None, num_loops: int, num_files: int, embeddings: bool,
         double: bool, plot: bool, model_file: str | None, sample_rate: int | None, ratio: int | None,
-        max_frames: int, warn: Warn, info: Warn, on_output: Callable[[Path], None]) -> list[Path]:
+        max_frames: int, warn: Warn, info: Warn, on_output: Callable[[Path], None],
+        smoothing: float = 0.0) -> list[Path]:
     """generator.py's whole run: check flags, analyse, save stats.json, plot, write ``num_files`` files.
 
     Every flag is checked before the inputs are read; ``on_output(path)`` is
-    called for each pattern file written.
+    called for each pattern file written.  ``distribution`` ``None`` picks
+    the default for the kind of latents (``histogram`` for codes, else ``normal``).
     """
-    from .distributions import needs_quartiles
+    import math
+
+    from .distributions import check_distribution, default_distribution, needs_quartiles
     from .stats_io import save_stats
 
     check_request(seed=seed, bpm=bpm, sample_rate=sample_rate, ratio=ratio, pattern_module=module,
                   options=options, counts={"num_latents": num_latents, "num_loops": num_loops,
                                            "num_files": num_files, "max_frames": max_frames})
-    rate, latent_size = model_rate(model_file)
-    quartiles = needs_quartiles(distribution, iqr)
-    stats = load_or_analyse(stats_file, inputs, extensions, stdin, output, quartiles, warn, info)
+    if not (math.isfinite(smoothing) and smoothing >= 0):
+        raise RavekitError(f"--smoothing {smoothing:g}: give a pseudo-count of 0 or more, e.g. --smoothing 1", 2)
+    minfo = model_info(model_file)
+    rate, latent_size = ((minfo.sr, minfo.ratio), minfo.latent_size) if minfo else (None, None)
+    quartiles = needs_quartiles(distribution or "normal", iqr)
+    stats = load_or_analyse(stats_file, inputs, extensions, stdin, output, quartiles, warn, info,
+                            minfo.codebook_size if minfo and minfo.discrete else None)
+    check_kind(stats, minfo, model_file)
+    distribution = distribution or default_distribution(stats)
+    check_distribution(stats, distribution, iqr, smoothing)
+    stats.smoothing = smoothing
     for d in stats.constant_dims:
-        warn(f"latent dim {d + 1} is constant ({stats.mean[d]:.6g}) in all inputs; it is generated as that constant")
+        if stats.discrete:
+            warn(f"latent dim {d + 1} is always code {stats.mean[d]:.0f} in all inputs; "
+                 + ("--smoothing also draws other codes there" if smoothing else "it is generated as that code"))
+        else:
+            warn(f"latent dim {d + 1} is constant ({stats.mean[d]:.6g}) in all inputs; "
+                 "it is generated as that constant")
     sr, ratio = resolve_rate(sample_rate, ratio, rate, (stats.sr, stats.ratio), warn)
     if stats.sr is None:
         stats.sr, stats.ratio = sr, ratio
@@ -175,6 +211,7 @@ def tempo_table_text(*, sample_rate: int | None, ratio: int | None, model_file: 
     from .tempo import format_tempo_table
 
     check_request(seed=0, bpm=None, sample_rate=sample_rate, ratio=ratio, counts={})
-    rate, _ = model_rate(model_file)
+    minfo = model_info(model_file)
+    rate = (minfo.sr, minfo.ratio) if minfo else None
     sr, rt = resolve_rate(sample_rate, ratio, rate, data_rate(stats_file, inputs, extensions, stdin), warn)
     return format_tempo_table(sr, rt)

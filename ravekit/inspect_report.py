@@ -37,6 +37,17 @@ def _fidelity_text(s: dict) -> str:
     return f"{dims} of {s['fidelity_of_dims']} dims reach {levels} of the variance"
 
 
+def _latents_text(s: dict) -> str:
+    if s.get("discrete") is None:
+        return UNKNOWN
+    if not s["discrete"]:
+        return "continuous"
+    size = s.get("codebook_size")
+    if size is None:
+        return "discrete: codebook indices (codebook size unknown)"
+    return f"discrete: codebook indices 0 to {size - 1} (codebook of {size} per dim)"
+
+
 def fact_pairs(s: dict) -> list[tuple[str, str]]:
     """The summary's facts as ``(label, text)`` pairs, ``unknown`` where missing."""
     rate = s.get("latent_rate")
@@ -51,6 +62,7 @@ def fact_pairs(s: dict) -> list[tuple[str, str]]:
         ("sample rate", _known(s.get("sr"), " Hz")),
         ("channels", f"{_known(s.get('n_channels'))} in, {_known(s.get('target_channels'))} out"),
         ("latent size", f"{_known(s.get('latent_size'))} (full {_known(s.get('full_latent_size'))})"),
+        ("latents", _latents_text(s)),
         ("ratio", ratio),
         ("nn~ methods", _methods_text(s.get("methods") or {})),
         ("nn~ attributes", ", ".join(f"{k}={v}" for k, v in s["attributes"].items()) or "none"),
@@ -65,7 +77,8 @@ def fact_pairs(s: dict) -> list[tuple[str, str]]:
     if ck:
         # A checkpoint is no nn~ export: no class, methods or attributes to report,
         # and its state_dict does not tell parameters from buffers.
-        pairs = [p for p in pairs if p[0] not in ("class", "nn~ methods", "nn~ attributes", "prior", "state_dict")]
+        pairs = [p for p in pairs if p[0] not in ("class", "nn~ methods", "nn~ attributes", "prior", "state_dict",
+                                                  "latents")]
         pairs += [("state_dict", f"{s['state_dict_entries']} tensors"), ("epoch", _known(ck["epoch"])),
                   ("global step", _known(ck["global_step"])), ("config.gin", ck["config_gin"] or "none found")]
     return pairs
@@ -116,7 +129,8 @@ def summary_record(s: dict) -> dict:
     """One flat row for the summary CSV."""
     rec = {k: s.get(k) for k in ("file", "path", "size_bytes", "sha256", "format", "original_name", "sr",
                                  "n_channels", "target_channels", "latent_size", "full_latent_size", "ratio",
-                                 "latent_rate", "streaming", "cache_buffers", "has_prior")}
+                                 "latent_rate", "discrete", "codebook_size", "streaming", "cache_buffers",
+                                 "has_prior")}
     for name, params in (s.get("methods") or {}).items():
         rec[f"{name}_params"] = fmt_value(params) if params else None
     for name, value in s["attributes"].items():

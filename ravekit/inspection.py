@@ -17,7 +17,13 @@ import torch
 
 from . import checkpoint as ckpt_mod
 from .errors import RavekitError
-from .model import STREAMING_BUFFER_SUFFIXES, load_module, read_info, sha256_of
+from .model import (
+    STREAMING_BUFFER_SUFFIXES,
+    load_module,
+    read_codebook_size,
+    read_info,
+    sha256_of,
+)
 
 FIDELITY_LEVELS = (80, 90, 95, 99)
 MB = 1e6  # megabytes as RAVE's and Lightning's own summaries count them
@@ -202,7 +208,7 @@ def component_table(ins: Inspected, rows: list[dict]) -> tuple[list[dict], dict]
 def _module_facts(ins: Inspected) -> dict:
     m = ins.module
     facts = dict.fromkeys(("original_name", "sr", "n_channels", "target_channels", "latent_size",
-                           "full_latent_size", "ratio", "latent_rate", "has_prior"))
+                           "full_latent_size", "ratio", "latent_rate", "has_prior", "discrete", "codebook_size"))
     try:
         info = read_info(m, str(ins.path))
         facts.update({k: v for k, v in info.to_dict().items() if k in facts})
@@ -221,6 +227,9 @@ def _module_facts(ins: Inspected) -> dict:
         if facts["sr"] and facts["ratio"]:
             facts["latent_rate"] = facts["sr"] / facts["ratio"]
     facts["original_name"] = str(_get(m, "original_name") or "unknown")
+    if facts["discrete"] is None:  # read_info failed: the codebook may still be there
+        facts["codebook_size"] = read_codebook_size(m)
+        facts["discrete"] = facts["codebook_size"] is not None or "Discrete" in facts["original_name"]
     methods = nn_methods(m)
     facts["has_prior"] = "prior" in methods
     facts["methods"] = methods
@@ -232,7 +241,8 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     """The summary of one model as plain JSON-able data (``None`` = unknown).
 
     Keys: path, file, size_bytes, sha256, format, original_name, sr, n_channels,
-    target_channels, latent_size, full_latent_size, ratio, latent_rate, methods
+    target_channels, latent_size, full_latent_size, ratio, latent_rate, discrete,
+    codebook_size (``None`` for continuous models), methods
     (``name -> [in_ch, in_ratio, out_ch, out_ratio]``), attributes, streaming,
     cache_buffers, cache_mb, has_prior, fidelity (``{"80": dims, ...}``),
     fidelity_of_dims, state_dict_entries, parameter_entries, buffer_entries,
@@ -247,6 +257,7 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
         facts = ckpt_mod.checkpoint_facts(ins.path, ins.checkpoint or {})
         summary.update(original_name=None, sr=facts["sr"], n_channels=None, target_channels=None,
                        latent_size=facts["latent_size"], full_latent_size=None, ratio=None, latent_rate=None,
+                       discrete=None, codebook_size=None,
                        has_prior=None, methods={}, attributes={}, checkpoint=facts)
     caches = [k for k, kind in ins.kinds.items() if kind != "parameter" and k.endswith(STREAMING_BUFFER_SUFFIXES)]
     summary["streaming"] = bool(caches)

@@ -77,6 +77,13 @@ class ModelInfo:
         The most dims ``decode`` accepts (missing ones are filled with noise).
     ratio : int
         Audio samples per latent frame (``encode_params[3]``).
+    discrete : bool
+        The latents are codebook indices (RAVE's ``DiscreteScriptedRAVE``),
+        not continuous values.
+    codebook_size : int or None
+        Codes per latent dim of a discrete model (valid codes are
+        ``0 .. codebook_size - 1``); ``None`` for continuous models, or for a
+        discrete model that does not say it.
     """
 
     path: str
@@ -91,6 +98,8 @@ class ModelInfo:
     streaming: bool = False
     has_prior: bool = False
     sha256: str = ""
+    discrete: bool = False
+    codebook_size: int | None = None
 
     @property
     def latent_rate(self) -> float:
@@ -151,6 +160,38 @@ def _methods(module) -> list[str]:
         return [m for m in ("encode", "decode", "forward") if hasattr(module, m)]
 
 
+def _positive_int(value) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
+
+
+def read_codebook_size(module) -> int | None:
+    """The codebook size of a discrete model, or ``None`` when it has no codebook.
+
+    Looked up in this order (RAVE-INTERFACE.md, ``DiscreteScriptedRAVE``):
+
+    1. a ``codebook_size`` attribute on the model itself (forks may export one);
+    2. a ``codebook_size`` attribute on a submodule: RAVE keeps it on each
+       quantizer layer (``encoder.rvq.layers.N``), and its decode clamps codes
+       to ``0 .. codebook_size - 1`` with it;
+    3. the rows of a codebook buffer, the state_dict entry whose name ends in
+       ``codebook.embed`` (``encoder.rvq.layers.0._codebook.embed``, shape
+       ``(codebook_size, dim)``).
+    """
+    size = _positive_int(_attr(module, "codebook_size"))
+    if size:
+        return size
+    for _, child in module.named_modules():
+        size = _positive_int(_attr(child, "codebook_size"))
+        if size:
+            return size
+    for name, buf in module.named_buffers():
+        if name.endswith("codebook.embed") and buf.dim() == 2 and buf.shape[0] > 0:
+            return int(buf.shape[0])
+    return None
+
+
 def read_info(module, path: str = "") -> ModelInfo:
     """Collect a model's facts from its attributes and nn~ metadata buffers.
 
@@ -189,11 +230,13 @@ def read_info(module, path: str = "") -> ModelInfo:
         original = "unknown"
     methods = _methods(module)
     streaming = any(n.endswith(STREAMING_BUFFER_SUFFIXES) for n, _ in module.named_buffers())
+    codebook_size = read_codebook_size(module)
     return ModelInfo(
         path=str(path), sr=int(sr), n_channels=int(n_channels), target_channels=int(target),
         latent_size=int(latent_size), full_latent_size=int(full), ratio=int(ratio),
         original_name=str(original), methods=methods, streaming=streaming,
         has_prior="prior" in methods, sha256="",
+        discrete=codebook_size is not None or "Discrete" in str(original), codebook_size=codebook_size,
     )
 
 

@@ -20,6 +20,11 @@ choice.  The first line of its docstring is its description.  It defines:
     fitted :class:`ravekit.stats.Stats` (vary by ``stats.scale``: the std,
     or the robust std when the run uses ``--iqr``); ``options``: the values of the
     pattern's own flags, by ``dest``.  Returns ``(frames, latent_dims)``.
+    With codes of a discrete model (``stats.discrete``) the bases hold whole
+    codes ``0 .. stats.codebook_size - 1``, and the output must too: copy and
+    rearrange the bases' values, or draw codes with
+    ``stats.code_probabilities()``; never shift, average or round codes. An
+    output value that is not a code is refused.
 ``add_arguments(parser)`` (optional)
     adds the pattern's own flags (name them ``--<pattern>_<option>``).
 ``check_options(**options)`` (optional)

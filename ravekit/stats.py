@@ -14,6 +14,10 @@ reference that loads everything holds the corpus at least twice (the loaded
 arrays plus their concatenation) and ``np.cov`` a float64 copy on top.
 Quantiles use numpy's default ("linear") definition, so the median is the
 true median, not the midhinge.
+
+Discrete latents (codebook indices, see :mod:`ravekit.codes`) also stream
+into per-dim code histograms; their moments are kept for the plots, but the
+histograms are what codes are drawn from.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class Stats:
     ``std`` and ``cov`` use ``ddof=1`` (``np.cov``'s default).  The
     correlation of a constant dim with any other is set to 0 (and 1 with
     itself), since it is undefined.
+
+    Discrete latents have ``codebook_size`` and ``histograms``, int64
+    ``(latent_dims, codebook_size)``: how often each code occurs in each dim.
     """
 
     latent_dims: int
@@ -61,6 +68,20 @@ class Stats:
     sources: list[str] = field(default_factory=list)
     source: str = ""  # where these statistics were read from (a JSON file) or ""
     robust: bool = False  # the run asked for robust statistics (--iqr); not saved, see ``scale``
+    codebook_size: int | None = None
+    histograms: np.ndarray | None = None
+    smoothing: float = 0.0  # the run's --smoothing; not saved, see ``code_probabilities``
+
+    @property
+    def discrete(self) -> bool:
+        """The latents are codebook indices of a discrete model."""
+        return self.codebook_size is not None
+
+    def code_probabilities(self) -> np.ndarray:
+        """Per-dim code probabilities ``(latent_dims, codebook_size)``, with the run's ``smoothing``."""
+        from .codes import probabilities
+
+        return probabilities(self.histograms, self.smoothing)
 
     @property
     def has_quartiles(self) -> bool:
@@ -115,6 +136,9 @@ class Stats:
             d.update(median=self.median.tolist(), q1=self.q1.tolist(), q3=self.q3.tolist(),
                      iqr=self.iqr.tolist(), lower_fence=self.lower_fence.tolist(),
                      upper_fence=self.upper_fence.tolist(), robust_std=self.robust_std.tolist())
+        d["discrete"] = self.discrete
+        if self.discrete:
+            d.update(codebook_size=self.codebook_size, histograms=self.histograms.tolist())
         d["sources"] = list(self.sources)
         return d
 
@@ -208,9 +232,37 @@ def probe_latent_file(path: os.PathLike | str) -> tuple[int, int]:
     return int(z.shape[1]), int(z.shape[2])
 
 
+def material_codebook(paths: Sequence[os.PathLike | str], model_codebook: int | None) -> int | None:
+    """The codebook size of the inputs' codes, or ``None`` for continuous latents.
+
+    encoder.py's sidecars say it (``codebook_size``: a number, or ``null`` for a
+    continuous model); inputs whose sidecars do not (other tools, older files)
+    take ``model_codebook``.  Inputs that disagree are refused, naming one.
+    """
+    from .latents import read_sidecar
+
+    said: tuple[os.PathLike | str, int | None] | None = None
+    for p in paths:
+        meta = read_sidecar(p)
+        if "codebook_size" not in meta:
+            continue
+        size = meta["codebook_size"]
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise RavekitError(f"{p}: its sidecar's codebook_size {size!r} is not a positive whole number; "
+                               "encode the audio again")
+        if said is None:
+            said = (p, size)
+        elif size != said[1]:
+            def what(n):
+                return f"codes of a codebook of {n}" if n else "continuous latents"
+            raise RavekitError(f"{p}: holds {what(size)} but {said[0]} holds {what(said[1])}; "
+                               "pool only latents of one model")
+    return said[1] if said else model_codebook
+
+
 def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
                   warn: Callable[[str], None] | None = None,
-                  progress: Callable[[int], None] | None = None) -> Stats:
+                  progress: Callable[[int], None] | None = None, codebook_size: int | None = None) -> Stats:
     """Statistics of all latent frames of ``paths``, pooled.
 
     Parameters
@@ -219,11 +271,15 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
     quartiles : also compute median, Q1 and Q3 exactly (holds the corpus once in float32).
     warn : called with a message when inputs disagree on sr / ratio.
     progress : called with each file's index once it is folded in.
+    codebook_size : the codebook size of the model (``--model``) when it is
+        discrete, for inputs whose sidecars do not say; the sidecars' word wins.
 
     Raises
     ------
-    RavekitError : no inputs, mismatched dims (naming the odd file), fewer than 2 frames.
+    RavekitError : no inputs, mismatched dims (naming the odd file), fewer than 2 frames,
+        discrete and continuous latents mixed, a value of discrete latents that is not a code.
     """
+    from .codes import check_codes, histogram
     from .latents import load_latents
 
     if not paths:
@@ -240,6 +296,8 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
         raise RavekitError(
             f"{paths[0]}: only {total} latent frame in all inputs; a spread needs at least 2, pass longer inputs"
         )
+    codebook_size = material_codebook(paths, codebook_size)
+    hist = np.zeros((dims, codebook_size), dtype=np.int64) if codebook_size else None
     acc = MomentAccumulator(dims)
     buf = np.empty((dims, total), dtype=np.float32) if quartiles else None
     filled = 0
@@ -256,6 +314,10 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
             elif (int(file_sr), int(file_ratio)) != (sr, ratio) and warn:
                 warn(f"{p}: made at sr {file_sr} / ratio {file_ratio}, not {sr} / {ratio} like earlier inputs; "
                      "pooling latents of different models")
+        if hist is not None:
+            check_codes(x, codebook_size, p, f"a codebook of {codebook_size}",
+                        "analyse only codes encoded by one discrete model")
+            hist += histogram(x, codebook_size)
         acc.add(x)
         if buf is not None:
             buf[:, filled:filled + frames] = x
@@ -264,7 +326,8 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
         if progress:
             progress(i)
     parts = _finalize(acc.n, acc.mean, acc.m2, acc.lo, acc.hi)
-    stats = Stats(latent_dims=dims, frames=acc.n, sr=sr, ratio=ratio, sources=[str(p) for p in paths], **parts)
+    stats = Stats(latent_dims=dims, frames=acc.n, sr=sr, ratio=ratio, sources=[str(p) for p in paths],
+                  codebook_size=codebook_size, histograms=hist, **parts)
     if buf is not None:
         stats.q1, stats.median, stats.q3 = quartiles_in_place(buf)
     return stats

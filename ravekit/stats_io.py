@@ -47,4 +47,19 @@ def load_stats(path: os.PathLike | str) -> Stats:
                   sources=list(data.get("sources") or []), source=str(path), **vec, **mats)
     if "median" in data:
         stats.median, stats.q1, stats.q3 = (_vector(data, k, (dims,), path) for k in ("median", "q1", "q3"))
+    if data.get("discrete"):
+        stats.codebook_size, stats.histograms = _histograms(data, dims, frames, path)
     return stats
+
+
+def _histograms(data: dict, dims: int, frames: int, path) -> tuple[int, np.ndarray]:
+    """``codebook_size`` and the ``(dims, codebook_size)`` code counts of discrete statistics, checked."""
+    size = data.get("codebook_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise RavekitError(f"{path}: discrete statistics without a valid codebook_size; "
+                           "write it again with generator.py")
+    counts = _vector(data, "histograms", (dims, size), path)
+    if (counts < 0).any() or (counts != np.floor(counts)).any() or (counts.sum(axis=1) != frames).any():
+        raise RavekitError(f"{path}: 'histograms' should hold whole counts summing to {frames} frames per dim; "
+                           "write it again with generator.py")
+    return size, counts.astype(np.int64)

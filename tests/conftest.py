@@ -27,6 +27,7 @@ FIXTURE_SPECS = {
     "stereo512": dict(sr=48000, ratio=512, latent_size=4, channels=2),
     "rave_named": dict(ratio=1024, latent_size=16, rave_name=True),
     "streaming": dict(streaming=True, decode_latency=5000),  # not a multiple of the ratio
+    "discrete": dict(discrete=True, ratio=1024, codebook_size=32),  # codes 0..31, like DiscreteScriptedRAVE
 }
 
 

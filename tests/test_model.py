@@ -18,6 +18,7 @@ def test_facts_come_from_the_model(fixture_models, name):
     assert info.ratio == spec.get("ratio", 2048) and info.sr == spec.get("sr", 44100)
     assert info.latent_size == spec.get("latent_size", 8) and info.n_channels == spec.get("channels", 1)
     assert info.streaming == spec.get("streaming", False)
+    assert info.discrete == spec.get("discrete", False) and info.codebook_size == spec.get("codebook_size")
     assert info.latent_rate == info.sr / info.ratio and len(info.sha256) == 64
 
 
