@@ -27,7 +27,7 @@ SUBTYPES = ("FLOAT", "PCM_16", "PCM_24", "DOUBLE")
 SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 INTEGER_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32")
 WAV_MAX_BYTES = 0xFFFFFFFF  # a RIFF chunk size is an unsigned 32-bit count of the bytes after it
-# libsndfile's WAV headers measure 44 to 600 bytes (64 channels; tests/test_audio_write.py
+# libsndfile's WAV headers measure 44 to 600 bytes (64 channels; tests/test_long_outputs.py
 # measures them): the room left for them below the limit, with a wide margin.
 HEADER_ALLOWANCE = 4096
 
