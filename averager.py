@@ -146,7 +146,8 @@ def main(argv=None) -> int:
             from ravekit.merge_audio import render_comparison
 
             models = [Path(m) for m in args.models] + [out]
-            for path in render_comparison(Path(args.audio), models, renders, args.seed, args.device):
+            for path in render_comparison(Path(args.audio), models, renders, args.seed, args.device,
+                                          lambda message: warn(PROG, message)):
                 print_path(path)
         return 0
 

@@ -2,8 +2,10 @@
 """Decode RAVE latents (.npy or latent WAV) into audio through a model.
 
 Each input becomes OUTPUT/<mirrored path>.wav at the model's sample rate,
-32-bit float by default. When the latents' sidecar knows the source's length,
-the audio is cut to it. Output paths go to stdout, messages to stderr.
+32-bit float by default (RF64 beyond 4 GiB), with a JSON record (.json) of how
+it was made: a re-run keeps outputs made the same way and reports those made
+otherwise. When the latents' sidecar knows the source's length, the audio is
+cut to it. Output paths go to stdout, messages to stderr.
 
 example:
   python decoder.py --model model.ts --input latents/ --output decoded
@@ -40,8 +42,9 @@ def run(args) -> int:
     from ravekit.decoding import Decoder
     from ravekit.model import load_model
 
-    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part)
-    decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim)
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part, records=True)
+    decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
+                      warn=lambda message: cli.warn(PROG, message))
 
     def work(job):
         path, warnings = decoder.decode_file(job.source, job.output)
@@ -49,7 +52,7 @@ def run(args) -> int:
             cli.warn(PROG, message)
         return [path]
 
-    report = run_jobs(PROG, jobs, work, lambda job: [job.output] if job.output.exists() else [],
+    report = run_jobs(PROG, jobs, work, lambda job: [job.output] if decoder.finished(job.source, job.output) else [],
                       args.force, args.quiet)
     return summarise(PROG, report, args.quiet)
 

@@ -45,6 +45,7 @@ def run(args) -> int:
     from ravekit.latents import read_sidecar, save_npy
     from ravekit.model import load_model
     from ravekit.prefetch import AudioPrefetcher
+    from ravekit.records import stale_error
 
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part)
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk)
@@ -59,8 +60,7 @@ def run(args) -> int:
         for path in planned:
             changed = encoder.differences(read_sidecar(path))
             if changed:
-                raise RavekitError(f"{path}: made by an earlier run with other settings ({', '.join(changed)}); "
-                                   "use --force to redo it, or another --output")
+                raise stale_error(path, changed)
         return planned
 
     def to_do(job) -> bool:

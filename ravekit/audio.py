@@ -1,10 +1,10 @@
-"""Audio input and output: reading block by block, resampling, channels, saving.
+"""Audio input: reading block by block, resampling, channels.
 
 Reading goes through soundfile (WAV, AIFF, FLAC, OGG/Vorbis/Opus, MP3); other
 formats (m4a, aac, ...) are decoded by the ``ffmpeg`` command when it is on
 PATH.  Files are read in blocks and resampled with a streaming soxr resampler,
 so memory does not grow with the file's length.  Arrays are float32 with
-shape ``(channels, samples)`` throughout.
+shape ``(channels, samples)`` throughout.  Writing is ``audio_write``'s.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .audio_header import truncation
 from .errors import RavekitError
-from .fileio import atomic_path
 
 BLOCK = 1 << 18  # frames per read: large enough to amortise calls, small next to a model chunk
 AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".mp4")
@@ -79,21 +79,41 @@ def probe(path: os.PathLike | str) -> AudioInfo:
         return _ffprobe(p)
     if i.frames == 0:
         raise RavekitError(f"{p}: the file holds no audio samples; remove it or export it again")
+    cut = truncation(p)
+    if cut:
+        raise truncated_error(p, *cut, i.samplerate)
     return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames))
+
+
+def truncated_error(path: os.PathLike | str, announced: int, present: int, sr: float,
+                    fix: str = "copy or export it again, or keep what is there by rewriting it "
+                               "(e.g. ffmpeg -i FILE whole.wav)") -> RavekitError:
+    """A file cut short is a failure, never taken for a complete shorter one."""
+    return RavekitError(f"{path}: truncated: the header announces {announced} frames ({announced / sr:.2f} s), "
+                        f"the file holds {present} ({present / sr:.2f} s); {fix}")
+
+
+# Formats whose header states the exact length: fewer frames read than that is a cut-off file.
+# (An MP3's or Ogg's length is an estimate.)
+EXACT_LENGTH = (".wav", ".aif", ".aiff", ".flac")
 
 
 def _soundfile_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
     import soundfile as sf
 
+    read = 0
     try:
         with sf.SoundFile(info.path) as f:
             while True:
                 data = f.read(block, dtype="float32", always_2d=True)
                 if not len(data):
-                    return
+                    break
+                read += len(data)
                 yield data.T
     except sf.LibsndfileError as exc:
         raise RavekitError(f"{info.path}: cannot decode the audio ({exc}); the file may be corrupt") from None
+    if info.frames and read < info.frames and Path(info.path).suffix.lower() in EXACT_LENGTH:
+        raise truncated_error(info.path, info.frames, read, info.sr)
 
 
 def _ffmpeg_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
@@ -190,52 +210,3 @@ def match_channels(x: np.ndarray, model_channels: int, mode: str = "auto") -> np
     """Convert ``x`` ``(channels, n)`` to ``(model_channels, n)`` (first pass of ``channel_plan``)."""
     return apply_channels(x, channel_plan(x.shape[0], model_channels, mode)[0][1], model_channels)
 
-
-SUBTYPES = ("FLOAT", "PCM_16", "PCM_24", "DOUBLE")
-
-
-def _no_peak_chunk(f) -> None:
-    """Leave out libsndfile's PEAK chunk: it holds a timestamp, so the same
-    audio written twice would differ byte for byte."""
-    from soundfile import _ffi, _snd
-
-    SFC_SET_ADD_PEAK_CHUNK = 0x1050
-    _snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, _ffi.NULL, 0)
-
-
-class AudioWriter:
-    """Write ``(channels, n)`` blocks to a sound file that appears only when closed cleanly.
-
-    Use as a context manager; on an exception the partial file is removed.
-    """
-
-    def __init__(self, path: os.PathLike | str, sr: int, channels: int, subtype: str = "FLOAT"):
-        self.path, self.sr, self.channels, self.subtype = Path(path), sr, channels, subtype
-
-    def __enter__(self) -> "AudioWriter":
-        import soundfile as sf
-
-        self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        try:
-            self._file = sf.SoundFile(str(tmp), "w", samplerate=int(self.sr), channels=self.channels,
-                                      subtype=self.subtype)
-        except Exception as exc:  # noqa: BLE001
-            self._atomic.__exit__(type(exc), exc, None)
-            raise RavekitError(f"{self.path}: cannot write audio ({exc}); check --subtype and the file ending") from None
-        _no_peak_chunk(self._file)
-        return self
-
-    def write(self, block: np.ndarray) -> None:
-        self._file.write(np.ascontiguousarray(block.T))
-
-    def __exit__(self, *exc) -> bool:
-        self._file.close()
-        return bool(self._atomic.__exit__(*exc))
-
-
-def save_audio(path: os.PathLike | str, y: np.ndarray, sr: int, subtype: str = "FLOAT") -> Path:
-    """Write ``y`` ``(channels, samples)`` at ``sr`` Hz, atomically; format from the suffix."""
-    with AudioWriter(path, sr, y.shape[0], subtype) as w:
-        w.write(y)
-    return Path(path)

@@ -82,10 +82,15 @@ def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_di
 
 
 def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
-              shard: tuple[int, int] | None = None) -> list[Job]:
-    """Map inputs to outputs, refuse collisions and overwrites, then take this shard."""
+              shard: tuple[int, int] | None = None, records: bool = False) -> list[Job]:
+    """Map inputs to outputs, refuse collisions and overwrites, then take this shard.
+
+    ``records``: each output gets a ``NAME.json`` record beside it, which must
+    not replace an input's sidecar (``NAME.json`` beside a latent file).
+    """
     jobs, seen = [], {}
     sources = {p.resolve() for p, _ in pairs}
+    sidecars = {p.resolve().with_suffix(".json"): p for p, _ in pairs} if records else {}
     for source, rel in sorted(pairs, key=lambda pr: str(pr[1])):
         out = output_dir / rel.with_suffix(suffix)
         key = out.resolve()
@@ -94,6 +99,9 @@ def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
                 f"{seen[key]} and {source} would both be written to {out}; rename one or encode them separately", 2)
         if key in sources:
             raise RavekitError(f"{source}: its output {out} would replace an input; choose another --output", 2)
+        if key.with_suffix(".json") in sidecars:
+            raise RavekitError(f"{source}: the record of its output, {out.with_suffix('.json')}, would replace the "
+                               f"sidecar of {sidecars[key.with_suffix('.json')]}; choose another --output", 2)
         if key not in seen:
             seen[key] = source.resolve()
             jobs.append(Job(source, rel, out))
@@ -104,13 +112,13 @@ def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
 
 
 def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: str,
-              shard: str | None = None, part: str | None = None) -> list[Job]:
+              shard: str | None = None, part: str | None = None, records: bool = False) -> list[Job]:
     """``collect_inputs`` then ``plan_jobs``, from the command line's words (``.wav,.flac``, ``K/N``).
 
     ``part`` (``k/n``, set by ``--jobs`` for its workers) takes a share of the shard.
     """
     pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir)
-    jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard))
+    jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard), records)
     if part:
         k, n = parse_shard(part)
         jobs = jobs[k - 1::n]

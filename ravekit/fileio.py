@@ -8,6 +8,8 @@ half-written file that a resumed run would take for finished.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +30,27 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+
+
+def write_error(path: os.PathLike | str, cause: BaseException | str) -> RavekitError:
+    """The one message for a failed write: ``could not write PATH: reason; what to do``.
+
+    ``cause`` is the ``OSError`` (its ``strerror`` is the reason, e.g. "No
+    space left on device") or a reason already put into words by a library
+    that does not raise ``OSError`` (libsndfile, torch).
+    """
+    if isinstance(cause, OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        full = cause.errno in _FULL
+    else:
+        reason = str(cause).strip() or type(cause).__name__
+        full = any(w in reason.lower() for w in ("space", "quota", "too large"))
+    hint = "free some space or choose another --output" if full else \
+        "check the disk and the folder's permissions, or choose another --output"
+    return RavekitError(f"could not write {path}: {reason}; {hint}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -46,8 +69,11 @@ def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
         ) from None
     try:
         yield Path(tmp)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, dest)
+        try:
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise write_error(dest, exc) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -65,12 +91,16 @@ def check_writable(folder: Path) -> None:
 
 
 def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
+    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically.
+
+    An ``OSError`` while writing (a full disk, a lost mount) becomes
+    :func:`write_error`; the partial temporary file is removed.
+    """
     with atomic_path(path) as tmp:
         try:
             write(tmp)
         except OSError as exc:
-            raise RavekitError(f"{path}: cannot write ({exc.strerror or exc}); check free space and permissions") from None
+            raise write_error(path, exc) from None
     return Path(path)
 
 
@@ -91,3 +121,12 @@ def read_json(path: os.PathLike | str) -> dict:
     if not isinstance(data, dict):
         raise RavekitError(f"{path}: expected a JSON object; delete or regenerate it")
     return data
+
+
+def sha256_of(path: os.PathLike | str, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()

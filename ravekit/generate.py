@@ -132,13 +132,14 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
     return out
 
 
-def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict) -> Path:
+def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict,
+                 warn: Warn | None = None) -> Path:
     """Write ``array`` (``(frames, dims)``) as ``.npy`` ``(1, dims, frames)`` or as a latent WAV."""
     from .latents import save_latent_wav, save_npy
 
     if embeddings:
         return save_npy(path, array.T[None], meta)
-    return save_latent_wav(path, array.T, sr, ratio, meta, double=double)
+    return save_latent_wav(path, array.T, sr, ratio, meta, double=double, warn=warn)
 
 
 def generate_files(*, module, pattern: str, stats, distribution: str, iqr: bool, k: int, num_loops: int,
@@ -176,7 +177,8 @@ def generate_files(*, module, pattern: str, stats, distribution: str, iqr: bool,
                 "stats_source": stats_file,
             },
         )
-        written = write_output(path, array, embeddings=embeddings, double=double, sr=sr, ratio=ratio, meta=meta)
+        written = write_output(path, array, embeddings=embeddings, double=double, sr=sr, ratio=ratio, meta=meta,
+                               warn=warn)
         paths.append(written)
         on_file(written, array)
     return paths

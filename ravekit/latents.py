@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -142,9 +143,15 @@ def read_latent_wav(path: os.PathLike | str) -> tuple[np.ndarray, int]:
     """Read a latent WAV: returns float32 ``(1, dims, frames)`` and the header rate."""
     import soundfile as sf
 
+    from .audio import truncated_error
+    from .audio_header import truncation
+
     try:
         rate = sf.info(str(path)).samplerate
         check_latent_wav_rate(path, rate)
+        cut = truncation(path)
+        if cut:
+            raise truncated_error(path, *cut, rate, "write it again (generator.py) or copy it again")
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except RavekitError:
         raise
@@ -190,18 +197,20 @@ def save_npy(path: os.PathLike | str, z: np.ndarray, meta: dict | None = None) -
 
 
 def save_latent_wav(path: os.PathLike | str, z: np.ndarray, sr: int, ratio: int,
-                    meta: dict | None = None, double: bool = False) -> Path:
+                    meta: dict | None = None, double: bool = False,
+                    warn: Callable[[str], None] | None = None) -> Path:
     """Write ``z`` (``(1, dims, frames)`` or ``(dims, frames)``) as a latent WAV.
 
     The header rate is ``round(sr / ratio)``; the exact rate goes in the
     sidecar.  32-bit float by default: Pure Data 0.53 cannot read 64-bit WAVs.
-    The same array always gives the same bytes (``audio.save_audio``).
+    The same array always gives the same bytes (``audio_write.save_audio``);
+    ``warn`` hears when the length needs RF64.
     """
-    from .audio import save_audio
+    from .audio_write import save_audio
 
     z = _check_array(np.asarray(z), path)
     rate = max(1, int(round(sr / ratio)))
     if meta is not None:
         write_json(sidecar_path(path), meta)
     return save_audio(path, z[0].astype(np.float64 if double else np.float32), rate,
-                      "DOUBLE" if double else "FLOAT")
+                      "DOUBLE" if double else "FLOAT", warn=warn)

@@ -30,7 +30,7 @@ import torch
 
 from .compare import KeyAlignment, align_state_dicts
 from .errors import RavekitError
-from .fileio import atomic_path
+from .fileio import atomic_write
 from .merge_math import linear_merge, slerp_merge
 from .model import STREAMING_BUFFER_SUFFIXES, ModelInfo, load_module, quiet_jit, read_info
 
@@ -224,18 +224,26 @@ def apply_merge(module: torch.jit.ScriptModule, state_dicts: Sequence[dict], pla
 
 
 def save_module(module: torch.jit.ScriptModule, path: Path) -> Path:
-    """``torch.jit.save`` atomically, after checking that the written file loads back."""
-    with atomic_path(path) as tmp:
-        try:
-            with quiet_jit():
-                torch.jit.save(module, str(tmp))
-                check = torch.jit.load(str(tmp), map_location="cpu")
-            if hasattr(module, "get_methods"):
-                check.get_methods()
-        except OSError as exc:
-            raise RavekitError(f"{path}: cannot write the merged model ({exc.strerror or exc}); "
-                               "check free space and permissions") from None
-    return Path(path)
+    """``torch.jit.save`` atomically, after checking that the written file loads back.
+
+    The model is serialised in memory and written by Python: torch's own file
+    writer aborts the whole process when the disk fills up, Python's raises
+    an ``OSError`` that ``atomic_write`` reports as a write error.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    with quiet_jit():
+        torch.jit.save(module, buffer)
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(buffer.getbuffer())
+        with quiet_jit():
+            check = torch.jit.load(str(tmp), map_location="cpu")
+        if hasattr(module, "get_methods"):
+            check.get_methods()
+
+    return atomic_write(path, write)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .merge import model_labels
 
@@ -25,7 +25,7 @@ def render_paths(audio: str | Path, merged: Path, n_models: int) -> list[Path]:
 
 
 def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Path], seed: int | None = 0,
-                      device: str = "auto") -> list[Path]:
+                      device: str = "auto", warn: Callable[[str], None] | None = None) -> list[Path]:
     """Encode/decode ``audio`` through each model; write ``outputs[i]`` for ``models[i]``.
 
     The audio is streamed block by block (resampled to each model's rate, its
@@ -33,7 +33,8 @@ def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Pat
     the latents decoded straight into the file by ``decoding.Decoder``, cut
     to the input's duration; chunks with measured context, as encoder.py and
     decoder.py use, so any length they handle works here without holding
-    the audio in memory.  One model is in memory at a time.
+    the audio in memory.  One model is in memory at a time.  ``warn`` gets
+    the writer's warnings (RF64 for 4 GiB or more).
     """
     from . import process
     from .decoding import Decoder
@@ -45,7 +46,7 @@ def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Pat
     for model_path, out in zip(models, outputs):
         model = load_model(model_path, device, checksum=False)
         for encoded in Encoder(model, seed, "auto", chunk_seconds).encode_file(audio):
-            written.append(Decoder(model, seed, chunk_seconds=chunk_seconds).decode_to_file(
+            written.append(Decoder(model, seed, chunk_seconds=chunk_seconds, warn=warn).decode_to_file(
                 encoded.z, encoded.meta, out))
         del model
         gc.collect()

@@ -10,7 +10,6 @@ playable in Max or Pure Data carries.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .errors import RavekitError, first_line
+from .fileio import sha256_of
 
 # Buffers whose names end like this hold a streaming export's convolution
 # state (RAVE-INTERFACE.md: zeroing them equals reloading the model).
@@ -51,14 +51,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not has_mps:
         raise RavekitError("--device mps: Apple MPS is not available here; use --device cpu or auto", 2)
     return torch.device(name)
-
-
-def sha256_of(path: os.PathLike | str, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

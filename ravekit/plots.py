@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .fileio import atomic_path
+from .fileio import atomic_path, write_error
 from .stats import Stats
 
 
@@ -32,7 +32,10 @@ def _save(fig, path: Path) -> Path:
     try:
         fig.tight_layout()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+            try:
+                fig.savefig(tmp, format="png", dpi=100)
+            except OSError as exc:
+                raise write_error(path, exc) from None
     finally:
         plt.close(fig)
     return path

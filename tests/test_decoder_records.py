@@ -1,0 +1,144 @@
+"""decoder.py's record beside each WAV: resume keeps what matches, reports what does not; clipping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import decoder
+import encoder
+from conftest import write_audio
+from ravekit.fileio import sha256_of
+
+
+def run(capsys, script, *args):
+    code = script.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, [line for line in out.splitlines() if line], err
+
+
+@pytest.fixture
+def latents(tmp_path, capsys, demo_model):
+    src = write_audio(tmp_path / "src" / "a.wav", 44100, 0.6)
+    code, out, _ = run(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "lat")
+    assert code == 0
+    return tmp_path / "lat" / "a.npy"
+
+
+def test_the_record_says_how_the_wav_was_made(tmp_path, capsys, demo_model, latents):
+    code, out, _ = run(capsys, decoder, "-m", demo_model, "-i", latents, "-o", tmp_path / "o", "--seed", 3)
+    assert code == 0 and out == [str(tmp_path / "o" / "a.wav")]
+    record = json.loads((tmp_path / "o" / "a.json").read_text())
+    wav = tmp_path / "o" / "a.wav"
+    assert record["format"] == "ravekit.audio" and record["created_by"] == "decoder.py"
+    assert record["model"]["sha256"] == sha256_of(demo_model) and record["seed"] == 3
+    assert record["source"]["file"] == str(latents) and record["source"]["sha256"] == sha256_of(latents)
+    assert record["source"]["sidecar_sha256"] == sha256_of(latents.with_suffix(".json"))
+    assert record["processing"]["subtype"] == "FLOAT" and record["processing"]["trim"] is True
+    assert record["output"]["frames"] == sf.info(wav).frames == record["frames"]
+    assert record["output"]["bytes"] == wav.stat().st_size and record["output"]["container"] == "WAV"
+    assert record["output"]["clipped"] == 0
+
+
+def test_resume_keeps_the_same_and_reports_other_settings(tmp_path, capsys, fixture_models, latents):
+    args = ("-i", latents, "-o", tmp_path / "o")
+    demo = fixture_models["demo"]
+    run(capsys, decoder, "-m", demo, *args)
+    wav = tmp_path / "o" / "a.wav"
+    before = wav.read_bytes()
+    code, out, err = run(capsys, decoder, "-m", demo, *args)
+    assert code == 0 and out == [str(wav)] and "already there" in err
+    for extra, said in [(("--seed", 1), "seed 0"), (("--subtype", "PCM_16"), "subtype FLOAT"),
+                        (("--no_trim",), "trim True"), (("--chunk", 0), "chunk_frames")]:
+        code, out, err = run(capsys, decoder, "-m", demo, *args, *extra)
+        assert code == 1 and not out and said in err and "--force" in err and "a.wav" in err, extra
+        assert wav.read_bytes() == before
+    code, out, err = run(capsys, decoder, "-m", fixture_models["demo_b"], *args)
+    assert code == 1 and "model demo.ts" in err and wav.read_bytes() == before
+    code, out, _ = run(capsys, decoder, "-m", demo, *args, "--seed", 1, "--force")
+    assert code == 0 and out == [str(wav)]
+    assert json.loads((tmp_path / "o" / "a.json").read_text())["seed"] == 1
+
+
+def test_changed_latents_are_not_taken_for_done(tmp_path, capsys, demo_model, latents):
+    args = ("-m", demo_model, "-i", latents, "-o", tmp_path / "o")
+    run(capsys, decoder, *args)
+    z = np.load(latents)
+    np.save(latents, z + 0.5)
+    code, out, err = run(capsys, decoder, *args)
+    assert code == 1 and not out and f"{latents} has changed since" in err
+    run(capsys, decoder, *args, "--force")
+    side = latents.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    meta["source"]["samples"] -= 100
+    side.write_text(json.dumps(meta))
+    code, out, err = run(capsys, decoder, *args)
+    assert code == 1 and "a.json has changed since" in err
+
+
+def test_a_wav_without_record_is_reported_not_kept(tmp_path, capsys, demo_model, latents):
+    (tmp_path / "o").mkdir()
+    sf.write(tmp_path / "o" / "a.wav", np.zeros(100, np.float32), 44100)
+    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", latents, "-o", tmp_path / "o")
+    assert code == 1 and not out and "no record (a.json)" in err and "--force" in err
+
+
+def test_an_interrupted_forced_run_leaves_no_record_that_lies(tmp_path, capsys, monkeypatch, demo_model, latents):
+    """--force with another seed fails half-way: the old WAV stays, without a record claiming the new seed."""
+    from ravekit import decoding
+
+    args = ("-m", demo_model, "-i", latents, "-o", tmp_path / "o")
+    run(capsys, decoder, *args)
+    old = (tmp_path / "o" / "a.wav").read_bytes()
+
+    def failing(*a, **k):
+        yield np.zeros((1, 2048), np.float32)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(decoding, "decode_chunks", failing)
+    code, _, err = run(capsys, decoder, *args, "--seed", 5, "--force")
+    assert code == 1 and "killed" in err
+    monkeypatch.undo()
+    assert (tmp_path / "o" / "a.wav").read_bytes() == old
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
+    code, out, err = run(capsys, decoder, *args, "--seed", 5)
+    assert code == 1 and not out and "no record" in err
+
+
+def test_a_record_never_replaces_a_latents_sidecar(tmp_path, capsys, demo_model, latents):
+    side = latents.with_suffix(".json").read_bytes()
+    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", latents, "-o", latents.parent)
+    assert code == 2 and not out and "would replace the sidecar" in err
+    assert latents.with_suffix(".json").read_bytes() == side and not latents.with_suffix(".wav").exists()
+
+
+def loud_latents(path):
+    """Latents the demo model decodes into audio that is partly beyond [-1, 1] (0 is loud, -3 is quiet)."""
+    z = np.full((1, 8, 40), -3.0, np.float32)
+    z[:, :, 10:25] = 0.0
+    np.save(path, z)
+    return path
+
+
+def test_pcm_clipping_is_counted_across_chunks_warned_and_recorded(tmp_path, capsys, demo_model):
+    src = loud_latents(tmp_path / "loud.npy")
+    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", src, "-o", tmp_path / "f", "--chunk", 0.2)
+    assert code == 0 and "clipped" not in err
+    y = sf.read(out[0], dtype="float32")[0]
+    expected = int(np.count_nonzero(np.abs(y) > 1))
+    assert expected > 0
+    for subtype in ("PCM_16", "PCM_24"):
+        code, out, err = run(capsys, decoder, "-m", demo_model, "-i", src, "-o", tmp_path / subtype,
+                             "--subtype", subtype, "--chunk", 0.2)
+        assert code == 0
+        lines = [line for line in err.splitlines() if "clipped" in line]
+        assert len(lines) == 1 and "warning" in lines[0] and out[0] in lines[0]
+        assert f"{expected} of {y.size} samples ({expected / y.size:.1%})" in lines[0]
+        assert f"peak {np.abs(y).max():.3g}" in lines[0] and "--subtype FLOAT" in lines[0]
+        record = json.loads((tmp_path / subtype / "loud.json").read_text())
+        assert record["output"]["clipped"] == expected
+        assert record["output"]["peak"] == pytest.approx(float(np.abs(y).max()), rel=1e-4)
