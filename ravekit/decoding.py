@@ -60,11 +60,12 @@ class Decoder:
         self.context = measure_context(model, ("decode",)).decode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
 
-    def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str) -> Path:
+    def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str, progress=None) -> Path:
         """Decode ``z`` ``(1, dims, frames)`` into ``out`` at the model's sr, chunk by chunk.
 
         Returns the path written.  Samples beyond ``meta['source']['samples']``
         (the padding of the last frame) are cut when ``trim`` is on.
+        ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
         """
         m = self.model.info
         limit = ((meta.get("source") or {}).get("samples") if self.trim else None)
@@ -74,7 +75,7 @@ class Decoder:
         remaining = int(limit) if isinstance(limit, int) and limit > 0 and same_timing else None
         try:
             with AudioWriter(out, m.sr, m.target_channels, self.subtype) as writer:
-                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context):
+                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context, progress):
                     if remaining is not None:
                         block = block[:, :remaining]
                         remaining -= block.shape[1]
@@ -84,8 +85,9 @@ class Decoder:
             raise RavekitError(f"{out}: the model failed to decode ({first_line(exc)})") from None
         return Path(out)
 
-    def decode_file(self, path: os.PathLike | str, out: os.PathLike | str) -> tuple[Path, list[str]]:
+    def decode_file(self, path: os.PathLike | str, out: os.PathLike | str,
+                    progress=None) -> tuple[Path, list[str]]:
         """Read a latent file (``.npy`` or latent WAV), check it, decode it into ``out``."""
         z, meta = load_latents(path)
         warnings = check_latents(z, meta, self.model, path)
-        return self.decode_to_file(z, meta, out), warnings
+        return self.decode_to_file(z, meta, out, progress), warnings

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -128,7 +128,8 @@ def chunk_frames_for(model: RaveModel, seconds: float) -> int:
 
 
 def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | None = 0,
-                  chunk: int = 512, context: int | None = 0) -> np.ndarray:
+                  chunk: int = 512, context: int | None = 0,
+                  progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Encode a signal given as consecutive blocks, chunk by chunk.
 
     Parameters
@@ -137,6 +138,8 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
     seed : ``torch.manual_seed`` before the first call, so results repeat bit for bit.
     chunk : frames produced per model call.
     context : frames of context each side (``measure_context``); ``None`` encodes whole.
+    progress : called after every model call with the seconds of audio it
+        encoded; the calls of one signal sum to its duration.
 
     Returns
     -------
@@ -165,6 +168,8 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
         skip = (done * r - start) // r
         keep = chunk if stop is not None else math.ceil(total / r) - done
         outs.append(z[..., skip:skip + keep])
+        if progress is not None:
+            progress((min(total, (done + keep) * r) - done * r) / model.info.sr)
         done += keep
         drop = max(0, done * r - ctx)
         pending[:] = [data[:, drop - held_from:]]
@@ -195,11 +200,13 @@ def encode_signal(model: RaveModel, x: np.ndarray, seed: int | None = 0, chunk: 
 
 
 def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int = 512,
-                  context: int | None = 0) -> Iterator[np.ndarray]:
+                  context: int | None = 0, progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
     """Decode latents ``(1, dims, frames)`` chunk by chunk.
 
     Yields float32 ``(target_channels, n)`` blocks that join into
     ``frames * ratio`` samples; only one chunk of audio is in memory at once.
+    ``progress`` is called after every model call with the seconds of audio
+    it decoded (``frames * ratio / sr`` in all).
     """
     r, frames = model.info.ratio, z.shape[-1]
     if seed is not None:
@@ -218,6 +225,8 @@ def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: 
             fill = torch.from_numpy(noise.window(lo, hi).T.copy())[None].expand(zt.shape[0], -1, -1)
             window = torch.cat([window, fill], 1)
         y = model.decode(window).cpu().numpy()[0]
+        if progress is not None:
+            progress((stop - start) * r / model.info.sr)
         yield y[:, (start - lo) * r:(stop - lo) * r]
 
 
