@@ -10,6 +10,9 @@ recipe beside the model records the parents (sha256), weights and flags.
 Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
 fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
 tensors, entries missing from a model or whose shapes differ.
+A merge that would change nothing (every entry that can be merged is
+identical in all models: a model with itself, or models of other
+architectures) is refused; every run says what share of A it changed.
 Selection: --scope first (encoder: names under "encoder.", decoder: under
 "decoder."; other parts such as pqmf stay A's), then --include (a name must
 match one), then --exclude (wins over --include).

@@ -200,7 +200,7 @@ def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
     """
     from .progress import Progress, is_worker
 
-    counts = dict(written=len(report.written), skipped=len(report.skipped), failed=len(report.failed))
+    counts = {"written": len(report.written), "skipped": len(report.skipped), "failed": len(report.failed)}
     if is_worker():
         Progress(prog, worker=True).report(**counts)
     elif not quiet or report.failed:

@@ -27,7 +27,7 @@ from .cli import info, parse_extensions, parse_shard
 
 if TYPE_CHECKING:
     import argparse
-    from typing import Callable
+    from collections.abc import Callable
 
     from .progress import Progress
 
@@ -151,8 +151,13 @@ def run_in_parts(prog: str, script: os.PathLike | str, argv: list[str], parts: i
         try:
             codes = [p.wait() for p in procs]
         except KeyboardInterrupt:
+            # Ctrl-C reaches the workers too; each says it was interrupted, shown once.
             for p in procs:
                 p.wait()
+            for t in readers:
+                t.join()
+            if any("interrupted" in line for line in gathered.seen):
+                return 130
             raise
         for t in readers:
             t.join()

@@ -9,10 +9,10 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import write_audio
 
 import decoder
 import encoder
-from conftest import write_audio
 from ravekit.decoding import Decoder
 from ravekit.encoding import Encoder
 from ravekit.model import load_model
