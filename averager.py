@@ -10,6 +10,9 @@ recipe beside the model records the parents (sha256), weights and flags.
 Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
 fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
 tensors, entries missing from a model or whose shapes differ.
+A merge that would change nothing (every entry that can be merged is
+identical in all models: a model with itself, or models of other
+architectures) is refused; every run says what share of A it changed.
 Selection: --scope first (encoder: names under "encoder.", decoder: under
 "decoder."; other parts such as pqmf stay A's), then --include (a name must
 match one), then --exclude (wins over --include).
@@ -108,8 +111,18 @@ def output_paths(output: str, report: str | None, models: list[str], audio: str 
         if _resolve(str(p)) in inputs:
             raise RavekitError(f"{p}: this output is also an input ({inputs[_resolve(str(p))]}); outputs never "
                                "replace inputs, choose another --output or --report", 2)
-        if p.exists() and not force:
-            raise RavekitError(f"{p}: already exists; pass --force to overwrite it or choose another --output")
+    if not force:
+        from ravekit.fileio import incomplete_set
+
+        # The recipe is renamed into place last: a set without it is unfinished, not done.
+        unfinished = incomplete_set([out, report_path, *renders, recipe])
+        if unfinished:
+            raise RavekitError(f"{unfinished[0]}: an earlier merge was interrupted ({recipe} is missing, so "
+                               f"{len(unfinished)} file(s) of it may be stale); use --force to redo it, or choose "
+                               "another --output")
+        for p in written:
+            if p.exists():
+                raise RavekitError(f"{p}: already exists; pass --force to overwrite it or choose another --output")
     return out, report_path, recipe, renders
 
 
@@ -118,6 +131,7 @@ def main(argv=None) -> int:
     args = parse_args(parser, argv)
 
     def body() -> int:
+        from ravekit.fileio import OutputSet
         from ravekit.merge import merge_models, model_labels, save_module
         from ravekit.merge_report import summary, write_recipe, write_report
 
@@ -133,22 +147,26 @@ def main(argv=None) -> int:
             warn(PROG, note)
         for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
             info(PROG, f"{label} = {path} (weight {w:.4g})")
-        save_module(result.module, out)
-        write_report(report, result.plans)
-        write_recipe(recipe, args.models, result.weights, result.plans, method=args.method, scope=args.scope,
-                     include=args.include, exclude=args.exclude, forced=args.force, report=report)
         info(PROG, summary(result.plans))
+        # Written as a whole: every file under a temporary name, then renamed with
+        # the recipe last, so a model without its recipe is known to be unfinished.
+        with OutputSet([out, report, *renders, recipe]) as staged:
+            save_module(result.module, staged[out])
+            write_report(staged[report], result.plans)
+            if args.audio:
+                from ravekit.merge_audio import render_comparison
+
+                models = [Path(m) for m in args.models] + [staged[out]]
+                render_comparison(Path(args.audio), models, [staged[r] for r in renders], args.seed, args.device,
+                                  lambda message: warn(PROG, message))
+            write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
+                         scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
+                         report=report, audio=args.audio, renders=renders)
+            staged.commit()
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
-        for path in (out, report, recipe):
+        for path in (out, report, recipe, *renders):
             print_path(path)
-        if args.audio:
-            from ravekit.merge_audio import render_comparison
-
-            models = [Path(m) for m in args.models] + [out]
-            for path in render_comparison(Path(args.audio), models, renders, args.seed, args.device,
-                                          lambda message: warn(PROG, message)):
-                print_path(path)
         return 0
 
     return run_main(PROG, body)

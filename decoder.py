@@ -46,14 +46,17 @@ def run(args) -> int:
     decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
                       warn=lambda message: cli.warn(PROG, message))
 
-    def work(job):
-        path, warnings = decoder.decode_file(job.source, job.output)
+    from ravekit.progress import latent_seconds
+
+    def work(job, progress):
+        path, warnings = decoder.decode_file(job.source, job.output, progress)
         for message in warnings:
             cli.warn(PROG, message)
         return [path]
 
+    m = decoder.model.info
     report = run_jobs(PROG, jobs, work, lambda job: [job.output] if decoder.finished(job.source, job.output) else [],
-                      args.force, args.quiet)
+                      args.force, args.quiet, lambda job: latent_seconds(job.source, m.sr, m.ratio))
     return summarise(PROG, report, args.quiet)
 
 

@@ -75,14 +75,27 @@ def run(args) -> int:
     prefetcher = AudioPrefetcher([job.source for job in todo], encoder.model.info.sr,
                                  max_blocks=prefetch_blocks(encoder))
 
-    def work(job):
+    def work(job, progress):
         written = []
-        for result in encoder.encode_file(job.source, prefetcher.open(order[id(job)])):
+        for result in encoder.encode_file(job.source, prefetcher.open(order[id(job)]), progress):
             written.append(save_npy(outputs(job, [result.suffix])[0], result.z, result.meta))
         return written
 
+    def estimate(job):
+        """Seconds of audio the file puts through the model (every pass), from its header."""
+        from ravekit.audio import channel_plan
+        from ravekit.progress import audio_seconds
+
+        found = audio_seconds(job.source)
+        if found is None:
+            return None
+        try:
+            return found[0] * len(channel_plan(found[1], encoder.model.info.n_channels, args.channel_mode))
+        except RavekitError:
+            return found[0]
+
     with prefetcher:
-        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet)
+        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet, estimate)
     return summarise(PROG, report, args.quiet)
 
 

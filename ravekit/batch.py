@@ -134,59 +134,83 @@ class BatchReport:
     seconds: float = 0.0
 
 
-def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job], list[Path]],
+def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], None]], list[Path]],
              exists: Callable[[Job], list[Path]] | None = None, force: bool = False,
-             quiet: bool = False) -> BatchReport:
-    """Run ``work(job)`` for every job, printing outputs on stdout as they land.
+             quiet: bool = False, estimate: Callable[[Job], float | None] | None = None) -> BatchReport:
+    """Run ``work(job, progress)`` for every job, printing outputs on stdout as they land.
 
     ``exists(job)`` returns the outputs already on disk; when it returns any
     and ``force`` is off the job is skipped (its outputs are still printed, so
     a resumed pipeline sees every file).  A failing job is reported on stderr
-    at once and again in the summary; the batch goes on.
+    once, at once; the batch goes on.
+
+    Progress counts seconds of audio: ``estimate(job)`` gives a file's
+    duration from its header (None: unknown), read up front only when the
+    progress is shown, and ``work`` calls ``progress(seconds)`` as chunks
+    of the file go through the model (see ``progress.Progress``).
     """
-    from tqdm import tqdm
+    from .progress import FileMeter, Progress
 
     report = BatchReport()
     start = time.perf_counter()
-    bar = tqdm(jobs, desc=prog, unit="file", disable=quiet or len(jobs) < 2 or not sys.stderr.isatty(),
-               file=sys.stderr, dynamic_ncols=True)
+    progress = Progress(prog, quiet)
+    expected = [estimate(job) if estimate and progress.active else None for job in jobs]
+    progress.add_total(sum(e for e in expected if e))
 
     def fail(job: Job, message: str) -> None:
         message = message if str(job.source) in message else f"{job.source}: {message}"
         report.failed.append((job.source, message))
-        bar.write(f"{prog}: error: {message}", file=sys.stderr)
+        progress.error(message)
 
-    for job in bar:
-        try:
-            done = exists(job) if exists and not force else []
-            if done:
-                report.skipped.extend(done)
-                for path in done:
-                    print_path(path)
+    try:
+        for job, seconds in zip(jobs, expected):
+            meter = FileMeter(progress, seconds)
+            try:
+                done = exists(job) if exists and not force else []
+                if done:
+                    report.skipped.extend(done)
+                    for path in done:
+                        print_path(path)
+                    continue
+                paths = work(job, meter)
+            except RavekitError as exc:
+                fail(job, str(exc))
                 continue
-            paths = work(job)
-        except RavekitError as exc:
-            fail(job, str(exc))
-            continue
-        except Exception as exc:  # noqa: BLE001 - one bad file must not end a batch of thousands
-            fail(job, f"unexpected {type(exc).__name__}: {exc}")
-            continue
-        report.written.extend(paths)
-        for path in paths:
-            print_path(path)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not end a batch of thousands
+                fail(job, f"unexpected {type(exc).__name__}: {exc}")
+                continue
+            finally:
+                meter.finish()
+            report.written.extend(paths)
+            for path in paths:
+                print_path(path)
+    finally:
+        progress.close()
     report.seconds = time.perf_counter() - start
     return report
 
 
+def summary_line(written: int, skipped: int, failed: int, seconds: float) -> str:
+    """``3 written, 1 already there (...), 1 failed in 2.0 s``."""
+    parts = [f"{written} written"]
+    if skipped:
+        parts.append(f"{skipped} already there (kept; --force redoes them)")
+    if failed:
+        parts.append(f"{failed} failed (the error lines above say why)")
+    return ", ".join(parts) + f" in {seconds:.1f} s"
+
+
 def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
-    """Print the end-of-batch summary on stderr; return the exit code (1 if any file failed)."""
-    parts = [f"{len(report.written)} written"]
-    if report.skipped:
-        parts.append(f"{len(report.skipped)} already there (kept; --force redoes them)")
-    if report.failed:
-        parts.append(f"{len(report.failed)} failed")
-    if not quiet or report.failed:
-        info(prog, ", ".join(parts) + f" in {report.seconds:.1f} s")
-    for _, message in report.failed:
-        print(f"{prog}: failed: {message}", file=sys.stderr)
+    """Print the end-of-batch summary on stderr; return the exit code (1 if any file failed).
+
+    Failures are not repeated: each was shown once, when it happened.  A
+    ``--jobs`` worker sends its counts to the parent, which prints the one summary.
+    """
+    from .progress import Progress, is_worker
+
+    counts = {"written": len(report.written), "skipped": len(report.skipped), "failed": len(report.failed)}
+    if is_worker():
+        Progress(prog, worker=True).report(**counts)
+    elif not quiet or report.failed:
+        info(prog, summary_line(**counts, seconds=report.seconds))
     return 1 if report.failed else 0

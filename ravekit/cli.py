@@ -88,11 +88,13 @@ def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
         help="process only the K-th of N deterministic slices of the inputs (K from 1 to N), "
         "for SLURM job arrays or GNU parallel",
     )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar and no summary line (errors are still shown)")
     parser.add_argument(
         "--jobs", "-j", type=int, default=1, metavar="N",
         help="worker processes, each with its share of the files and of the cores (2 ran about 20%% "
-        "faster than 1 on a 2-core machine with real exports; see the README's performance table)",
+        "faster than 1 on a 2-core machine with real exports; see the README's performance table); "
+        "at most one per file and per core",
     )
     # Set by --jobs for its workers: which share of the (sharded) files this process takes.
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
@@ -215,8 +217,7 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: give 1 or more worker processes")
     if args.jobs > 1:
-        from .parallel import run_in_parts
+        from .parallel import run_parallel
 
-        paths = sys.stdin.read() if "-" in args.input else None
-        return run_main(prog, lambda: run_in_parts(script, argv, args.jobs, paths))
+        return run_main(prog, lambda: run_parallel(prog, script, argv, args, lambda: run(args)))
     return run_main(prog, lambda: run(args))

@@ -97,14 +97,15 @@ class Decoder:
         same_timing = meta.get("sr", m.sr) == m.sr and meta.get("ratio", m.ratio) == m.ratio
         return int(limit) if isinstance(limit, int) and limit > 0 and same_timing else None
 
-    def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str,
-                       source: dict | None = None) -> Path:
+    def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str, source: dict | None = None,
+                       progress: Callable[[float], None] | None = None) -> Path:
         """Decode ``z`` ``(1, dims, frames)`` into ``out`` at the model's sr, chunk by chunk.
 
         Returns the path written.  Samples beyond ``meta['source']['samples']``
         (the padding of the last frame) are cut when ``trim`` is on.  With
         ``source`` (``records.source_identity`` of the latents), the record
         ``out``'s ``.json`` is written too, after the audio (order in ``records``).
+        ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
         """
         m = self.model.info
         out = Path(out)
@@ -114,7 +115,7 @@ class Decoder:
             discard_record(out)
         try:
             with AudioWriter(out, m.sr, m.target_channels, self.subtype, frames=frames, warn=self.warn) as writer:
-                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context, self.latency):
+                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context, self.latency, progress):
                     if remaining is not None:
                         block = block[:, :remaining]
                         remaining -= block.shape[1]
@@ -133,12 +134,16 @@ class Decoder:
             write_json(record_path(out), record)
         return out
 
-    def decode_file(self, path: os.PathLike | str, out: os.PathLike | str) -> tuple[Path, list[str]]:
-        """Read a latent file (``.npy`` or latent WAV), check it, decode it into ``out`` with its record."""
+    def decode_file(self, path: os.PathLike | str, out: os.PathLike | str,
+                    progress: Callable[[float], None] | None = None) -> tuple[Path, list[str]]:
+        """Read a latent file (``.npy`` or latent WAV), check it, decode it into ``out`` with its record.
+
+        ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
+        """
         source = source_identity(path, sidecar_path(path)) if Path(path).exists() else None
         z, meta = load_latents(path)
         warnings = check_latents(z, meta, self.model, path)
-        return self.decode_to_file(z, meta, out, source), warnings
+        return self.decode_to_file(z, meta, out, source, progress), warnings
 
     def differences(self, record: dict, source: dict) -> list[str]:
         """What in an existing output's record does not match this decoder and these latents."""

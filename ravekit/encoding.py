@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -89,12 +89,15 @@ class Encoder:
         return [s for s, _ in channel_plan(probe(path).channels, self.model.info.n_channels, self.channel_mode)]
 
     def encode_file(self, path: os.PathLike | str,
-                    source: tuple[AudioInfo, Iterator[np.ndarray]] | None = None) -> Iterator[EncodedLatents]:
+                    source: tuple[AudioInfo, Iterator[np.ndarray]] | None = None,
+                    progress: Callable[[float], None] | None = None) -> Iterator[EncodedLatents]:
         """Encode one file, pass by pass, reading it block by block.
 
         ``source`` is the file's info and its blocks at the model's rate, when
         they are already being read (``prefetch.AudioPrefetcher``); it serves
         a single pass, a file split in several passes is read once per pass.
+        ``progress(seconds)`` is called after every model call with the seconds
+        of audio it encoded (each pass sums to the file's duration).
         Raises ``RavekitError`` for unreadable or empty files.
         """
         info = source[0] if source else probe(path)
@@ -113,7 +116,7 @@ class Encoder:
                     yield apply_channels(block, sources, m.n_channels)
 
             try:
-                z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context, self.latency)
+                z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context, self.latency, progress)
             except ValueError as exc:
                 if "no audio samples" in str(exc):
                     raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again") from None

@@ -14,9 +14,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .errors import RavekitError
+
+if TYPE_CHECKING:
+    from typing import Self
 
 
 def _umask() -> int:
@@ -130,3 +133,78 @@ def sha256_of(path: os.PathLike | str, block: int = 1 << 20) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+class OutputSet:
+    """Several files that belong together, written as a whole: the last one marks the set complete.
+
+    Each file is first written to a hidden temporary name beside it
+    (``staged[path]``); :meth:`commit` then removes the old marker, renames
+    every other file into place and the marker last.  Leaving the ``with``
+    block without committing removes the temporaries, so an interrupted run
+    leaves either nothing new or files without their marker, which
+    :func:`incomplete_set` recognises.
+
+    >>> with OutputSet([model, report, recipe]) as staged:   # recipe = the marker
+    ...     save(staged[model]); write(staged[report]); write(staged[recipe])
+    ...     staged.commit()
+    """
+
+    def __init__(self, paths: list[Path]):
+        self.paths = [Path(p) for p in paths]
+        self._tmp: dict[Path, Path] = {}  # every staged name, committed or not
+        self._pending: list[Path] = []  # temporaries not renamed into place yet
+
+    def __getitem__(self, path: os.PathLike | str) -> Path:
+        return self._tmp[Path(path)]
+
+    def __enter__(self) -> Self:
+        for dest in self.paths:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}", dir=dest.parent)
+                os.close(fd)
+            except OSError as exc:
+                self._cleanup()
+                raise RavekitError(f"{dest.parent}: cannot write there ({exc.strerror}); "
+                                   "choose another --output folder") from None
+            self._tmp[dest] = Path(tmp)
+            self._pending.append(Path(tmp))
+        return self
+
+    def commit(self) -> None:
+        """Rename the files into place, the marker (the last path) last."""
+        *rest, marker = self.paths
+        # An older set's marker would vouch for a set that is only half replaced.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+        for dest in [*rest, marker]:
+            tmp = self._tmp[dest]
+            try:
+                os.chmod(tmp, FILE_MODE)
+                os.replace(tmp, dest)
+            except OSError as exc:
+                raise write_error(dest, exc) from None
+            self._pending.remove(tmp)
+
+    def _cleanup(self) -> None:
+        for tmp in self._pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._pending.clear()
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self._cleanup()
+        if isinstance(exc, RavekitError):
+            # Writers name the file they were given: give the user the real name.
+            message = str(exc)
+            for dest, tmp in self._tmp.items():
+                message = message.replace(str(tmp), str(dest))
+            if message != str(exc):
+                raise RavekitError(message, exc.exit_code) from None
+
+
+def incomplete_set(paths: list[Path]) -> list[Path]:
+    """The files of a set (marker last, as for :class:`OutputSet`) on disk without their marker."""
+    *rest, marker = [Path(p) for p in paths]
+    return [] if marker.exists() else [p for p in rest if p.exists()]

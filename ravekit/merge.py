@@ -56,6 +56,7 @@ class EntryPlan:
     merged: bool
     reason: str
     rel_dist: list = field(default_factory=list)
+    changed: int = 0  # values of A the merge actually changed (set by ``apply_merge``)
 
     @property
     def numel(self) -> int:
@@ -205,7 +206,11 @@ def plan_merge(state_dicts: Sequence[dict], param_names: set, scope: str = "all"
 
 def apply_merge(module: torch.jit.ScriptModule, state_dicts: Sequence[dict], plans: list[EntryPlan],
                 weights: Sequence[float], method: str = "linear") -> None:
-    """Overwrite A's live tensors (``module`` is A, loaded) with merged values, in place."""
+    """Overwrite A's live tensors (``module`` is A, loaded) with merged values, in place.
+
+    Sets each plan's ``changed`` to the number of A's values that now differ
+    from before (0 for an entry whose models agree, or with weights ``1 0``).
+    """
     if method not in METHODS:
         raise RavekitError(f"--method {method}: choose one of {', '.join(METHODS)}", 2)
     live = module.state_dict()
@@ -220,7 +225,39 @@ def apply_merge(module: torch.jit.ScriptModule, state_dicts: Sequence[dict], pla
                 value, fell_back = slerp_merge(tensors, weights)
                 if fell_back:
                     plan.reason = "merged (slerp; nearly parallel, so linear)"
+            plan.changed = changed_values(tensors[0], value)
             live[plan.name].copy_(value)
+
+
+def changed_values(before: torch.Tensor, after: torch.Tensor) -> int:
+    """How many elements of ``after`` differ from ``before`` (NaN where both are NaN counts as equal)."""
+    differ = before != after
+    if before.is_floating_point():
+        differ &= ~(before.isnan() & after.isnan())
+    return int(differ.sum())
+
+
+def differing_entries(state_dicts: Sequence[dict], plans: list[EntryPlan]) -> list[EntryPlan]:
+    """The merged entries whose value is not the same in every model: the ones a merge can change."""
+    return [p for p in plans if p.merged and any(
+        changed_values(state_dicts[0][p.name], sd[p.name]) for sd in state_dicts[1:])]
+
+
+def nothing_differs(path: Path, plans: list[EntryPlan]) -> str:
+    """Why a merge whose mergeable entries are all identical would be a copy of A."""
+    merged = [p for p in plans if p.merged]
+    shape = sum(p.reason == "shapes differ" for p in plans)
+    missing = sum(p.reason.startswith("missing from") for p in plans)
+    what = (f"the {len(merged)} entries that could be merged ({', '.join(p.name for p in merged[:3])}"
+            f"{', ...' if len(merged) > 3 else ''}) are identical in every model")
+    if shape or missing:
+        apart = [f"{shape} differ in shape"] * bool(shape) + [f"{missing} are missing from a model"] * bool(missing)
+        what += (f", and of the entries that tell them apart {' and '.join(apart)}: models of other "
+                 "architectures (v1 vs v2, another capacity or ratio?), inspector.py --compare shows them")
+    else:
+        what += " (the same model twice?)"
+    return (f"{path}: nothing to merge: {what}; the result would be a copy of A, so nothing was written. "
+            "Merge models of one architecture trained apart")
 
 
 def save_module(module: torch.jit.ScriptModule, path: Path) -> Path:
@@ -261,7 +298,9 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     """Load the models (on the CPU, so the result plays anywhere), check, plan and merge.
 
     Returns the edited copy of A (not saved yet) with the per-entry plan.
-    Raises ``RavekitError`` when nothing can be merged.
+    Raises ``RavekitError`` when nothing can be merged, or when every entry
+    that can be merged is identical in all models (the result would be A;
+    ``force`` does not change that: there is nothing to overwrite A with).
     """
     if len(paths) < 2:
         raise RavekitError("--models: give at least two models to merge", 2)
@@ -277,6 +316,8 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
         raise RavekitError(f"{paths[0]}: nothing to merge: none of the {len(plans)} entries can be merged "
                            f"({'; '.join(reasons)}); nothing was written. Check that the models share an "
                            "architecture and that --scope/--include/--exclude select something")
+    if not differing_entries(state_dicts, plans):
+        raise RavekitError(nothing_differs(paths[0], plans))
     if w[0] < max(w) and any(p.merged and p.name.startswith("encoder.") for p in plans):
         # encode() keeps the first latent_size dims of A's PCA rotation; an encoder
         # dominated by another model puts its important dims elsewhere.

@@ -56,8 +56,17 @@ def write_report(path: os.PathLike | str, plans: Sequence[EntryPlan]) -> Path:
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
 
 
+def _share(part: int, total: int) -> str:
+    return f" ({100.0 * part / total:.1f}%)" if total else ""
+
+
+def changed_counts(plans: Sequence[EntryPlan]) -> tuple[int, int]:
+    """``(values, entries)`` of A that the merge actually changed (an identical entry is merged, not changed)."""
+    return sum(p.changed for p in plans), sum(p.changed > 0 for p in plans)
+
+
 def summary(plans: Sequence[EntryPlan]) -> str:
-    """One line: entries and values merged, and why the rest were kept from A."""
+    """One line: entries and values merged and actually changed, and why the rest were kept from A."""
     merged = [p for p in plans if p.merged]
     values = sum(p.numel for p in merged)
     total = sum(p.numel for p in plans if p.shapes[0] is not None)
@@ -68,8 +77,11 @@ def summary(plans: Sequence[EntryPlan]) -> str:
             key = ("--exclude" if p.reason.startswith("matched --exclude")
                    else "missing from a model" if p.reason.startswith("missing") else p.reason)
             kept[key] = kept.get(key, 0) + 1
-    share = f" ({100.0 * values / total:.1f}%)" if total else ""
-    line = f"merged {len(merged)} of {len(plans)} entries, {values:,} of {total:,} values{share}"
+    line = f"merged {len(merged)} of {len(plans)} entries, {values:,} of {total:,} values{_share(values, total)}"
+    changed, entries = changed_counts(plans)
+    in_a = sum(p.shapes[0] is not None for p in plans)
+    line += (f"; changed in A: {entries} of {in_a} entries{_share(entries, in_a)}, "
+             f"{changed:,} of {total:,} values{_share(changed, total)}")
     if kept:
         line += "; not merged: " + ", ".join(f"{n} {k}" for k, n in sorted(kept.items(), key=lambda kv: -kv[1]))
     far = [p for p in merged if p.rel_dist[1:] and all(d is not None for d in p.rel_dist[1:])]
@@ -81,17 +93,21 @@ def summary(plans: Sequence[EntryPlan]) -> str:
 
 def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], weights: Sequence[float],
                  plans: Sequence[EntryPlan], *, method: str, scope: str, include: Sequence[str] | None,
-                 exclude: Sequence[str] | None, forced: bool, report: os.PathLike | str) -> Path:
+                 exclude: Sequence[str] | None, forced: bool, report: os.PathLike | str,
+                 audio: os.PathLike | str | None = None, renders: Sequence[os.PathLike | str] = ()) -> Path:
     """Write how a merged model was made (JSON sidecar beside it), so a merge can be redone.
 
     Records each parent's path, sha256 and normalised weight, the method and
-    the selection flags, and the counts of the summary line.
+    the selection flags, the counts of the summary line and the files of the
+    set (report, renders).  It is written last: a model without its recipe is
+    an unfinished merge.
     """
     from . import __version__
     from .fileio import write_json
     from .model import sha256_of
 
     merged = [p for p in plans if p.merged]
+    changed, changed_entries = changed_counts(plans)
     return write_json(path, {
         "tool": "averager.py",
         "ravekit_version": __version__,
@@ -106,5 +122,9 @@ def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], w
         "merged_entries": len(merged),
         "values": sum(p.numel for p in plans if p.shapes[0] is not None),
         "merged_values": sum(p.numel for p in merged),
+        "changed_entries": changed_entries,
+        "changed_values": changed,
         "report": str(report),
+        "audio": None if audio is None else str(audio),
+        "renders": [str(r) for r in renders],
     })

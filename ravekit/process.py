@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -130,7 +130,8 @@ def chunk_frames_for(model: RaveModel, seconds: float) -> int:
 
 
 def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | None = 0,
-                  chunk: int = 512, context: int | None = 0, latency: int = 0) -> np.ndarray:
+                  chunk: int = 512, context: int | None = 0, latency: int = 0,
+                  progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Encode a signal given as consecutive blocks, chunk by chunk.
 
     Parameters
@@ -141,6 +142,8 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
     context : frames of context each side (``measure_context``); ``None`` encodes whole.
     latency : frames a streaming export's latents come late (``latency.measure_latency``):
         that many frames of silence follow the signal and as many leading frames are dropped.
+    progress : called after every model call with the seconds of audio it
+        encoded; the calls of one signal sum to its duration.
 
     Returns
     -------
@@ -169,6 +172,10 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
         skip = (done * r - start) // r
         keep = chunk if stop is not None else math.ceil(total / r) - done
         outs.append(z[..., skip:skip + keep])
+        if progress is not None:
+            # Only the signal counts, not the silence that flushes a streaming model.
+            end = real if real else total
+            progress((min(end, (done + keep) * r) - min(end, done * r)) / model.info.sr)
         done += keep
         drop = max(0, done * r - ctx)
         pending[:] = [data[:, drop - held_from:]]
@@ -215,7 +222,8 @@ def encode_signal(model: RaveModel, x: np.ndarray, seed: int | None = 0, chunk: 
 
 
 def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int = 512,
-                  context: int | None = 0, latency: int = 0) -> Iterator[np.ndarray]:
+                  context: int | None = 0, latency: int = 0,
+                  progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
     """Decode latents ``(1, dims, frames)`` chunk by chunk.
 
     Yields float32 ``(target_channels, n)`` blocks that join into
@@ -223,9 +231,11 @@ def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: 
     ``latency`` is the samples a streaming export's audio comes late
     (``latency.measure_latency``): they are dropped from the start, and the
     last frame is held long enough to flush as many out at the end.
+    ``progress`` is called after every model call with the seconds of audio
+    it decoded (``frames * ratio / sr`` in all).
     """
     if latency <= 0:
-        yield from _decode_chunks(model, z, seed, chunk, context)
+        yield from _decode_chunks(model, z, seed, chunk, context, progress)
         return
     r, frames = model.info.ratio, z.shape[-1]
     # Holding the last frame continues the sound as it was; zeros (or any
@@ -239,13 +249,15 @@ def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: 
         y = y[:, drop:drop + left]
         if y.shape[1]:
             left -= y.shape[1]
+            if progress is not None:
+                progress(y.shape[1] / model.info.sr)
             yield y
         if left <= 0:
             return
 
 
-def _decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int,
-                   context: int | None) -> Iterator[np.ndarray]:
+def _decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int, context: int | None,
+                   progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
     r, frames = model.info.ratio, z.shape[-1]
     if seed is not None:
         torch.manual_seed(seed)
@@ -263,6 +275,8 @@ def _decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int
             fill = torch.from_numpy(noise.window(lo, hi).T.copy())[None].expand(zt.shape[0], -1, -1)
             window = torch.cat([window, fill], 1)
         y = model.decode(window).cpu().numpy()[0]
+        if progress is not None:
+            progress((stop - start) * r / model.info.sr)
         yield y[:, (start - lo) * r:(stop - lo) * r]
 
 

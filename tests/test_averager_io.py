@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
-from conftest import write_audio
+from conftest import REAL_MODELS, write_audio
 
-from test_averager import demo_c, jit_load, run  # noqa: F401 (demo_c is a fixture)
+from test_averager import demo_c, jit_load, run, state  # noqa: F401 (demo_c is a fixture)
 
 
 @pytest.mark.parametrize("other", ["stereo512", "rave_named"])
@@ -130,3 +134,110 @@ def test_output_paths_takes_plain_values(tmp_path):
     out, report, recipe, renders = averager.output_paths(str(tmp_path / "x") + "/", None, [a, b], None, False)
     assert (out, report, recipe, renders) == (tmp_path / "x" / "merged.ts", tmp_path / "x" / "merged.csv",
                                               tmp_path / "x" / "merged.json", [])
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_merging_a_model_with_itself_is_refused(fixture_models, tmp_path, capsys):
+    a = fixture_models["demo"]
+    for extra in ([], ["--force"]):  # --force overwrites outputs; it does not make a copy of A a merge
+        code, stdout, err = run(capsys, "--models", a, a, "-o", tmp_path / "o" / "m.ts", *extra)
+        assert code == 1 and stdout == ""
+        assert "nothing to merge" in err and "identical in every model" in err and "nothing was written" in err
+        assert len(err.strip().splitlines()) == 1
+    assert _files(tmp_path / "o") == []
+
+
+def test_models_that_differ_only_where_shapes_differ_are_refused(fixture_models, tmp_path, capsys):
+    from ravekit.demo_model import build_demo_model
+
+    # Same sample rate and latent size, another ratio: the band matrix differs in shape; every entry
+    # of one shape (smoothing, gains, band edges) is identical, as in two capacities of one RAVE config.
+    other = build_demo_model(tmp_path / "demo_ratio1024.ts", ratio=1024)
+    out = tmp_path / "o" / "m.ts"
+    code, _, err = run(capsys, "--models", fixture_models["demo"], other, "-o", out, "--force")
+    assert code == 1 and "nothing to merge" in err
+    assert "identical in every model" in err and "1 differ in shape" in err and "architectures" in err
+    assert _files(tmp_path / "o") == []
+
+
+@pytest.mark.skipif(not REAL_MODELS, reason="RAVE_TEST_MODELS not set")
+def test_real_export_merged_with_itself_is_refused(tmp_path, capsys):
+    a = REAL_MODELS[0]
+    code, _, err = run(capsys, "--models", a, a, "-o", tmp_path / "m.ts")
+    assert code == 1 and "nothing to merge" in err and "identical in every model" in err
+    assert _files(tmp_path) == []
+
+
+def test_every_merge_says_what_share_of_a_it_changed(fixture_models, tmp_path, capsys):
+    a_path, b_path = fixture_models["demo"], fixture_models["demo_b"]
+    a, b = state(a_path), state(b_path)
+    # demo and demo_b differ only in the decoder's band gains: those are all the merge can change.
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert differ == ["decoder.gain"]
+    total = sum(t.numel() for t in a.values())
+    gain = a["decoder.gain"].numel()
+    out = tmp_path / "m.ts"
+    code, _, err = run(capsys, "--models", a_path, b_path, "-o", out)
+    assert code == 0, err
+    share = f"changed in A: 1 of {len(a)} entries ({100 / len(a):.1f}%), {gain} of {total:,} values " \
+            f"({100 * gain / total:.1f}%)"
+    assert share in err
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert (recipe["changed_entries"], recipe["changed_values"]) == (1, gain)
+    assert recipe["merged_entries"] == 4  # smoothing and band edges are merged too, but are equal
+    # Weights 1 0 are allowed (A back bit for bit) and say that they changed nothing.
+    code, _, err = run(capsys, "--models", a_path, b_path, "--weights", 1, 0, "-o", out, "--force")
+    assert code == 0 and f"changed in A: 0 of {len(a)} entries (0.0%), 0 of {total:,} values (0.0%)" in err
+
+
+def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixture_models, tmp_path, capsys,
+                                                                         monkeypatch):
+    import os
+
+    import ravekit.fileio
+    import ravekit.merge_report
+
+    a, b = fixture_models["demo"], fixture_models["demo_b"]
+    song = write_audio(tmp_path / "song.wav", seconds=0.3)
+    out = tmp_path / "o" / "m.ts"
+    args = ["--models", a, b, "-o", out, "--audio", song]
+
+    def interrupt(*_, **__):
+        raise KeyboardInterrupt
+
+    # Interrupted while the set is being made (here: writing the recipe): nothing is left, not even temporaries.
+    with monkeypatch.context() as m:
+        m.setattr(ravekit.merge_report, "write_recipe", interrupt)
+        code, stdout, err = run(capsys, *args)
+    assert code == 130 and stdout == "" and _files(tmp_path / "o") == []
+
+    # Interrupted while renaming the set into place, just before the recipe: model, report and renders
+    # are there, the recipe is not.
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name == "m.json":  # the final name, not the staged one
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(ravekit.fileio.os, "replace", replace)
+        code, _, err = run(capsys, *args)
+    assert code == 130
+    assert _files(tmp_path / "o") == ["m.csv", "m.ts", "song.A.wav", "song.B.wav", "song.m.wav"]
+    # A re-run does not take that for a finished merge, nor call it merely "already exists".
+    code, stdout, err = run(capsys, *args)
+    assert code == 1 and stdout == ""
+    assert "earlier merge was interrupted" in err and "m.json is missing" in err and "--force" in err
+    assert "already exists" not in err
+    code, stdout, err = run(capsys, *args, "--force")
+    assert code == 0, err
+    assert _files(tmp_path / "o") == ["m.csv", "m.json", "m.ts", "song.A.wav", "song.B.wav", "song.m.wav"]
+    recipe = json.loads((tmp_path / "o" / "m.json").read_text())
+    assert recipe["renders"] == [str(tmp_path / "o" / f"song.{x}.wav") for x in ("A", "B", "m")]
+    # A finished set is "already exists", as before.
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "already exists" in err
