@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List
 
 import torch
 from torch import nn
@@ -150,7 +149,7 @@ class DemoRAVE(nn.Module):
         return ["encode", "decode", "forward"]
 
     @torch.jit.export
-    def get_attributes(self) -> List[str]:
+    def get_attributes(self) -> list[str]:
         # nn~ offers each name listed here as settable and calls set_NAME; the
         # demo has nothing to set (sr, n_channels, latent_size are fixed facts).
         return []

@@ -42,17 +42,17 @@ def real_model_paths() -> list[Path]:
 # RAVE-INTERFACE.md's table: what each shared real export is documented to be.
 # Tests check the toolkit against these and against the model's own buffers;
 # exports not named here (a user's own) are checked against their buffers only.
-_V2 = dict(ratio=2048, latent_size=8, full_latent_size=128, n_channels=1, streaming=False,
-           original_name="VariationalScriptedRAVE", state_dict_entries=79)
+_V2 = {"ratio": 2048, "latent_size": 8, "full_latent_size": 128, "n_channels": 1, "streaming": False,
+       "original_name": "VariationalScriptedRAVE", "state_dict_entries": 79}
 DOCUMENTED_EXPORTS = {
     "v2cap16_mono_44k_seed0": _V2,
     "v2cap16_mono_44k_seed1": _V2,
     "v2cap16_mono_44k_seed2": _V2,
-    "v2cap16_mono_44k_seed2_streaming": dict(_V2, streaming=True, state_dict_entries=79 + 156),
-    "v2cap16_stereo_44k_seed0": dict(_V2, n_channels=2),
-    "v2smallcap16_mono_44k_seed0": dict(_V2, ratio=512, state_dict_entries=None),
-    "discretecap16_mono_44k_seed0": dict(_V2, ratio=1024, latent_size=16, original_name="DiscreteScriptedRAVE",
-                                         state_dict_entries=None),
+    "v2cap16_mono_44k_seed2_streaming": {**_V2, "streaming": True, "state_dict_entries": 79 + 156},
+    "v2cap16_stereo_44k_seed0": {**_V2, "n_channels": 2},
+    "v2smallcap16_mono_44k_seed0": {**_V2, "ratio": 512, "state_dict_entries": None},
+    "discretecap16_mono_44k_seed0": {**_V2, "ratio": 1024, "latent_size": 16,
+                                     "original_name": "DiscreteScriptedRAVE", "state_dict_entries": None},
 }
 
 
@@ -70,9 +70,9 @@ def export_facts(path: Path) -> dict:
         warnings.simplefilter("ignore", DeprecationWarning)
         m = torch.jit.load(str(path), map_location="cpu")
     enc, dec = m.encode_params.tolist(), m.decode_params.tolist()
-    return dict(sr=int(m.sr), ratio=enc[3], latent_size=enc[2], n_channels=enc[0], target_channels=dec[2],
-                full_latent_size=int(m.full_latent_size), original_name=m.original_name,
-                discrete=m.original_name == "DiscreteScriptedRAVE")
+    return {"sr": int(m.sr), "ratio": enc[3], "latent_size": enc[2], "n_channels": enc[0],
+            "target_channels": dec[2], "full_latent_size": int(m.full_latent_size),
+            "original_name": m.original_name, "discrete": m.original_name == "DiscreteScriptedRAVE"}
 
 
 REAL_MODELS = real_model_paths()

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import synth
 
 import encoder
-from conftest import synth
 
 
 def run(capsys, *args):
@@ -99,7 +99,7 @@ def test_a_channel_the_file_lacks_fails_that_file_only(tmp_path, capsys, fixture
 
 def test_mono_into_stereo_is_duplicated_and_recorded(tmp_path, capsys, fixture_models):
     sf.write(tmp_path / "m.wav", synth(48000, 0.5, 1), 48000, subtype="FLOAT")
-    code, out, err = run(capsys, "-m", fixture_models["stereo512"], "-i", tmp_path / "m.wav", "-o", tmp_path / "o")
+    code, _, err = run(capsys, "-m", fixture_models["stereo512"], "-i", tmp_path / "m.wav", "-o", tmp_path / "o")
     assert code == 0 and "m.wav" not in err
     source = sidecar(tmp_path / "o" / "m.npy")["source"]
     assert source["channel_map"] == [[1], [1]] and source["channels_used"] == [1]
