@@ -25,9 +25,17 @@ def get_parser():
     parser = cli.make_parser(PROG, __doc__)
     cli.add_model_batch_args(parser, "audio to encode", "./_encoder-output", AUDIO_EXTENSIONS)
     parser.add_argument(
-        "--channel_mode", default="auto", choices=["auto", "mix", "left", "right", "split"],
-        help="how file channels feed the model: auto mixes down for a mono model and duplicates mono "
-        "into a stereo one; split encodes each channel separately (NAME.ch1.npy, NAME.ch2.npy, ...)",
+        "--channel_mode", default="auto", choices=["auto", "mix", "fold", "left", "right", "split"],
+        help="how file channels feed the model: auto mixes down for a mono model, duplicates mono "
+        "into a stereo one, and otherwise takes the first channels (saying so when it leaves some out); "
+        "mix averages all into every model channel; fold averages file channel k into model channel "
+        "k mod n (6 into 2: 1+3+5 left, 2+4+6 right); split encodes each channel separately "
+        "(NAME.ch1.npy, NAME.ch2.npy, ...)",
+    )
+    parser.add_argument(
+        "--channels", type=cli.channel_list, default=None, metavar="LIST",
+        help="use only these file channels, counted from 1, in this order (e.g. 3,4 into a stereo model); "
+        "--channel_mode then applies to them",
     )
     return parser
 
@@ -48,7 +56,7 @@ def run(args) -> int:
     from ravekit.records import stale_error
 
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part)
-    encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk)
+    encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
 
     def outputs(job, suffixes):
         return [job.output.with_name(job.output.stem + s + ".npy") for s in suffixes]
@@ -78,19 +86,22 @@ def run(args) -> int:
     def work(job, progress):
         written = []
         for result in encoder.encode_file(job.source, prefetcher.open(order[id(job)]), progress):
+            for message in result.warnings:
+                cli.warn(PROG, message)
             written.append(save_npy(outputs(job, [result.suffix])[0], result.z, result.meta))
         return written
 
     def estimate(job):
         """Seconds of audio the file puts through the model (every pass), from its header."""
-        from ravekit.audio import channel_plan
+        from ravekit.channels import channel_plan
         from ravekit.progress import audio_seconds
 
         found = audio_seconds(job.source)
         if found is None:
             return None
         try:
-            return found[0] * len(channel_plan(found[1], encoder.model.info.n_channels, args.channel_mode))
+            return found[0] * len(channel_plan(found[1], encoder.model.info.n_channels, args.channel_mode,
+                                               args.channels))
         except RavekitError:
             return found[0]
 

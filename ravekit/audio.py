@@ -1,4 +1,4 @@
-"""Audio input: reading block by block, resampling, channels.
+"""Audio input: reading block by block, resampling.
 
 Reading goes through soundfile (WAV, AIFF, FLAC, OGG/Vorbis/Opus, MP3); other
 formats (m4a, aac, ...) are decoded by the ``ffmpeg`` command when it is on
@@ -25,7 +25,6 @@ from .errors import RavekitError
 BLOCK = 1 << 18  # frames per read: large enough to amortise calls, small next to a model chunk
 AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".mp4")
 SOUNDFILE_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".mp3")
-CHANNEL_MODES = ("auto", "mix", "left", "right", "split")
 
 
 @dataclass
@@ -168,45 +167,4 @@ def read_audio(path: os.PathLike | str, sr: int | None = None) -> tuple[np.ndarr
         raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again")
     return np.concatenate(blocks, axis=1), info
 
-
-def channel_plan(file_channels: int, model_channels: int, mode: str = "auto") -> list[tuple[str, list[int]]]:
-    """How a file's channels feed a model: a list of ``(name_suffix, source_channels)``.
-
-    Each entry is one pass through the model; ``source_channels`` are averaged
-    (a mixdown) or, when there is one, duplicated to the model's channel count.
-    ``auto`` mixes down for a mono model, duplicates a mono file into a stereo
-    model, and otherwise takes channels in order.  ``split`` encodes every
-    channel separately (suffix ``.ch1``, ``.ch2``, ...).
-    """
-    if mode not in CHANNEL_MODES:
-        raise RavekitError(f"unknown --channel_mode {mode!r}; choose one of {', '.join(CHANNEL_MODES)}", 2)
-    everything = list(range(file_channels))
-    if mode == "split":
-        if file_channels == 1:
-            return [("", [0])]
-        return [(f".ch{c + 1}", [c]) for c in everything]
-    if mode == "left":
-        return [("", [0])]
-    if mode == "right":
-        if file_channels < 2:
-            raise RavekitError("--channel_mode right needs a file with two or more channels; use auto", 2)
-        return [("", [1])]
-    if mode == "mix" or model_channels == 1:
-        return [("", everything)]
-    if file_channels == 1:
-        return [("", [0])]
-    return [("", everything[:model_channels])] if file_channels >= model_channels else [("", everything)]
-
-
-def apply_channels(x: np.ndarray, sources: list[int], model_channels: int) -> np.ndarray:
-    """Pick, mix or duplicate channels of ``x`` ``(channels, n)`` to ``(model_channels, n)``."""
-    if len(sources) == model_channels:
-        return np.ascontiguousarray(x[sources])
-    mono = x[sources].mean(axis=0, keepdims=True, dtype=np.float32) if len(sources) > 1 else x[sources]
-    return np.ascontiguousarray(np.repeat(mono, model_channels, axis=0))
-
-
-def match_channels(x: np.ndarray, model_channels: int, mode: str = "auto") -> np.ndarray:
-    """Convert ``x`` ``(channels, n)`` to ``(model_channels, n)`` (first pass of ``channel_plan``)."""
-    return apply_channels(x, channel_plan(x.shape[0], model_channels, mode)[0][1], model_channels)
 

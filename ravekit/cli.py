@@ -111,6 +111,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def channel_list(text: str) -> list[int]:
+    """An argparse type: ``"3,4"``, channels counted from 1 as users count them -> ``[2, 3]``."""
+    try:
+        picked = [int(part) - 1 for part in text.split(",") if part.strip()]
+    except ValueError:
+        picked = []
+    if not picked or min(picked) < 0 or len(set(picked)) != len(picked):
+        raise argparse.ArgumentTypeError(f"{text!r}: give channel numbers counted from 1, each once, e.g. 3,4")
+    return picked
+
+
 def add_chunk_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--chunk", type=seconds, default=30.0, metavar="SECONDS",

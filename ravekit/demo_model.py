@@ -5,15 +5,16 @@ out of the box and its tests need models of several shapes.  This module
 scripts a spectral-envelope coder with TorchScript and saves it exactly as
 ``rave export`` saves a model: attributes ``sr``, ``n_channels``,
 ``target_channels``, ``latent_size``, ``full_latent_size``, the nn~ buffers
-``encode_params``/``decode_params``/``forward_params``, ``get_methods()``, and
-``encode``/``decode``/``forward``.
+``encode_params``/``decode_params``/``forward_params``, ``get_methods()``,
+``get_attributes()`` (empty: nothing to set), and ``encode``/``decode``/``forward``.
 
 encode: band energies of each block of ``ratio`` samples in ``latent_size``
     log-spaced bands, as natural logs, smoothed over three frames (so a frame
     depends on its neighbours, as in RAVE, and chunking needs context).
 decode: noise filtered into the same bands, each band's amplitude following
-    its latent (``sqrt(exp(z))``), interpolated between frames.  Decoding a
-    modified latent is audibly related to the source: a band vocoder.
+    its latent (``sqrt(exp(z))``), interpolated between frames, at the source's
+    RMS and soft-limited to +-1.  Decoding a modified latent is audibly related
+    to the source: a band vocoder.
 
 ``streaming=True`` adds a cache buffer (``encoder.smooth_cache.cache``) that
 carries the last frame from one call to the next, as streaming exports do,
@@ -40,6 +41,7 @@ from torch import nn
 from .model import quiet_jit
 
 STREAM_BATCH = 64
+LEVEL = 0.5**0.5  # a sine's RMS over its peak
 
 
 def band_edges(sr: int, n_bands: int) -> torch.Tensor:
@@ -109,6 +111,9 @@ class NoiseDecoder(nn.Module):
         self.ratio = ratio
         self.register_buffer("edges", band_edges(sr, dims))
         self.gain = nn.Parameter(torch.ones(dims))
+        self.level = LEVEL
+        # 1 keeps the output within +-1; an edited model (as users make) may turn it up.
+        self.register_buffer("out_gain", torch.ones(()))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         batch, dims, frames = z.shape
@@ -119,7 +124,11 @@ class NoiseDecoder(nn.Module):
         masks = (freqs[None, :] >= self.edges[:-1, None]) & (freqs[None, :] < self.edges[1:, None])
         spec = torch.fft.rfft(torch.randn(batch, 1, samples, device=z.device), dim=-1)
         bands = torch.fft.irfft(spec * masks.float()[None], n=samples, dim=-1)
-        return self.finish((bands * amp).sum(1, keepdim=True))
+        # Band noise with a sine's energy has the sine's peak as its standard
+        # deviation, so peaks would reach 4x the input: scale to the input's RMS,
+        # then limit softly so output within +-1 follows input within +-1 (nn~
+        # plays it straight into the DAC).
+        return self.finish(self.out_gain * torch.tanh(self.level * (bands * amp).sum(1, keepdim=True)))
 
     def finish(self, y: torch.Tensor) -> torch.Tensor:
         return y
@@ -182,8 +191,10 @@ class DemoRAVE(nn.Module):
         return ["encode", "decode", "forward"]
 
     @torch.jit.export
-    def get_attributes(self):
-        return ["sr", "n_channels", "latent_size"]
+    def get_attributes(self) -> list[str]:
+        # nn~ offers each name listed here as settable and calls set_NAME; the
+        # demo has nothing to set (sr, n_channels, latent_size are fixed facts).
+        return []
 
     @torch.jit.export
     def get_sample_rate(self) -> int:

@@ -16,7 +16,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .audio import AudioInfo, apply_channels, channel_plan, iter_audio, probe
+from .audio import AudioInfo, iter_audio, probe
+from .channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from .errors import RavekitError, first_line
 from .latents import make_sidecar
 from .latency import measure_latency
@@ -30,12 +31,13 @@ class EncodedLatents:
 
     ``z`` is float32 ``(1, latent_size, frames)``; ``suffix`` names the pass
     (``""``, or ``.ch1``/``.ch2`` with ``channel_mode="split"``); ``meta`` is
-    the sidecar.
+    the sidecar; ``warnings`` are messages for the user (also in the sidecar).
     """
 
     suffix: str
     z: np.ndarray
     meta: dict
+    warnings: list[str]
 
 
 class Encoder:
@@ -46,15 +48,19 @@ class Encoder:
     model : a loaded model (``load_model``).
     seed : seed set before every file, so each file's result does not depend
         on what came before it in the batch.
-    channel_mode : ``auto``, ``mix``, ``left``, ``right`` or ``split`` (see ``audio.channel_plan``).
+    channel_mode : ``auto``, ``mix``, ``fold``, ``left``, ``right`` or ``split``
+        (see ``channels.channel_plan``).
     chunk_seconds : audio per model call; ``0`` encodes each file in one call.
+    channels : file channels to use (0-based, in order) before ``channel_mode``
+        applies; ``None`` uses them all.
     """
 
     def __init__(self, model: RaveModel, seed: int | None = 0, channel_mode: str = "auto",
-                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, channels: list[int] | None = None):
         self.model = model
         self.seed = seed
         self.channel_mode = channel_mode
+        self.channels = channels
         self.context = measure_context(model, ("encode",)).encode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
         # Frames a streaming export's latents come late; dropped, so frame i covers samples i * ratio on.
@@ -63,6 +69,7 @@ class Encoder:
         # reproduces a result, with the seed and the model.
         self.processing = {
             "channel_mode": channel_mode,
+            "channels": None if channels is None else [c + 1 for c in channels],
             "chunk_frames": self.chunk if self.context is not None else None,
             "context_frames": self.context,
             "latency_samples": self.latency * model.info.ratio,
@@ -79,14 +86,31 @@ class Encoder:
             found.append(f"model {(meta.get('model') or {}).get('file')}")
         if meta.get("seed") != self.seed:
             found.append(f"seed {meta.get('seed')}")
-        for key in ("channel_mode", "chunk_frames"):
+        for key in ("channel_mode", "channels", "chunk_frames"):
             if key in old and old[key] != self.processing[key]:
                 found.append(f"{key} {old[key]}")
         return found
 
     def plan(self, path: os.PathLike | str) -> list[str]:
         """Name suffixes of the passes a file will get (reads only its header)."""
-        return [s for s, _ in channel_plan(probe(path).channels, self.model.info.n_channels, self.channel_mode)]
+        return [s for s, _ in self._plan(probe(path).channels, path)]
+
+    def _plan(self, file_channels: int, path: os.PathLike | str) -> list[tuple[str, Groups]]:
+        try:
+            return channel_plan(file_channels, self.model.info.n_channels, self.channel_mode, self.channels)
+        except RavekitError as exc:
+            raise RavekitError(f"{path}: {exc}") from None
+
+    def channel_warning(self, file_channels: int, plan: list[tuple[str, Groups]]) -> str | None:
+        """Say when channels of the file go unused without the user having chosen so."""
+        unused = unused_channels(file_channels, plan)
+        if not unused or self.channels is not None or self.channel_mode != "auto":
+            return None
+        m = self.model.info
+        return (f"{file_channels} channels into a {m.n_channels}-channel model: used channel"
+                f"{'s' if m.n_channels > 1 else ''} {describe_groups(plan[0][1])}, ignored {spans(unused)}; "
+                f"--channel_mode fold mixes all {file_channels} down, --channels picks others "
+                f"(e.g. --channels {','.join(str(c + 1) for c in unused[:m.n_channels])})")
 
     def encode_file(self, path: os.PathLike | str,
                     source: tuple[AudioInfo, Iterator[np.ndarray]] | None = None,
@@ -102,8 +126,9 @@ class Encoder:
         """
         info = source[0] if source else probe(path)
         m = self.model.info
-        plan = channel_plan(info.channels, m.n_channels, self.channel_mode)
-        for suffix, sources in plan:
+        plan = self._plan(info.channels, path)
+        warning = self.channel_warning(info.channels, plan)
+        for suffix, groups in plan:
             counted = {"samples": 0}
             reader = source[1] if source and len(plan) == 1 else iter_audio(path, m.sr, info=info)
 
@@ -113,7 +138,7 @@ class Encoder:
                         raise RavekitError(f"{path}: the audio contains NaN or infinite samples; "
                                            "repair or re-export the file")
                     counted["samples"] += block.shape[1]
-                    yield apply_channels(block, sources, m.n_channels)
+                    yield apply_channels(block, groups)
 
             try:
                 z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context, self.latency, progress)
@@ -128,15 +153,21 @@ class Encoder:
                 "file": str(path),
                 "sr": info.sr,
                 "channels": info.channels,
-                "channels_used": [c + 1 for c in sources],
+                "channels_used": sorted({c + 1 for g in groups for c in g}),
+                # Per model channel, the file channels (from 1) averaged into it.
+                "channel_map": [[c + 1 for c in g] for g in groups],
+                "channels_unused": [c + 1 for c in unused_channels(info.channels, [(suffix, groups)])],
                 "channel_mode": self.channel_mode,
                 "samples": samples,
                 "duration": samples / m.sr,
             }
+            if warning:
+                source["channel_warning"] = warning
             meta = make_sidecar(
                 sr=m.sr, ratio=m.ratio, latent_dims=z.shape[1], frames=z.shape[2], n_channels=m.n_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
                 source=source, seed=self.seed, created_by="encoder.py", processing=self.processing,
                 discrete=m.discrete, codebook_size=m.codebook_size,
             )
-            yield EncodedLatents(suffix, z, meta)
+            # Once per file, not once per pass.
+            yield EncodedLatents(suffix, z, meta, [f"{path}: {warning}"] if warning and suffix == plan[0][0] else [])

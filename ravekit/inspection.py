@@ -133,7 +133,8 @@ def fidelity_dims(fidelity, levels=FIDELITY_LEVELS) -> dict[str, int | None] | N
     if not isinstance(fidelity, torch.Tensor) or fidelity.dim() != 1 or fidelity.numel() == 0:
         return None
     f = fidelity.detach().double().cpu()
-    if not torch.isfinite(f).all() or (f.diff() < -1e-6).any() or f.max() > 1.0 + 1e-4:
+    # A cumulative curve rises to 1.0; discrete exports, which fit no PCA, keep zeros.
+    if not torch.isfinite(f).all() or (f.diff() < -1e-6).any() or abs(float(f[-1]) - 1.0) > 1e-3:
         return None
     out = {}
     for level in levels:
@@ -266,8 +267,11 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     fid = ins.state_dict.get("fidelity")
     summary["fidelity"] = fidelity_dims(fid)
     summary["fidelity_of_dims"] = int(fid.numel()) if summary["fidelity"] else None
-    if fid is not None and summary["fidelity"] is None:
-        ins.notes.append("the fidelity buffer is not a cumulative variance curve; fidelity unknown")
+    if isinstance(fid, torch.Tensor) and summary["fidelity"] is None:
+        if summary.get("original_name") == "DiscreteScriptedRAVE" and not fid.any():
+            ins.notes.append("discrete model: its latents are codebook indices, with no PCA, so no fidelity levels")
+        else:
+            ins.notes.append("the fidelity buffer is not a cumulative variance curve; fidelity unknown")
     summary["state_dict_entries"] = len(rows)
     summary["parameter_entries"] = sum(r["kind"] == "parameter" for r in rows)
     summary["buffer_entries"] = sum(r["kind"] == "buffer" for r in rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,47 @@ FIXTURE_SPECS = {
 
 
 def real_model_paths() -> list[Path]:
+    """Every export in ``RAVE_TEST_MODELS`` and its subfolders (``kinds/`` holds one of each kind)."""
     folder = os.environ.get("RAVE_TEST_MODELS")
     if not folder:
         return []
-    return sorted(Path(folder).glob("*.ts"))
+    return sorted(Path(folder).rglob("*.ts"))
+
+
+# RAVE-INTERFACE.md's table: what each shared real export is documented to be.
+# Tests check the toolkit against these and against the model's own buffers;
+# exports not named here (a user's own) are checked against their buffers only.
+_V2 = {"ratio": 2048, "latent_size": 8, "full_latent_size": 128, "n_channels": 1, "streaming": False,
+       "original_name": "VariationalScriptedRAVE", "state_dict_entries": 79}
+DOCUMENTED_EXPORTS = {
+    "v2cap16_mono_44k_seed0": _V2,
+    "v2cap16_mono_44k_seed1": _V2,
+    "v2cap16_mono_44k_seed2": _V2,
+    "v2cap16_mono_44k_seed2_streaming": {**_V2, "streaming": True, "state_dict_entries": 79 + 156},
+    "v2cap16_stereo_44k_seed0": {**_V2, "n_channels": 2},
+    "v2smallcap16_mono_44k_seed0": {**_V2, "ratio": 512, "state_dict_entries": None},
+    "discretecap16_mono_44k_seed0": {**_V2, "ratio": 1024, "latent_size": 16,
+                                     "original_name": "DiscreteScriptedRAVE", "state_dict_entries": None},
+}
+
+
+def export_facts(path: Path) -> dict:
+    """A real export's facts read straight from its nn~ buffers and attributes.
+
+    Independent of ``ravekit.model`` so tests can check it.  Keys: sr, ratio,
+    latent_size, n_channels, target_channels, full_latent_size,
+    original_name, discrete (its latents are integer codebook indices: its
+    encode is deterministic and its decode only takes codes it made).
+    """
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = torch.jit.load(str(path), map_location="cpu")
+    enc, dec = m.encode_params.tolist(), m.decode_params.tolist()
+    return {"sr": int(m.sr), "ratio": enc[3], "latent_size": enc[2], "n_channels": enc[0],
+            "target_channels": dec[2], "full_latent_size": int(m.full_latent_size),
+            "original_name": m.original_name, "discrete": m.original_name == "DiscreteScriptedRAVE"}
 
 
 REAL_MODELS = real_model_paths()

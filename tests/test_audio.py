@@ -8,7 +8,8 @@ import soundfile as sf
 import soxr
 
 from conftest import write_audio
-from ravekit.audio import channel_plan, iter_audio, read_audio
+from ravekit.audio import iter_audio, read_audio
+from ravekit.channels import channel_plan
 from ravekit.errors import RavekitError
 from ravekit.prefetch import AudioPrefetcher
 
@@ -37,16 +38,30 @@ def test_prefetcher_serves_files_in_order_even_when_one_is_abandoned(tmp_path):
         assert np.concatenate(list(pf.open(3)[1]), axis=1).shape == (1, 44100)
 
 
-@pytest.mark.parametrize("file_ch, model_ch, mode, expected", [
-    (2, 1, "auto", [("", [0, 1])]),
-    (1, 2, "auto", [("", [0])]),
-    (2, 2, "auto", [("", [0, 1])]),
-    (2, 1, "split", [(".ch1", [0]), (".ch2", [1])]),
-    (2, 1, "right", [("", [1])]),
-    (3, 2, "mix", [("", [0, 1, 2])]),
+@pytest.mark.parametrize("file_ch, model_ch, mode, picked, expected", [
+    (2, 1, "auto", None, [("", [[0, 1]])]),
+    (1, 2, "auto", None, [("", [[0], [0]])]),  # mono into stereo: duplicated
+    (2, 2, "auto", None, [("", [[0], [1]])]),
+    (6, 2, "auto", None, [("", [[0], [1]])]),  # the first two (encoder.py warns)
+    (2, 1, "split", None, [(".ch1", [[0]]), (".ch2", [[1]])]),
+    (2, 2, "split", None, [(".ch1", [[0], [0]]), (".ch2", [[1], [1]])]),
+    (2, 1, "right", None, [("", [[1]])]),
+    (3, 2, "mix", None, [("", [[0, 1, 2], [0, 1, 2]])]),
+    (6, 2, "fold", None, [("", [[0, 2, 4], [1, 3, 5]])]),
+    (3, 2, "fold", None, [("", [[0, 2], [1]])]),
+    (1, 2, "fold", None, [("", [[0], [0]])]),
+    (6, 2, "auto", [2, 3], [("", [[2], [3]])]),
+    (6, 2, "auto", [4], [("", [[4], [4]])]),
+    (6, 1, "auto", [2, 3], [("", [[2, 3]])]),
+    (6, 1, "split", [5, 0], [(".ch6", [[5]]), (".ch1", [[0]])]),
 ])
-def test_channel_plans(file_ch, model_ch, mode, expected):
-    assert channel_plan(file_ch, model_ch, mode) == expected
+def test_channel_plans(file_ch, model_ch, mode, picked, expected):
+    assert channel_plan(file_ch, model_ch, mode, picked) == expected
+
+
+def test_picking_a_channel_the_file_lacks_is_refused():
+    with pytest.raises(RavekitError, match="--channels 7: the file has only 6 channels"):
+        channel_plan(6, 2, "auto", [5, 6])
 
 
 def test_right_channel_of_a_mono_file_is_refused():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import encoder
-from conftest import real_models, write_audio
+from conftest import export_facts, real_models, write_audio
 from ravekit.model import load_model
 from ravekit.process import decode_latents, encode_blocks, encode_signal, measure_context
 
@@ -53,17 +53,86 @@ class DeterministicEncoder:
     def encode(self, x):
         m = self.model.module
         with torch.inference_mode():
-            return m.encoder(m.pqmf(x.reshape(-1, 1, x.shape[-1])))
+            # As the export's encode: every channel through the PQMF, the bands of all
+            # channels side by side into the encoder (a stereo export's encoder sees both).
+            bands = m.pqmf(x.reshape(-1, 1, x.shape[-1]))
+            return m.encoder(bands.reshape(x.shape[0], -1, bands.shape[-1]))
 
     def decode(self, z):
         return self.model.decode(z)
+
+
+class FixedNoiseDecoder:
+    """A discrete export's decode with its noise drawn once per signal, not once per call.
+
+    Discrete exports concatenate fresh ``randn`` noise (``noise_augmentation``
+    dims) to the decoded codes on every call, so no two calls can agree.  This
+    wrapper runs the same network on noise taken from one array indexed by
+    absolute frame, the frame index riding in the row after the codes; what
+    remains is the deterministic path, which chunking must reproduce exactly.
+    """
+
+    def __init__(self, model, frames: int, seed: int = 0):
+        self.model, self.info = model, model.info
+        m = model.module
+        self.codes = model.info.latent_size
+        self.size = int(getattr(m.encoder.rvq.layers, "0").codebook_size)
+        gen = torch.Generator().manual_seed(seed)
+        self.noise = torch.randn(1, int(m.encoder.noise_augmentation), frames, generator=gen)
+
+    def reset_state(self):
+        self.model.reset_state()
+
+    def encode(self, x):
+        return self.model.encode(x)
+
+    def latents(self, z):
+        """Codes ``(1, codes, frames)`` plus the frame-index row this wrapper reads."""
+        index = np.arange(z.shape[-1], dtype=np.float32)[None, None]
+        return np.concatenate([z, index], 1)
+
+    def decode(self, z, noise=None):
+        m = self.model.module
+        codes, frames = z[:, :self.codes], z[0, self.codes].long()
+        noise = self.noise[..., frames] if noise is None else noise
+        with torch.inference_mode():
+            y = m.decoder(torch.cat([m.encoder.rvq.decode(codes.clamp(0, self.size - 1).long()), noise], 1))
+            return m.pqmf.inverse(y)[..., :z.shape[-1] * self.info.ratio]
+
+
+def own_codes(model, frames: int) -> np.ndarray:
+    """Codes a discrete model encoded itself: valid input for its decoder."""
+    x = noise(model.info.n_channels, frames * model.info.ratio, seed=5)
+    return encode_signal(model, x, seed=0)
+
+
+def decoding_path(real_model, frames):
+    """The model and latents whose decoding must not depend on chunking, for every kind.
+
+    Continuous exports decode all ``full_latent_size`` dims deterministically;
+    discrete ones get codes they made, through :class:`FixedNoiseDecoder`.
+    """
+    model = load_model(real_model, "cpu", checksum=False)
+    ctx = measure_context(model)  # measured on the export itself, noise and all
+    if not export_facts(real_model)["discrete"]:
+        z = np.random.default_rng(1).standard_normal((1, model.info.full_latent_size, frames))
+        return model, z.astype(np.float32), ctx
+    fixed = FixedNoiseDecoder(model, frames)
+    z = own_codes(model, frames)
+    # The wrapper is the export's own decode, given the noise the export would draw.
+    torch.manual_seed(4)
+    ref = model.decode(torch.from_numpy(z)).numpy()
+    torch.manual_seed(4)
+    drawn = torch.randn(fixed.noise.shape)
+    assert np.array_equal(fixed.decode(torch.from_numpy(fixed.latents(z)), drawn).numpy(), ref)
+    return fixed, fixed.latents(z), ctx
 
 
 @real_models
 def test_real_encoder_chunked_equals_whole(real_model):
     model = DeterministicEncoder(load_model(real_model, "cpu", checksum=False))
     ctx = measure_context(model)
-    x = noise(1, 2048 * 60 + 999)
+    x = noise(model.info.n_channels, 2048 * 60 + 999)
     whole = encode_signal(model, x)
     chunked = encode_blocks(model, blocks(x, 7777), chunk=8, context=ctx.encode)
     assert chunked.shape == whole.shape
@@ -72,12 +141,10 @@ def test_real_encoder_chunked_equals_whole(real_model):
 
 @real_models
 def test_real_decoder_chunked_equals_whole(real_model):
-    model = load_model(real_model, "cpu", checksum=False)
-    ctx = measure_context(model)
-    z = np.random.default_rng(1).standard_normal((1, model.info.full_latent_size, 50)).astype(np.float32)
+    model, z, ctx = decoding_path(real_model, 50)
     whole = decode_latents(model, z, seed=0)
     chunked = decode_latents(model, z, seed=0, chunk=7, context=ctx.decode)
-    assert chunked.shape == whole.shape == (1, 50 * model.info.ratio)
+    assert chunked.shape == whole.shape == (model.info.target_channels, 50 * model.info.ratio)
     assert np.abs(chunked - whole).max() <= 1e-4 * np.abs(whole).max()
 
 
@@ -107,10 +174,12 @@ def test_streaming_no_state_leak_across_files_in_a_batch(tmp_path, capsys, fixtu
 
 @real_models
 def test_noise_filled_dims_do_not_depend_on_the_chunk_size(real_model):
-    """Fewer dims than full_latent_size: the fill is drawn once per signal, as one whole call would."""
-    model = load_model(real_model, "cpu", checksum=False)
-    ctx = measure_context(model)
-    z = np.random.default_rng(2).standard_normal((1, model.info.latent_size, 40)).astype(np.float32)
+    """Fewer dims than full_latent_size: the fill is drawn once per signal, as one whole call would.
+
+    (A discrete export reads only its codes and ignores the fill rows.)
+    """
+    model, z, ctx = decoding_path(real_model, 40)
+    z = z[:, :model.info.latent_size + export_facts(real_model)["discrete"]]
     whole = decode_latents(model, z, seed=3)
     for chunk in (5, 13):
         chunked = decode_latents(model, z, seed=3, chunk=chunk, context=ctx.decode)

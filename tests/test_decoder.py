@@ -11,7 +11,7 @@ import soundfile as sf
 
 import decoder
 import encoder
-from conftest import real_models, write_audio
+from conftest import export_facts, real_models, write_audio
 from ravekit.latents import make_sidecar, save_latent_wav
 
 
@@ -43,8 +43,11 @@ def test_round_trip_has_source_length_and_model_format(tmp_path, capsys, fixture
 
 @real_models
 def test_real_export_round_trip(tmp_path, capsys, real_model):
-    (audio, sr), _ = round_trip(tmp_path, capsys, real_model, 44100, 1.0)
-    assert sr == 44100 and audio.shape == (44100, 1) and 0 < np.abs(audio).max() < 10
+    facts = export_facts(real_model)
+    (audio, sr), _ = round_trip(tmp_path, capsys, real_model, 44100, 1.0, facts["n_channels"])
+    assert sr == facts["sr"] and audio.shape == (44100, facts["target_channels"]) and 0 < np.abs(audio).max() < 10
+    if facts["target_channels"] > 1:  # a stereo export decodes two different channels, not one copied
+        assert not np.array_equal(audio[:, 0], audio[:, 1])
 
 
 def test_demo_model_decodes_something_related_to_the_source(tmp_path, capsys, demo_model):

@@ -124,8 +124,23 @@ def loud_latents(path):
     return path
 
 
+def loud_model(path, demo_model):
+    """The demo model edited, as users edit exports, to play 3x louder: peaks beyond +-1."""
+    import torch
+
+    from ravekit.model import quiet_jit
+
+    with quiet_jit():
+        m = torch.jit.load(str(demo_model))
+        with torch.no_grad():
+            m.decoder.out_gain.fill_(3.0)
+        torch.jit.save(m, str(path))
+    return path
+
+
 def test_pcm_clipping_is_counted_across_chunks_warned_and_recorded(tmp_path, capsys, demo_model):
     src = loud_latents(tmp_path / "loud.npy")
+    demo_model = loud_model(tmp_path / "loud.ts", demo_model)
     code, out, err = run(capsys, decoder, "-m", demo_model, "-i", src, "-o", tmp_path / "f", "--chunk", 0.2)
     assert code == 0 and "clipped" not in err
     y = sf.read(out[0], dtype="float32")[0]

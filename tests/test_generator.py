@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, real_models
+from conftest import ROOT, export_facts, real_models
 
 import generator
 from ravekit.latents import make_sidecar, save_latent_wav, save_npy
@@ -276,14 +276,18 @@ def test_demo_flags_then_decoder(demo_model, tmp_path, capsys):
 
 @real_models
 def test_real_export_gives_rate_and_ratio(real_model, tmp_path, capsys):
+    facts = export_facts(real_model)  # 2048 for v2, 512 for v2_small, 1024 for discrete
     arrays = corpus(dims=8, sizes=(30,))
+    if facts["discrete"]:  # its latents are codes: give it codes
+        rng = np.random.default_rng(0)
+        arrays = [rng.integers(0, 8, (facts["latent_size"], 30)).astype(np.float32)]
     write_latents(tmp_path / "lat", arrays, sidecar=False)
     code, out, err = run(capsys, "--input", tmp_path / "lat", "--model", real_model, "--output", tmp_path / "o",
                          "--bpm", 90)
     assert code == 0, err
     meta = json.loads(Path(out.split()[0]).with_suffix(".json").read_text())
-    assert (meta["sr"], meta["ratio"]) == (44100, 2048)  # RAVE-INTERFACE.md: v2 exports
-    assert meta["generator"]["num_latents"] == round(60 * 44100 / 2048 / 90)
+    assert (meta["sr"], meta["ratio"]) == (facts["sr"], facts["ratio"])
+    assert meta["generator"]["num_latents"] == round(60 * facts["sr"] / facts["ratio"] / 90)
 
 
 # --- Pure Data --------------------------------------------------------------------------------

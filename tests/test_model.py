@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import encoder
-from conftest import FIXTURE_SPECS, real_models, write_audio
+from conftest import DOCUMENTED_EXPORTS, FIXTURE_SPECS, export_facts, real_models, write_audio
 from ravekit.errors import RavekitError
 from ravekit.model import load_model, quiet_jit
 
@@ -24,11 +24,16 @@ def test_facts_come_from_the_model(fixture_models, name):
 
 @real_models
 def test_real_export_facts(real_model):
+    """Every kind: the facts the toolkit reads are the model's own, and what RAVE-INTERFACE.md documents."""
     m = load_model(real_model, "cpu")
-    enc = m.module.encode_params.tolist()
-    assert (m.info.ratio, m.info.latent_size, m.info.n_channels) == (enc[3], enc[2], enc[0])
-    assert m.info.full_latent_size == 128 and m.info.original_name == "VariationalScriptedRAVE"
-    assert m.info.methods[:3] == ["encode", "decode", "forward"] and not m.info.streaming
+    own = export_facts(real_model)
+    for key in ("sr", "ratio", "latent_size", "n_channels", "target_channels", "full_latent_size", "original_name"):
+        assert getattr(m.info, key) == own[key], key
+    assert m.info.methods[:3] == ["encode", "decode", "forward"]
+    documented = DOCUMENTED_EXPORTS.get(real_model.stem)
+    if documented:
+        for key in ("ratio", "latent_size", "full_latent_size", "n_channels", "streaming", "original_name"):
+            assert getattr(m.info, key) == documented[key], key
 
 
 class OnlyForward(torch.nn.Module):

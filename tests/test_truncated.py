@@ -57,7 +57,7 @@ def test_the_encoder_fails_a_truncated_file_and_goes_on(tmp_path, capsys, demo_m
     bad = cut(write_audio(tmp_path / "in" / "bad.wav", 44100, 2.0, subtype="FLOAT"))
     code, out, err = run(capsys, encoder, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o")
     assert code == 1 and out == [str(tmp_path / "o" / "good.npy")]
-    failures = [line for line in err.splitlines() if "failed:" in line]
+    failures = [line for line in err.splitlines() if "error:" in line]
     assert len(failures) == 1 and str(bad) in failures[0] and "truncated" in failures[0]
     assert "announces 88200 frames (2.00 s)" in failures[0] and "export it again" in failures[0]
     assert not (tmp_path / "o" / "bad.npy").exists()

@@ -100,7 +100,8 @@ def in_memory(model_path: Path, audio: Path, latents: Path, cache: Path) -> tupl
     """The floor's inputs: audio decoded, resampled and channel-matched; the tool's own latents."""
     import numpy as np
 
-    from ravekit.audio import match_channels, read_audio
+    from ravekit.audio import read_audio
+    from ravekit.channels import match_channels
     from ravekit.latents import load_npy
     from ravekit.model import load_model
 
