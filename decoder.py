@@ -40,7 +40,8 @@ def run(args) -> int:
     from ravekit.decoding import Decoder
     from ravekit.model import load_model
 
-    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part)
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part,
+                     args.null)
     decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim)
 
     def work(job):
@@ -50,7 +51,7 @@ def run(args) -> int:
         return [path]
 
     report = run_jobs(PROG, jobs, work, lambda job: [job.output] if job.output.exists() else [],
-                      args.force, args.quiet)
+                      args.force, args.quiet, args.null)
     return summarise(PROG, report, args.quiet)
 
 

@@ -39,14 +39,15 @@ def main(argv=None) -> int:
 def run(args) -> int:
     from pathlib import Path
 
-    from ravekit.batch import find_jobs, run_jobs, summarise
+    from ravekit.batch import check_link, find_jobs, run_jobs, summarise
     from ravekit.encoding import Encoder
     from ravekit.errors import RavekitError
     from ravekit.latents import read_sidecar, save_npy
     from ravekit.model import load_model
     from ravekit.prefetch import AudioPrefetcher
 
-    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part)
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
+                     args.null)
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk)
 
     def outputs(job, suffixes):
@@ -65,6 +66,8 @@ def run(args) -> int:
 
     def to_do(job) -> bool:
         try:
+            check_link(job.source)
+            cli.check_printable(job.output, args.null)
             return args.force or not exists(job)
         except RavekitError:
             return False  # run_jobs meets the problem again and reports it with the file
@@ -82,7 +85,7 @@ def run(args) -> int:
         return written
 
     with prefetcher:
-        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet)
+        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet, args.null)
     return summarise(PROG, report, args.quiet)
 
 

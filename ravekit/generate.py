@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .cli import check_seed
 from .errors import RavekitError
 from .tempo import bpm_of, double_time_of, latent_rate
 
@@ -21,18 +22,22 @@ Warn = Callable[[str], None]
 
 
 def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Iterable[str] | None = None,
-                  exclude_dir: os.PathLike | str | None = None) -> list[Path]:
-    """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin).
+                  exclude_dir: os.PathLike | str | None = None, null: bool = False) -> list[Path]:
+    """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin,
+    NUL-separated with ``null``).
 
     Files inside ``exclude_dir`` (the output folder) are skipped, so earlier
     generations are not analysed as sources.  A file named twice counts once.
+    A broken symbolic link in a folder is an error naming it: the statistics
+    would silently leave that file out.
     """
-    from .batch import collect_inputs
+    from .batch import check_link, collect_inputs
 
-    pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin)
+    pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin, null)
     seen: set[Path] = set()
     unique = []
     for f, _ in pairs:
+        check_link(f)
         key = f.resolve()
         if key not in seen:
             seen.add(key)
@@ -133,8 +138,7 @@ def generate_files(*, module, pattern: str, stats, distribution: str, iqr: bool,
     """Make ``num_files`` pattern files; ``on_file(path, array)`` follows each write."""
     from .latents import make_sidecar
 
-    if seed < 0:
-        raise RavekitError(f"--seed {seed}: use a seed of 0 or more", 2)
+    check_seed(seed)
     rate = latent_rate(sr, ratio)
     check_size(module, pattern, k, stats.latent_dims, num_loops, options, max_frames, rate)
     ext = ".npy" if embeddings else ".wav"
