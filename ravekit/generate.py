@@ -113,13 +113,21 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
         raise
     except Exception as exc:  # noqa: BLE001 - a pattern (maybe a user's) failed
         raise RavekitError(f"pattern {name!r} failed: {type(exc).__name__}: {exc}") from None
-    out = np.asarray(out)
-    if out.ndim != 2 or out.shape[1] != stats.latent_dims or out.shape[0] < 1:
-        raise RavekitError(f"pattern {name!r} returned shape {out.shape}; it must return (frames, "
-                           f"{stats.latent_dims}) with frames >= 1")
-    if not np.isfinite(out).all():
-        raise RavekitError(f"pattern {name!r} produced NaN or infinite values; fix the pattern")
-    return np.ascontiguousarray(out, dtype=np.float32)
+    where = getattr(module, "__file__", None) or name
+    try:
+        arr = np.asarray(out)
+    except (TypeError, ValueError):  # ragged lists, objects numpy cannot hold in one array
+        arr = None
+    numeric = arr is not None and arr.dtype.kind in "biuf"
+    if not numeric or arr.ndim != 2 or arr.shape[1] != stats.latent_dims or arr.shape[0] < 1:
+        got = type(out).__name__
+        if arr is not None and not (arr.ndim == 0 and arr.dtype.kind == "O"):  # not a bare object such as None
+            got += f" of shape {arr.shape}" + ("" if numeric else f" and dtype {arr.dtype}")
+        raise RavekitError(f"{where}: pattern {name!r} returned a {got}; generate() must return a numeric "
+                           f"array of shape (frames, {stats.latent_dims}) with frames >= 1 (see patterns/__init__.py)")
+    if not np.isfinite(arr).all():
+        raise RavekitError(f"{where}: pattern {name!r} produced NaN or infinite values; fix the pattern")
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict) -> Path:
