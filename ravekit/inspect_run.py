@@ -121,19 +121,29 @@ def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_d
 
 
 def run_detail(path: Path, mode: str, stdin: TextIO | None = None) -> int:
-    """``mode`` ``dict``: list state_dict entries, then answer queries; ``attr``: the same for members."""
+    """``mode`` ``dict``: list state_dict entries, then answer queries; ``attr``: the same for members.
+
+    Returns 1 when queries came from a pipe and some named nothing (a script's
+    typo must not pass unnoticed), else 0.
+    """
+    stdin = stdin or sys.stdin
+    check_link(path)
     ins = open_model(path)
     if mode == "dict":
         rows = state_dict_rows(ins.state_dict, ins.kinds)
         print(detail.state_dict_listing(rows), flush=True)
         names = list(ins.state_dict)
-        detail.query_loop(names, lambda n: detail.describe_tensor(n, ins.state_dict[n], ins.kinds[n]),
-                          stdin=stdin, what="entry")
-        return 0
-    members = detail.module_members(ins.module) if ins.module is not None else detail.checkpoint_members(
-        ins.checkpoint or {})
-    print(detail.members_listing(members), flush=True)
-    detail.query_loop(list(members), lambda n: members[n][2](), stdin=stdin, what="member")
+        unknown = detail.query_loop(names, lambda n: detail.describe_tensor(n, ins.state_dict[n], ins.kinds[n]),
+                                    stdin=stdin, what="entry")
+    else:
+        members = detail.module_members(ins.module) if ins.module is not None else detail.checkpoint_members(
+            ins.checkpoint or {})
+        print(detail.members_listing(members), flush=True)
+        unknown = detail.query_loop(list(members), lambda n: members[n][2](), stdin=stdin, what="member")
+    if unknown and not stdin.isatty():
+        fatal(PROG, f"{unknown} of the names read from stdin named no {'entry' if mode == 'dict' else 'member'} "
+              f"of {path} (see above)")
+        return 1
     return 0
 
 
