@@ -5,8 +5,13 @@ Mirroring rule: a file found in a folder given to ``--input`` keeps its path
 below that folder (``--input lib`` with ``lib/a/b/song.flac`` ->
 ``out/a/b/song.npy``); a file given by name (or on stdin) keeps its path when
 that is relative and stays below the current folder (``a/b/song.flac`` ->
-``out/a/b/song.npy``), else only its name.  Two inputs that would map to one output are refused before
-any work starts, and so is an output that would replace an input.
+``out/a/b/song.npy``), else only its name.  Two inputs that would map to one
+output are refused before any work starts, and so is an output that would
+replace an input.
+
+Folders are walked following symlinked subfolders, each real folder once; a
+broken link found there is kept as an input so that it fails with its own
+message (:func:`check_link`) instead of vanishing.
 """
 
 from __future__ import annotations
