@@ -28,8 +28,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ravekit.cli import (add_device_arg, add_force_arg, add_seed_arg, info, make_parser, parse_args,
-                         print_path, run_main, warn)
+from ravekit.cli import (add_device_arg, add_force_arg, add_null_arg, add_seed_arg, check_common, info, make_parser,
+                         parse_args, print_path, run_main, warn)
 from ravekit.errors import RavekitError
 
 PROG = "averager.py"
@@ -63,6 +63,7 @@ def get_parser():
     add_seed_arg(parser)
     add_device_arg(parser)
     add_force_arg(parser)
+    add_null_arg(parser)
     # The shared flags' help speaks of batch runs; say what they mean here.
     for action in parser._actions:
         if action.dest == "force":
@@ -72,6 +73,8 @@ def get_parser():
             action.help = "random seed of the --audio renders: every model encodes and decodes with it"
         elif action.dest == "device":
             action.help = "where the --audio renders run (merging always runs on the CPU)"
+        elif action.dest == "null":
+            action.help = "print the paths written on stdout NUL-terminated instead of one per line (xargs -0)"
     return parser
 
 
@@ -135,6 +138,7 @@ def main(argv=None) -> int:
         from ravekit.merge import merge_models, model_labels, save_module
         from ravekit.merge_report import summary, write_recipe, write_report
 
+        check_common(args)
         out, report, recipe, renders = output_paths(args.output, args.report, args.models, args.audio,
                                                     args.force)
         if args.audio:
@@ -166,7 +170,7 @@ def main(argv=None) -> int:
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
         for path in (out, report, recipe, *renders):
-            print_path(path)
+            print_path(path, args.null)
         return 0
 
     return run_main(PROG, body)

@@ -42,7 +42,8 @@ def run(args) -> int:
     from ravekit.decoding import Decoder
     from ravekit.model import load_model
 
-    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part, records=True)
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part,
+                     args.null, records=True)
     decoder = Decoder(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
                       warn=lambda message: cli.warn(PROG, message))
 
@@ -56,7 +57,7 @@ def run(args) -> int:
 
     m = decoder.model.info
     report = run_jobs(PROG, jobs, work, lambda job: [job.output] if decoder.finished(job.source, job.output) else [],
-                      args.force, args.quiet, lambda job: latent_seconds(job.source, m.sr, m.ratio))
+                      args.force, args.quiet, lambda job: latent_seconds(job.source, m.sr, m.ratio), args.null)
     return summarise(PROG, report, args.quiet)
 
 

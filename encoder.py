@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 def run(args) -> int:
     from pathlib import Path
 
-    from ravekit.batch import find_jobs, run_jobs, summarise
+    from ravekit.batch import check_link, find_jobs, run_jobs, summarise
     from ravekit.encoding import Encoder
     from ravekit.errors import RavekitError
     from ravekit.latents import read_sidecar, save_npy
@@ -55,7 +55,8 @@ def run(args) -> int:
     from ravekit.prefetch import AudioPrefetcher
     from ravekit.records import stale_error
 
-    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part)
+    jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
+                     args.null)
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
 
     def outputs(job, suffixes):
@@ -73,6 +74,8 @@ def run(args) -> int:
 
     def to_do(job) -> bool:
         try:
+            check_link(job.source)
+            cli.check_printable(job.output, args.null)
             return args.force or not exists(job)
         except RavekitError:
             return False  # run_jobs meets the problem again and reports it with the file
@@ -106,7 +109,7 @@ def run(args) -> int:
             return found[0]
 
     with prefetcher:
-        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet, estimate)
+        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet, estimate, args.null)
     return summarise(PROG, report, args.quiet)
 
 

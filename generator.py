@@ -42,8 +42,11 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
                    help="latents to analyse: .npy / latent WAV files, folders (recursive), or - for paths on stdin")
     p.add_argument("--stats", default=None, metavar="STATS.json",
                    help="use statistics written by an earlier run instead of analysing --input")
+    cli.add_null_arg(p)
     p.add_argument("--extensions", default=".npy,.wav", help="file endings picked up inside --input folders")
     cli.add_output_arg(p, "./_generator-output")
+    cli.add_force_arg(p, help="overwrite the files of an earlier run (by default a run that would replace "
+                      "any file in --output is refused before it starts)")
     cli.add_seed_arg(p)
     p.add_argument("--pattern", default="loop", choices=sorted(set(patterns) | {"default"}),
                    help="pattern to build ('default' = loop); see --list_patterns; a pattern's own flags show "
@@ -92,6 +95,7 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
 
 def body(argv) -> int:
     args = cli.parse_args(get_parser(argv), argv)
+    cli.check_common(args)
     from ravekit import pattern_registry as reg
 
     patterns = reg.discover(args.patterns_dir)
@@ -105,7 +109,7 @@ def body(argv) -> int:
     if args.tempo_table:
         print(generate_run.tempo_table_text(
             sample_rate=args.sample_rate, ratio=args.ratio, model_file=args.model, inputs=args.input,
-            stats_file=args.stats, extensions=extensions, stdin=sys.stdin, warn=warn))
+            stats_file=args.stats, extensions=extensions, stdin=sys.stdin, warn=warn, null=args.null))
         return 0
     pattern = "loop" if args.pattern == "default" else args.pattern
     generate_run.run(
@@ -116,7 +120,8 @@ def body(argv) -> int:
         bpm=args.bpm,
         num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
         plot=args.plot, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio,
-        max_frames=args.max_frames, warn=warn, info=lambda m: cli.info(PROG, m), on_output=cli.print_path)
+        max_frames=args.max_frames, warn=warn, info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
+        on_output=lambda path: cli.print_path(path, args.null))
     return 0
 
 

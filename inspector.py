@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ravekit.cli import add_output_arg, make_parser, parse_args, parse_extensions, run_main
+from ravekit.cli import add_null_arg, add_output_arg, make_parser, parse_args, parse_extensions, run_main
 from ravekit.errors import RavekitError
 
 PROG = "inspector.py"
@@ -31,6 +31,7 @@ def get_parser():
     parser.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
                         help="model files and/or folders (searched recursively for --extensions), "
                         "or - to read paths from stdin")
+    add_null_arg(parser)
     parser.add_argument("--extensions", default=".ts",
                         help="comma-separated file endings picked up inside folders, e.g. .ts,.ckpt")
     mode = parser.add_mutually_exclusive_group()
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         if detail and "-" in args.input:
             raise RavekitError(f"--{detail} reads its queries from stdin; give the model path to --input", 2)
         out_dir = Path(args.output)
-        pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir)
+        pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir, null=args.null)
         if detail:
             if len(pairs) != 1:
                 raise RavekitError(f"--{detail} shows one model at a time; {len(pairs)} files were given", 2)
@@ -80,8 +81,8 @@ def main(argv=None) -> int:
         if args.config:
             return inspect_run.run_config([p for p, _ in pairs], args.json)
         if args.compare:
-            return inspect_run.run_compare(pairs, args.json, args.save, out_dir)
-        return inspect_run.run_summary(pairs, args.json, args.save, out_dir)
+            return inspect_run.run_compare(pairs, args.json, args.save, out_dir, args.null)
+        return inspect_run.run_summary(pairs, args.json, args.save, out_dir, args.null)
 
     return run_main(PROG, body)
 

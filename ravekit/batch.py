@@ -5,19 +5,32 @@ Mirroring rule: a file found in a folder given to ``--input`` keeps its path
 below that folder (``--input lib`` with ``lib/a/b/song.flac`` ->
 ``out/a/b/song.npy``); a file given by name (or on stdin) keeps its path when
 that is relative and stays below the current folder (``a/b/song.flac`` ->
-``out/a/b/song.npy``), else only its name.  Two inputs that would map to one output are refused before
-any work starts, and so is an output that would replace an input.
+``out/a/b/song.npy``), else only its name.  Two inputs that would map to one
+output are refused before any work starts, and so is an output that would
+replace an input.
+
+Folders are walked following symlinked subfolders, each real folder once; a
+broken link found there is kept as an input so that it fails with its own
+message (:func:`check_link`) instead of vanishing.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
-from .cli import info, parse_extensions, parse_shard, print_path
+from .cli import (
+    check_printable,
+    info,
+    parse_extensions,
+    parse_shard,
+    print_path,
+    read_paths,
+)
 from .errors import RavekitError
 from .fileio import check_writable
 
@@ -36,32 +49,54 @@ def _mirrorable(p: Path) -> bool:
 
 
 def _walk(folder: Path, extensions: tuple[str, ...], skip: Path | None) -> list[Path]:
+    """Matching files below ``folder``, following symlinked folders, each real folder once.
+
+    A broken link with a matching ending is returned too, so that the script
+    reports it (:func:`check_link`) instead of skipping it without a word.
+    """
     # An output folder inside the walked one holds earlier outputs: never read them back.
     skip = skip if skip is not None and folder.resolve() in skip.parents else None
     found = []
-    for f in folder.rglob("*"):
-        if f.suffix.lower() not in extensions or any(part.startswith(".") for part in f.relative_to(folder).parts):
-            continue  # hidden files and folders (.git, .Trash, our own unfinished temporaries)
-        if not f.is_file():
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree (a loop) or a second link to one folder
+            dirs[:] = []
             continue
-        if skip is not None and skip in f.resolve().parents:
-            continue
-        found.append(f)
+        seen.add(real)
+        # Hidden files and folders (.git, .Trash, our own unfinished temporaries) are not walked.
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in extensions:
+                continue
+            f = Path(root, name)
+            if not (f.is_file() or f.is_symlink()):
+                continue  # a fifo or socket
+            if skip is not None and skip in f.resolve().parents:
+                continue
+            found.append(f)
     return sorted(found)
 
 
+def check_link(path: Path) -> None:
+    """Fail with a clear message for a symbolic link whose target is gone."""
+    if path.is_symlink() and not path.exists():
+        raise RavekitError(f"{path}: broken symbolic link (to {os.readlink(path)}); fix or remove the link")
+
+
 def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_dir: Path | None = None,
-                   stdin: TextIO | None = None) -> list[tuple[Path, Path]]:
+                   stdin: TextIO | None = None, null: bool = False) -> list[tuple[Path, Path]]:
     """Expand files, folders and ``-`` (paths on stdin) into ``(path, mirrored_rel)`` pairs.
 
-    Raises ``RavekitError`` for a path that does not exist, or when nothing is found.
+    Paths on stdin are one per line, or NUL-separated with ``null``.  Folders
+    are walked following symlinked subfolders; broken links found there are
+    returned (see :func:`check_link`).  Raises ``RavekitError`` for a path
+    that does not exist, or when nothing is found.
     """
     given: list[str] = []
     for item in inputs:
         if item == "-":
-            stream = stdin or sys.stdin
-            # Only the line ending is cut: file names may begin or end with spaces.
-            given.extend(line.rstrip("\r\n") for line in stream if line.strip())
+            given.extend(read_paths(stdin or sys.stdin, null))
         else:
             given.append(item)
     skip = output_dir.resolve() if output_dir is not None else None
@@ -73,7 +108,8 @@ def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_di
         elif p.exists():
             pairs.append((p, p if _mirrorable(p) else Path(p.name)))
         else:
-            raise RavekitError(f"{p}: input not found; check the path given to --input", 2)
+            link = " (a broken symbolic link)" if p.is_symlink() else ""
+            raise RavekitError(f"{p}: input not found{link}; check the path given to --input", 2)
     if not pairs:
         raise RavekitError(
             f"no input files found in {', '.join(given) or 'stdin'} ending in {', '.join(extensions)}; "
@@ -112,12 +148,13 @@ def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
 
 
 def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: str,
-              shard: str | None = None, part: str | None = None, records: bool = False) -> list[Job]:
+              shard: str | None = None, part: str | None = None, null: bool = False,
+              records: bool = False) -> list[Job]:
     """``collect_inputs`` then ``plan_jobs``, from the command line's words (``.wav,.flac``, ``K/N``).
 
     ``part`` (``k/n``, set by ``--jobs`` for its workers) takes a share of the shard.
     """
-    pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir)
+    pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir, null=null)
     jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard), records)
     if part:
         k, n = parse_shard(part)
@@ -136,9 +173,12 @@ class BatchReport:
 
 def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], None]], list[Path]],
              exists: Callable[[Job], list[Path]] | None = None, force: bool = False,
-             quiet: bool = False, estimate: Callable[[Job], float | None] | None = None) -> BatchReport:
+             quiet: bool = False, estimate: Callable[[Job], float | None] | None = None,
+             null: bool = False) -> BatchReport:
     """Run ``work(job, progress)`` for every job, printing outputs on stdout as they land.
 
+    Paths are printed one per line, or NUL-terminated with ``null``; without
+    it a job whose output name holds a line break fails before any work.
     ``exists(job)`` returns the outputs already on disk; when it returns any
     and ``force`` is off the job is skipped (its outputs are still printed, so
     a resumed pipeline sees every file).  A failing job is reported on stderr
@@ -158,7 +198,9 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
     progress.add_total(sum(e for e in expected if e))
 
     def fail(job: Job, message: str) -> None:
-        message = message if str(job.source) in message else f"{job.source}: {message}"
+        name = str(job.source)
+        shown = name if name.isprintable() else repr(name)  # a line break in a name must not split the line
+        message = message if name in message or shown in message else f"{shown}: {message}"
         report.failed.append((job.source, message))
         progress.error(message)
 
@@ -166,11 +208,13 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
         for job, seconds in zip(jobs, expected):
             meter = FileMeter(progress, seconds)
             try:
+                check_link(job.source)
+                check_printable(job.output, null)
                 done = exists(job) if exists and not force else []
                 if done:
                     report.skipped.extend(done)
                     for path in done:
-                        print_path(path)
+                        print_path(path, null)
                     continue
                 paths = work(job, meter)
             except RavekitError as exc:
@@ -183,7 +227,7 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
                 meter.finish()
             report.written.extend(paths)
             for path in paths:
-                print_path(path)
+                print_path(path, null)
     finally:
         progress.close()
     report.seconds = time.perf_counter() - start

@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
 from .errors import RavekitError
 
 if TYPE_CHECKING:
-    from typing import Callable, Sequence
+    from typing import Callable, Iterable, Sequence, TextIO
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -52,17 +52,74 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take 0..2**32-1 as is
+
+
 def add_seed_arg(parser: argparse.ArgumentParser, default: int | None = 0) -> None:
     parser.add_argument(
         "--seed", type=int, default=default,
-        help="random seed; the same seed gives bit-identical outputs and is recorded in the metadata",
+        help=f"random seed, 0 to {SEED_MAX}; the same seed gives bit-identical outputs and is recorded in the "
+        "metadata",
     )
 
 
-def add_force_arg(parser: argparse.ArgumentParser) -> None:
+def check_seed(seed: int | None) -> None:
+    """Refuse a ``--seed`` outside 0..2**32-1 (exit 2): the one rule of every script.
+
+    Negative seeds are refused because numpy's SeedSequence refuses them and
+    torch maps them onto large positive ones, so one seed would not mean one
+    result across the scripts.
+    """
+    if seed is not None and not (0 <= seed <= SEED_MAX):
+        raise RavekitError(f"--seed {seed}: use a whole number from 0 to {SEED_MAX}", 2)
+
+
+def check_input_file(flag: str, path: str) -> None:
+    """Refuse (exit 2) a file named on the command line that is missing, a folder or unreadable."""
+    p = os.path.expanduser(path)
+    if not os.path.exists(p):
+        link = " (a broken symbolic link)" if os.path.islink(p) else ""
+        raise RavekitError(f"{flag} {path}: file not found{link}; check the path", 2)
+    if os.path.isdir(p):
+        raise RavekitError(f"{flag} {path}: is a folder, not a file; name the file itself", 2)
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise RavekitError(f"{flag} {path}: cannot be read ({exc.strerror or exc}); check its permissions", 2) \
+            from None
+
+
+def check_input_folder(flag: str, path: str) -> None:
+    """Refuse (exit 2) a folder named on the command line that is missing or not a folder."""
+    if not os.path.isdir(os.path.expanduser(path)):
+        what = "not found" if not os.path.exists(os.path.expanduser(path)) else "not a folder"
+        raise RavekitError(f"{flag} {path}: {what}; pass an existing folder", 2)
+
+
+# dest -> (flag, kind) of the command-line files that every script checks before any work
+_FILE_FLAGS = {"model": ("--model", "file"), "models": ("--models", "file"), "stats": ("--stats", "file"),
+               "audio": ("--audio", "file"), "patterns_dir": ("--patterns_dir", "folder")}
+
+
+def check_common(args: argparse.Namespace) -> None:
+    """The checks every script makes before any work, each failing with exit code 2.
+
+    ``--seed`` in range; each file given to ``--model``, ``--models``,
+    ``--stats``, ``--audio`` exists and is readable; each ``--patterns_dir`` is
+    a folder.  A script has only some of these flags; the others are skipped.
+    """
+    check_seed(getattr(args, "seed", None))
+    for dest, (flag, kind) in _FILE_FLAGS.items():
+        value = getattr(args, dest, None)
+        for item in (value if isinstance(value, list) else [value] if value else []):
+            (check_input_file if kind == "file" else check_input_folder)(flag, item)
+
+
+def add_force_arg(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     parser.add_argument(
         "--force", action="store_true",
-        help="overwrite existing outputs (by default they are skipped, so an interrupted run resumes)",
+        help=help or "overwrite existing outputs (by default they are skipped, so an interrupted run resumes)",
     )
 
 
@@ -75,6 +132,19 @@ def add_input_arg(parser: argparse.ArgumentParser, what: str) -> None:
         "--input", "-i", nargs="+", required=True, metavar="PATH",
         help=f"{what}: files and/or folders (searched recursively), or - to read paths from stdin",
     )
+    add_null_arg(parser)
+
+
+def add_null_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--null", "-0", action="store_true",
+        help="paths read from stdin (--input -) are separated by NUL characters, and the paths printed on "
+        "stdout end with NUL instead of a newline, as find -print0 and xargs -0 expect; needed for file "
+        "names that hold a line break",
+    )
+    # An option named like a number makes argparse read "--seed -3" or "--bpm -120" as a missing value;
+    # forgetting it was added keeps negative numbers values (an exact "-0" still matches the flag first).
+    parser._has_negative_number_optionals.clear()
 
 
 def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
@@ -210,10 +280,36 @@ def parse_extensions(text: str) -> tuple[str, ...]:
     return tuple(exts)
 
 
-def print_path(path: os.PathLike | str) -> None:
-    """Print an output path on stdout, flushed, so pipelines can start on it at once."""
-    sys.stdout.write(f"{path}\n")
+def check_printable(path: os.PathLike | str, null: bool = False) -> None:
+    """Refuse a path that one-path-per-line output cannot carry (a line break in a name) unless ``null``."""
+    text = os.fspath(path)
+    if not null and ("\n" in text or "\r" in text):
+        raise RavekitError(f"{text!r}: the name holds a line break, which would split it across lines of the "
+                           "output; use -0 (--null) for NUL-separated paths")
+
+
+def print_path(path: os.PathLike | str, null: bool = False) -> None:
+    """Print an output path on stdout, flushed, so pipelines can start on it at once.
+
+    One path per line, or NUL-terminated with ``null`` (``-0``).  A name with
+    a line break is refused without ``null`` rather than printed as two paths.
+    """
+    check_printable(path, null)
+    sys.stdout.write(os.fspath(path) + ("\0" if null else "\n"))
     sys.stdout.flush()
+
+
+def read_paths(stream: Iterable[str] | TextIO, null: bool = False) -> list[str]:
+    """The paths on ``stream``: one per line, or NUL-separated with ``null``; blank entries are skipped.
+
+    Only the separator is cut: file names may begin or end with spaces.
+    """
+    if null:
+        raw = getattr(stream, "buffer", None)
+        # The bytes, not the text layer: its newline translation would turn a "\r" in a name into "\n".
+        text = os.fsdecode(raw.read()) if raw is not None else "".join(stream)
+        return [p for p in text.split("\0") if p.strip()]
+    return [line.rstrip("\r\n") for line in stream if line.strip()]
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -227,6 +323,10 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: give 1 or more worker processes")
+    try:
+        check_common(args)
+    except RavekitError as exc:
+        return fatal(prog, str(exc), exc.exit_code)
     if args.jobs > 1:
         from .parallel import run_parallel
 

@@ -113,7 +113,8 @@ class NoiseDecoder(nn.Module):
         self.gain = nn.Parameter(torch.ones(dims))
         self.level = LEVEL
         # 1 keeps the output within +-1; an edited model (as users make) may turn it up.
-        self.register_buffer("out_gain", torch.ones(()))
+        # A plain attribute, not a buffer, so the state_dict stays that of the plain vocoder.
+        self.out_gain = 1.0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         batch, dims, frames = z.shape

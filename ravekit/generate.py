@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .cli import check_seed
 from .errors import RavekitError
 from .tempo import bpm_of, double_time_of, latent_rate
 
@@ -21,18 +22,22 @@ Warn = Callable[[str], None]
 
 
 def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Iterable[str] | None = None,
-                  exclude_dir: os.PathLike | str | None = None) -> list[Path]:
-    """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin).
+                  exclude_dir: os.PathLike | str | None = None, null: bool = False) -> list[Path]:
+    """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin,
+    NUL-separated with ``null``).
 
     Files inside ``exclude_dir`` (the output folder) are skipped, so earlier
     generations are not analysed as sources.  A file named twice counts once.
+    A broken symbolic link in a folder is an error naming it: the statistics
+    would silently leave that file out.
     """
-    from .batch import collect_inputs
+    from .batch import check_link, collect_inputs
 
-    pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin)
+    pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin, null)
     seen: set[Path] = set()
     unique = []
     for f, _ in pairs:
+        check_link(f)
         key = f.resolve()
         if key not in seen:
             seen.add(key)
@@ -113,22 +118,30 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
         raise
     except Exception as exc:  # noqa: BLE001 - a pattern (maybe a user's) failed
         raise RavekitError(f"pattern {name!r} failed: {type(exc).__name__}: {exc}") from None
-    out = np.asarray(out)
-    if out.ndim != 2 or out.shape[1] != stats.latent_dims or out.shape[0] < 1:
-        raise RavekitError(f"pattern {name!r} returned shape {out.shape}; it must return (frames, "
-                           f"{stats.latent_dims}) with frames >= 1")
-    if not np.isfinite(out).all():
-        raise RavekitError(f"pattern {name!r} produced NaN or infinite values; fix the pattern")
-    out = np.ascontiguousarray(out, dtype=np.float32)
+    where = getattr(module, "__file__", None) or name
+    try:
+        arr = np.asarray(out)
+    except (TypeError, ValueError):  # ragged lists, objects numpy cannot hold in one array
+        arr = None
+    numeric = arr is not None and arr.dtype.kind in "biuf"
+    if not numeric or arr.ndim != 2 or arr.shape[1] != stats.latent_dims or arr.shape[0] < 1:
+        got = type(out).__name__
+        if arr is not None and not (arr.ndim == 0 and arr.dtype.kind == "O"):  # not a bare object such as None
+            got += f" of shape {arr.shape}" + ("" if numeric else f" and dtype {arr.dtype}")
+        raise RavekitError(f"{where}: pattern {name!r} returned a {got}; generate() must return a numeric "
+                           f"array of shape (frames, {stats.latent_dims}) with frames >= 1 (see patterns/__init__.py)")
+    if not np.isfinite(arr).all():
+        raise RavekitError(f"{where}: pattern {name!r} produced NaN or infinite values; fix the pattern")
+    out = np.ascontiguousarray(arr, dtype=np.float32)
     if stats.discrete:
         from .codes import first_bad_code, show, valid_range
 
         bad = first_bad_code(out.T, stats.codebook_size)
         if bad is not None:
             raise RavekitError(
-                f"pattern {name!r} produced {show(bad[2])} at frame {bad[0] + 1}, dim {bad[1] + 1}, which is not a "
-                f"code of the discrete model ({valid_range(stats.codebook_size)}); a pattern for discrete latents "
-                "must only rearrange the bases' codes or draw codes (see patterns/__init__.py)")
+                f"{where}: pattern {name!r} produced {show(bad[2])} at frame {bad[0] + 1}, dim {bad[1] + 1}, which is "
+                f"not a code of the discrete model ({valid_range(stats.codebook_size)}); a pattern for discrete "
+                "latents must only rearrange the bases' codes or draw codes (see patterns/__init__.py)")
     return out
 
 
@@ -149,8 +162,7 @@ def generate_files(*, module, pattern: str, stats, distribution: str, iqr: bool,
     """Make ``num_files`` pattern files; ``on_file(path, array)`` follows each write."""
     from .latents import make_sidecar
 
-    if seed < 0:
-        raise RavekitError(f"--seed {seed}: use a seed of 0 or more", 2)
+    check_seed(seed)
     rate = latent_rate(sr, ratio)
     check_size(module, pattern, k, stats.latent_dims, num_loops, options, max_frames, rate)
     ext = ".npy" if embeddings else ".wav"

@@ -1,8 +1,10 @@
 """generator.py's whole run: flag checks first, then analysis, stats.json, plots and pattern files.
 
 Plain functions with explicit parameters; ``generator.py`` only maps its
-flags onto :func:`run` (or :func:`tempo_table_text`).  Every flag value is
-checked by :func:`check_request` before any input is read or output written.
+flags onto :func:`run` (or :func:`tempo_table_text`).  Before any latent is
+read, :func:`run` checks every flag (:func:`check_request`), that the output
+folder is writable, the loop length ``--bpm`` asks for, and that none of the
+files it will write exists (unless ``force``) or is an input.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .cli import check_seed
 from .errors import RavekitError
-from .generate import STATS_NAME, Warn, check_size, gather_inputs, generate_files, resolve_rate
+from .generate import STATS_NAME, Warn, check_size, gather_inputs, generate_files, output_name, resolve_rate
 from .tempo import bpm_of, latent_rate
 
 BPM_TOLERANCE = 0.05  # a loop more than 5 % off the asked tempo is worth a warning
@@ -27,8 +30,7 @@ def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, rati
     """
     import math
 
-    if seed < 0:
-        raise RavekitError(f"--seed {seed}: use a seed of 0 or more", 2)
+    check_seed(seed)
     for flag, value in counts.items():
         if value < 1:
             raise RavekitError(f"--{flag} {value}: must be 1 or more", 2)
@@ -73,7 +75,7 @@ def check_kind(stats, info, model_file: str | None) -> None:
 
 
 def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: Sequence[str],
-              stdin: Iterable[str] | None) -> tuple[int | None, int | None]:
+              stdin: Iterable[str] | None, null: bool = False) -> tuple[int | None, int | None]:
     """``(sr, ratio)`` the data says: the stats file, else the first input's sidecar."""
     if stats_file:
         from .stats_io import load_stats
@@ -83,19 +85,35 @@ def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: 
     if inputs:
         from .latents import read_sidecar
 
-        meta = read_sidecar(gather_inputs(inputs, extensions, stdin)[0])
+        meta = read_sidecar(gather_inputs(inputs, extensions, stdin, null=null)[0])
         return meta.get("sr"), meta.get("ratio")
     return None, None
 
 
-def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: Warn, info: Warn) -> int:
-    """The loop length: ``num_latents``, or the one nearest ``bpm`` (warning when far from it)."""
+def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: Warn, info: Warn,
+             check: Callable[[int], None] | None = None) -> int:
+    """The loop length: ``num_latents``, or the one nearest ``bpm`` (warning when far from it).
+
+    A ``bpm`` faster than the one-frame loop (beyond the 5 % tolerance) has no
+    valid k: refused with exit code 2, naming the fastest tempo there is.
+    ``check(k)`` (the size limit, the outputs) runs before anything is said
+    about k, so a refusal stays the run's one line.
+    """
     from .tempo import nearest_k
 
     if bpm is None:
+        if check:
+            check(num_latents)
         info(f"k = {num_latents} frames loops at {bpm_of(num_latents, sr, ratio):.2f} BPM at {sr} Hz / ratio {ratio}")
         return num_latents
+    fastest = bpm_of(1, sr, ratio)
+    if bpm > fastest * (1 + BPM_TOLERANCE):
+        raise RavekitError(
+            f"--bpm {bpm:g}: no loop is that fast at {sr} Hz / ratio {ratio}; the fastest, k = 1 frame, plays at "
+            f"{fastest:.2f} BPM: give --bpm {fastest:.2f} or slower, or --num_latents (see --tempo_table)", 2)
     k, achieved = nearest_k(bpm, sr, ratio)
+    if check:
+        check(k)
     info(f"--bpm {bpm:g}: k = {k} frames gives {achieved:.2f} BPM at {sr} Hz / ratio {ratio}")
     if abs(achieved - bpm) > BPM_TOLERANCE * bpm:
         warn(f"--bpm {bpm:g}: the nearest loop (k = {k} frames) plays at {achieved:.2f} BPM, "
@@ -104,59 +122,152 @@ def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: War
     return k
 
 
-def load_or_analyse(stats_file: str | None, inputs: Sequence[str] | None, extensions: Sequence[str],
-                    stdin: Iterable[str] | None, output: Path, quartiles: bool, warn: Warn, info: Warn,
-                    codebook_size: int | None = None):
-    """The :class:`~ravekit.stats.Stats` of an earlier run (``stats_file``) or of ``inputs``."""
-    from .stats import compute_stats
-    from .stats_io import load_stats
+def check_k_fits(module, pattern: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
+                 sr: int, ratio: int, bpm: float | None) -> None:
+    """:func:`check_size`, saying which slower ``--bpm`` would fit when ``--bpm`` chose ``k``."""
+    try:
+        check_size(module, pattern, k, dims, num_loops, options, max_frames, latent_rate(sr, ratio))
+    except RavekitError:
+        def fits(c: int) -> bool:
+            return int(module.output_frames(c, dims, num_loops, **options)) <= max_frames
 
-    if stats_file and inputs:
-        raise RavekitError("give --input (latents to analyse) or --stats (an earlier analysis), not both", 2)
-    if stats_file:
-        stats = load_stats(stats_file)
-    elif inputs:
-        files = gather_inputs(inputs, extensions, stdin, exclude_dir=output)
-        stats = compute_stats(files, quartiles=quartiles, warn=warn, codebook_size=codebook_size)
-        kind = f" (codes of a codebook of {stats.codebook_size})" if stats.discrete else ""
-        info(f"analysed {len(files)} file(s), {stats.frames} latent frames of {stats.latent_dims} dims{kind}")
-    else:
-        raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
-    if quartiles and not stats.discrete:  # codes have no quartiles: check_distribution says so
-        stats.require_quartiles()
-    return stats
+        if bpm is None or not fits(1):
+            raise
+        lo, hi = 1, k  # output_frames grows with k: the largest k that fits, by bisection
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        raise RavekitError(
+            f"--bpm {bpm:g}: k = {k} frames would make {int(module.output_frames(k, dims, num_loops, **options))} "
+            f"frames per file with --pattern {pattern}, more than --max_frames {max_frames}; give --bpm "
+            f"{bpm_of(lo, sr, ratio):.2f} or faster (k = {lo}), or raise --max_frames", 2) from None
+
+
+def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None], int | None, bool | None]:
+    """``((sr, ratio), latent_dims, discrete)`` from the inputs' sidecars, as the analysis will pool them.
+
+    The rate is the first sidecar's that has one (as :func:`~ravekit.stats.compute_stats`
+    takes it); ``discrete`` is None when no sidecar says.  Only sidecars are
+    read, not the latents.
+    """
+    from .latents import read_sidecar
+
+    dims, rate, discrete = None, (None, None), None
+    for f in files:
+        meta = read_sidecar(f)
+        if dims is None and isinstance(meta.get("latent_dims"), int):
+            dims = meta["latent_dims"]
+        if discrete is None and isinstance(meta.get("discrete"), bool):
+            discrete = meta["discrete"]
+        if rate == (None, None) and meta.get("sr") and meta.get("ratio"):
+            rate = (int(meta["sr"]), int(meta["ratio"]))
+        if rate != (None, None) and dims is not None and discrete is not None:
+            break
+    return rate, dims, discrete
+
+
+def planned_outputs(output: Path, *, pattern: str, distribution: str, iqr: bool, k: int, seed: int,
+                    num_files: int, embeddings: bool, plot: bool, writes_stats: bool) -> list[Path]:
+    """Every file the run will write: stats.json, plots, each pattern with its sidecar (and PNG)."""
+    from .latents import sidecar_path
+
+    paths = [output / STATS_NAME] if writes_stats else []
+    if plot:
+        paths += [output / "stats_distributions.png", output / "stats_correlation.png"]
+    for index in range(num_files):
+        path = output / output_name(pattern, distribution, iqr, k, seed, index, ".npy" if embeddings else ".wav")
+        paths += [path, sidecar_path(path)] + ([path.with_suffix(".png")] if plot else [])
+    return paths
+
+
+def check_outputs(planned: Sequence[Path], inputs: Iterable[str | Path], force: bool) -> None:
+    """Refuse a run that would replace an input (exit 2, even with ``force``) or, without
+    ``force``, an existing file (exit 1), naming the first clash and how many there are."""
+    from .latents import sidecar_path
+
+    protected = set()
+    for f in inputs:
+        protected |= {Path(f).resolve(), sidecar_path(Path(f)).resolve()}
+    for p in planned:
+        if p.resolve() in protected:
+            raise RavekitError(f"{p}: is one of the inputs (or its sidecar) and would be overwritten; choose "
+                               "another --output", 2)
+    existing = [p for p in planned if p.exists()]
+    if existing and not force:
+        raise RavekitError(f"{existing[0]}: already exists ({len(existing)} of the {len(planned)} files this run "
+                           "writes are there); use --force to overwrite them, or another --output")
 
 
 def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, stats_file: str | None,
         extensions: Sequence[str], stdin: Iterable[str] | None, output: Path, seed: int, distribution: str | None,
         iqr: bool, num_latents: int, bpm: float | None, num_loops: int, num_files: int, embeddings: bool,
         double: bool, plot: bool, model_file: str | None, sample_rate: int | None, ratio: int | None,
-        max_frames: int, warn: Warn, info: Warn, on_output: Callable[[Path], None],
-        smoothing: float = 0.0) -> list[Path]:
+        max_frames: int, warn: Warn, info: Warn, on_output: Callable[[Path], None], force: bool = False,
+        null: bool = False, smoothing: float = 0.0) -> list[Path]:
     """generator.py's whole run: check flags, analyse, save stats.json, plot, write ``num_files`` files.
 
-    Every flag is checked before the inputs are read; ``on_output(path)`` is
-    called for each pattern file written.  ``distribution`` ``None`` picks
-    the default for the kind of latents (``histogram`` for codes, else ``normal``).
+    Before any latent is read (only sidecars, for the rate): every flag, the
+    loop length, the files it will write (none may exist unless ``force``,
+    none may be an input) and the output folder's writability.  Paths on ``stdin`` are NUL-separated
+    with ``null``.  ``on_output(path)`` is called for each pattern file written.
+    ``distribution`` ``None`` picks the default for the kind of latents
+    (``histogram`` for codes, else ``normal``).
     """
     import math
 
-    from .distributions import check_distribution, default_distribution, needs_quartiles
-    from .stats_io import save_stats
+    from .distributions import check_distribution, needs_quartiles
+    from .fileio import check_writable
+    from .stats import compute_stats
+    from .stats_io import load_stats, save_stats
 
     check_request(seed=seed, bpm=bpm, sample_rate=sample_rate, ratio=ratio, pattern_module=module,
                   options=options, counts={"num_latents": num_latents, "num_loops": num_loops,
                                            "num_files": num_files, "max_frames": max_frames})
+    if stats_file and inputs:
+        raise RavekitError("give --input (latents to analyse) or --stats (an earlier analysis), not both", 2)
+    if not stats_file and not inputs:
+        raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
     if not (math.isfinite(smoothing) and smoothing >= 0):
         raise RavekitError(f"--smoothing {smoothing:g}: give a pseudo-count of 0 or more, e.g. --smoothing 1", 2)
     minfo = model_info(model_file)
     rate, latent_size = ((minfo.sr, minfo.ratio), minfo.latent_size) if minfo else (None, None)
-    quartiles = needs_quartiles(distribution or "normal", iqr)
-    stats = load_or_analyse(stats_file, inputs, extensions, stdin, output, quartiles, warn, info,
-                            minfo.codebook_size if minfo and minfo.discrete else None)
-    check_kind(stats, minfo, model_file)
-    distribution = distribution or default_distribution(stats)
-    check_distribution(stats, distribution, iqr, smoothing)
+    stats, files = None, []
+    if stats_file:
+        stats = load_stats(stats_file)
+        data, dims, discrete = (stats.sr, stats.ratio), stats.latent_dims, stats.discrete
+    else:
+        files = gather_inputs(inputs, extensions, stdin, exclude_dir=output, null=null)
+        data, dims, discrete = sidecar_facts(files)
+        if discrete is None:  # no sidecar says: the latents are taken to be the model's kind
+            discrete = bool(minfo and minfo.discrete)
+    # The kind of latents is known before they are read, so the distribution (in every output's name) is too.
+    distribution = distribution or ("histogram" if discrete else "normal")
+    quartiles = needs_quartiles(distribution, iqr)
+    if stats is not None:
+        check_kind(stats, minfo, model_file)
+        check_distribution(stats, distribution, iqr, smoothing)
+        if quartiles and not stats.discrete:
+            stats.require_quartiles()
+    sr, ratio = resolve_rate(sample_rate, ratio, rate, data, warn)
+    stats_path = output / STATS_NAME
+    writes_stats = not (stats_file and Path(stats_file).resolve() == stats_path.resolve())
+
+    def check_plan(k: int) -> None:
+        if dims is not None:
+            check_k_fits(module, pattern, k, dims, num_loops, options, max_frames, sr, ratio, bpm)
+        check_outputs(planned_outputs(output, pattern=pattern, distribution=distribution, iqr=iqr, k=k, seed=seed,
+                                      num_files=num_files, embeddings=embeddings, plot=plot,
+                                      writes_stats=writes_stats), files or stats.sources, force)
+        check_writable(output)  # last: a refused run leaves no empty output folder behind
+
+    k = choose_k(num_latents, bpm, sr, ratio, warn, info, check=check_plan)
+    if stats is None:
+        stats = compute_stats(files, quartiles=quartiles and not discrete, warn=warn,
+                              codebook_size=minfo.codebook_size if minfo and minfo.discrete else None)
+        kind = f" (codes of a codebook of {stats.codebook_size})" if stats.discrete else ""
+        info(f"analysed {len(files)} file(s), {stats.frames} latent frames of {stats.latent_dims} dims{kind}")
+        check_kind(stats, minfo, model_file)
+        check_distribution(stats, distribution, iqr, smoothing)
     stats.smoothing = smoothing
     for d in stats.constant_dims:
         if stats.discrete:
@@ -165,21 +276,18 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
         else:
             warn(f"latent dim {d + 1} is constant ({stats.mean[d]:.6g}) in all inputs; "
                  "it is generated as that constant")
-    sr, ratio = resolve_rate(sample_rate, ratio, rate, (stats.sr, stats.ratio), warn)
     if stats.sr is None:
         stats.sr, stats.ratio = sr, ratio
     if latent_size is not None and stats.latent_dims != latent_size:
         warn(f"{model_file}: the model has {latent_size} latent dims but the latents have "
              f"{stats.latent_dims}; decoding them needs a model of the same size")
-    k = choose_k(num_latents, bpm, sr, ratio, warn, info)
-    check_size(module, pattern, k, stats.latent_dims, num_loops, options, max_frames, latent_rate(sr, ratio))
+    check_k_fits(module, pattern, k, stats.latent_dims, num_loops, options, max_frames, sr, ratio, bpm)
     if not embeddings and stats.latent_dims > 64:
         warn(f"{stats.latent_dims} latent dims: Pure Data's soundfiler reads at most 64 channels of a WAV")
     if double:
         warn("--embeddings writes .npy: --double is ignored" if embeddings else
              "--double: Pure Data 0.53 cannot read 64-bit float WAVs; leave it out for Pd")
-    stats_path = output / STATS_NAME
-    if not (stats_file and Path(stats_file).resolve() == stats_path.resolve()):
+    if writes_stats:
         save_stats(stats_path, stats)
     info(f"statistics in {stats_path}")
     if plot:
@@ -206,12 +314,12 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
 
 def tempo_table_text(*, sample_rate: int | None, ratio: int | None, model_file: str | None,
                      inputs: Sequence[str] | None, stats_file: str | None, extensions: Sequence[str],
-                     stdin: Iterable[str] | None, warn: Warn) -> str:
+                     stdin: Iterable[str] | None, warn: Warn, null: bool = False) -> str:
     """The ``--tempo_table`` text for the rate given by flags, the model, or the data."""
     from .tempo import format_tempo_table
 
     check_request(seed=0, bpm=None, sample_rate=sample_rate, ratio=ratio, counts={})
     minfo = model_info(model_file)
     rate = (minfo.sr, minfo.ratio) if minfo else None
-    sr, rt = resolve_rate(sample_rate, ratio, rate, data_rate(stats_file, inputs, extensions, stdin), warn)
+    sr, rt = resolve_rate(sample_rate, ratio, rate, data_rate(stats_file, inputs, extensions, stdin, null), warn)
     return format_tempo_table(sr, rt)

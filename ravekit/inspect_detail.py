@@ -124,12 +124,25 @@ def members_listing(members: dict) -> str:
 
 
 def suggest(query: str, names: list[str]) -> list[str]:
-    """Up to three names close to ``query`` (spelling, then substring)."""
-    close = difflib.get_close_matches(query, names, n=3, cutoff=0.6)
-    if not close:
-        low = query.lower()
-        close = [n for n in names if low in n.lower()][:3]
-    return close
+    """Up to three names ``query`` most likely meant, best first.
+
+    A full name that ends with the query on a dot (``encoder.net.0.weight``
+    for ``encoder.encoder.net.0.weight``: a wrapper's prefix left out) comes
+    first, then names holding it, then close spellings of the whole name.
+    Spelling alone would offer ``decoder.net.0.weight``, two letters away but
+    another part of the model.
+    """
+    low = query.lower().strip(".")
+    if not low:
+        return []
+    suffix = sorted((n for n in names if n.lower().endswith("." + low)), key=len)
+    inside = sorted((n for n in names if low in n.lower() and n not in suffix), key=len)
+    spelled = difflib.get_close_matches(query, names, n=3, cutoff=0.6)
+    found: list[str] = []
+    for n in suffix + inside + spelled:
+        if n not in found:
+            found.append(n)
+    return found[:3]
 
 
 def query_loop(names: list[str], answer: Callable[[str], str], stdin: TextIO | None = None,
@@ -141,7 +154,7 @@ def query_loop(names: list[str], answer: Callable[[str], str], stdin: TextIO | N
     names : the valid queries.
     answer : renders the answer for a valid name.
     stdin, stdout : default to ``sys.stdin`` / ``sys.stdout``; prompts only
-        when ``stdin`` is a terminal.
+        when ``stdin`` is a terminal.  Unknown names are reported on stderr.
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -168,12 +181,13 @@ def query_loop(names: list[str], answer: Callable[[str], str], stdin: TextIO | N
             break
         if query in names:
             stdout.write(answer(query) + "\n\n")
+            stdout.flush()
         else:
+            # A message, not an answer: stderr, so a script reading the answers from stdout is not misled.
             unknown += 1
             close = suggest(query, names)
             hint = f"did you mean: {', '.join(close)}?" if close else "type a name from the list above"
-            stdout.write(f"no {what} named {query!r}; {hint}\n\n")
-        stdout.flush()
+            print(f"inspector.py: no {what} named {query!r}; {hint}", file=sys.stderr, flush=True)
     return unknown
 
 

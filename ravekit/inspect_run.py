@@ -9,8 +9,9 @@ from typing import TextIO
 
 from . import inspect_detail as detail
 from . import inspect_report as report
+from .batch import check_link
 from .checkpoint import stored_config
-from .cli import fatal, info, print_path
+from .cli import check_printable, fatal, info, print_path
 from .compare import align_state_dicts, identical_keys
 from .errors import RavekitError
 from .inspection import open_model, state_dict_rows, summarize
@@ -19,35 +20,42 @@ PROG = "inspector.py"
 
 
 def _report_failure(path: Path, exc: Exception) -> None:
+    name = str(path)
+    shown = name if name.isprintable() else repr(name)  # a line break in a name must not split the line
     if isinstance(exc, RavekitError):
-        message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        message = str(exc) if name in str(exc) or shown in str(exc) else f"{shown}: {exc}"
     else:  # a model this code does not understand must not end the batch
-        message = f"{path}: unexpected {type(exc).__name__}: {exc} (set RAVEKIT_DEBUG=1 for a traceback)"
+        message = f"{shown}: unexpected {type(exc).__name__}: {exc} (set RAVEKIT_DEBUG=1 for a traceback)"
     fatal(PROG, message)
 
 
 def _inspect(path: Path):
+    check_link(path)
     ins = open_model(path)
     rows = state_dict_rows(ins.state_dict, ins.kinds)
     return ins, rows, summarize(ins, rows)
 
 
-def _emit_paths(paths: list[Path], to_stderr: bool) -> None:
+def _emit_paths(paths: list[Path], to_stderr: bool, null: bool = False) -> None:
     for p in paths:
-        info(PROG, f"saved {p}") if to_stderr else print_path(p)
+        info(PROG, f"saved {p}") if to_stderr else print_path(p, null)
 
 
-def run_summary(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path) -> int:
+def run_summary(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path,
+                null: bool = False) -> int:
     """Summarise each model; a bad file is reported and the others still shown.
 
     Text goes to stdout, or to stderr with ``save`` (stdout then carries the
-    CSV paths).  ``as_json`` prints one JSON list, one object per input in
-    order; a file that failed appears as ``{"path": ..., "error": ...}``.
+    CSV paths, one per line or NUL-terminated with ``null``).  ``as_json``
+    prints one JSON list, one object per input in order; a file that failed
+    appears as ``{"path": ..., "error": ...}``.
     """
     failed, records, summaries = 0, [], []
     text_out = sys.stderr if save and not as_json else sys.stdout
     for path, rel in pairs:
         try:
+            if save and not as_json:
+                check_printable(out_dir / rel, null)  # before writing CSVs whose paths could not be listed
             _, rows, s = _inspect(path)
         except Exception as exc:  # noqa: BLE001 - reported, then the batch goes on
             _report_failure(path, exc)
@@ -60,10 +68,10 @@ def run_summary(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_d
             text_out.write(report.render_summary(s) + "\n")
             text_out.flush()
         if save:
-            _emit_paths(report.save_model_csvs(s, rows, out_dir, rel), to_stderr=as_json)
+            _emit_paths(report.save_model_csvs(s, rows, out_dir, rel), to_stderr=as_json, null=null)
     if save and len(summaries) > 1:
         path = report.write_csv(out_dir / "summary.csv", [report.summary_record(s) for s in summaries])
-        _emit_paths([path], to_stderr=as_json)
+        _emit_paths([path], to_stderr=as_json, null=null)
     if as_json:
         print(json.dumps(records, indent=2, allow_nan=False))
     if failed:
@@ -76,7 +84,8 @@ def _names(pairs: list[tuple[Path, Path]]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(rel) for _, rel in pairs]
 
 
-def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path) -> int:
+def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path,
+                null: bool = False) -> int:
     """Summaries side by side, then the state_dict keys aligned (see :func:`align_state_dicts`)."""
     if len(pairs) < 2:
         raise RavekitError("--compare needs two or more models; give them all to --input", 2)
@@ -105,26 +114,36 @@ def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_d
         shapes = {n: {r["name"]: r["shape"] for r in rows} for n, _, _, rows, _ in loaded}
         paths = [report.write_csv(out_dir / "compare.csv", report.alignment_records(alignment, shapes)),
                  report.write_csv(out_dir / "summary.csv", [report.summary_record(s) for s in summaries])]
-        _emit_paths(paths, to_stderr=as_json)
+        _emit_paths(paths, to_stderr=as_json, null=null)
     if failed:
         fatal(PROG, f"{failed} of {len(pairs)} files could not be read; compared the others")
     return 1 if failed else 0
 
 
 def run_detail(path: Path, mode: str, stdin: TextIO | None = None) -> int:
-    """``mode`` ``dict``: list state_dict entries, then answer queries; ``attr``: the same for members."""
+    """``mode`` ``dict``: list state_dict entries, then answer queries; ``attr``: the same for members.
+
+    Returns 1 when queries came from a pipe and some named nothing (a script's
+    typo must not pass unnoticed), else 0.
+    """
+    stdin = stdin or sys.stdin
+    check_link(path)
     ins = open_model(path)
     if mode == "dict":
         rows = state_dict_rows(ins.state_dict, ins.kinds)
         print(detail.state_dict_listing(rows), flush=True)
         names = list(ins.state_dict)
-        detail.query_loop(names, lambda n: detail.describe_tensor(n, ins.state_dict[n], ins.kinds[n]),
-                          stdin=stdin, what="entry")
-        return 0
-    members = detail.module_members(ins.module) if ins.module is not None else detail.checkpoint_members(
-        ins.checkpoint or {})
-    print(detail.members_listing(members), flush=True)
-    detail.query_loop(list(members), lambda n: members[n][2](), stdin=stdin, what="member")
+        unknown = detail.query_loop(names, lambda n: detail.describe_tensor(n, ins.state_dict[n], ins.kinds[n]),
+                                    stdin=stdin, what="entry")
+    else:
+        members = detail.module_members(ins.module) if ins.module is not None else detail.checkpoint_members(
+            ins.checkpoint or {})
+        print(detail.members_listing(members), flush=True)
+        unknown = detail.query_loop(list(members), lambda n: members[n][2](), stdin=stdin, what="member")
+    if unknown and not stdin.isatty():
+        fatal(PROG, f"{unknown} of the names read from stdin named no {'entry' if mode == 'dict' else 'member'} "
+              f"of {path} (see above)")
+        return 1
     return 0
 
 

@@ -100,22 +100,35 @@ def describe(path: Path) -> tuple[str, str]:
 
 
 def discover(extra_dirs: Iterable[str | Path] = ()) -> dict[str, PatternInfo]:
-    """Patterns by name, built-in first; a user folder's file of the same name wins.
+    """Patterns by name: the built-in ones, then those of each ``--patterns_dir``.
 
-    Raises ``RavekitError`` for a ``--patterns_dir`` that is not a folder.
+    Two files of one name (a user's pattern named like a built-in one, or the
+    same name in two folders) are refused rather than one replacing the other:
+    a replaced built-in would silently change what existing scripts make.
+    A folder given twice, or the built-in folder itself, is read once.
+
+    Raises ``RavekitError`` (exit code 2) for a ``--patterns_dir`` that is not
+    a folder, and for a name clash.
     """
     found: dict[str, PatternInfo] = {}
-    dirs = [BUILTIN_DIR]
+    dirs, seen = [BUILTIN_DIR], {BUILTIN_DIR}
     for d in extra_dirs:
         p = Path(d)
         if not p.is_dir():
             raise RavekitError(f"--patterns_dir {p}: not a folder; pass a folder holding pattern .py files", 2)
-        dirs.append(p)
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            dirs.append(p)
     for folder in dirs:
         for entry in sorted(os.listdir(folder)):
             name, ext = os.path.splitext(entry)
             if ext != ".py" or name.startswith("_") or not name.isidentifier():
                 continue
+            if name in found:
+                other = found[name].path
+                what = "the built-in pattern" if other.parent == BUILTIN_DIR else f"the pattern in {other.parent}"
+                raise RavekitError(f"--patterns_dir {folder}: {entry} has the name of {what} {name!r}; rename "
+                                   f"the file (e.g. my_{entry}) so that --pattern {name} keeps one meaning", 2)
             found[name] = PatternInfo(name, folder / entry)
     return found
 

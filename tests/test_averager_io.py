@@ -47,7 +47,7 @@ def test_bad_inputs_and_outputs(fixture_models, demo_c, tmp_path, capsys):
     code, _, err = run(capsys, "--models", a, junk, "-o", out)
     assert code == 1 and str(junk) in err and "Traceback" not in err
     code, _, err = run(capsys, "--models", a, tmp_path / "nope.ts", "-o", out)
-    assert code == 1 and "not found" in err
+    assert code == 2 and "--models" in err and "not found" in err
     # An output equal to an input is refused even with --force.
     code, _, err = run(capsys, "--models", a, demo_c, "-o", demo_c, "--force")
     assert code == 2 and "also an input" in err

@@ -132,8 +132,7 @@ def loud_model(path, demo_model):
 
     with quiet_jit():
         m = torch.jit.load(str(demo_model))
-        with torch.no_grad():
-            m.decoder.out_gain.fill_(3.0)
+        m.decoder.out_gain = 3.0
         torch.jit.save(m, str(path))
     return path
 

@@ -165,7 +165,7 @@ def test_command_line_mistakes(tmp_path, capsys, demo_model):
     code, out, err = run(capsys, "-m", notmodel, "-i", src, "-o", tmp_path / "o")
     assert code == 1 and str(notmodel) in err and len(err.strip().splitlines()) == 1 and not out
     code, _, err = run(capsys, "-m", tmp_path / "missing.ts", "-i", src)
-    assert code == 1 and "not found" in err
+    assert code == 2 and "--model" in err and "not found" in err
     code, _, err = run(capsys, "-m", demo_model, "-i", tmp_path / "nope.wav")
     assert code == 2 and "nope.wav" in err
     # Two inputs that would become one output: refused before any work.

@@ -91,6 +91,11 @@ def test_help_and_list_patterns_import_neither_numpy_nor_patterns():
     (["--num_files", "0"], "--num_files 0"),
     (["--pattern", "swapper", "--swapper_steps", "0"], "--swapper_steps 0"),
     (["--pattern", "orale", "--orale_levels", "0"], "--orale_levels 0"),
+    # No loop is faster than k = 1 frame (1291.99 BPM here): the message says which tempi work.
+    (["--bpm", "100000"], "give --bpm 1291.99 or slower, or --num_latents"),
+    # blender at 0.5 BPM needs k = 2584, far more than --max_frames: the slowest tempo that fits.
+    (["--pattern", "blender", "--bpm", "0.5"], "give --bpm 2.24 or faster (k = 577)"),
+    (["--pattern", "blender", "--num_latents", "600"], "--num_latents 600"),
 ])
 def test_bad_flag_exits_2_before_reading_or_writing(latents, tmp_path, capsys, flags, needle):
     folder, _ = latents
@@ -101,12 +106,14 @@ def test_bad_flag_exits_2_before_reading_or_writing(latents, tmp_path, capsys, f
     assert "part0.npy" not in err and not (tmp_path / "o").exists()
 
 
-def test_bpm_out_of_reach_warns_with_the_achieved_tempo(latents, tmp_path, capsys):
+def test_bpm_far_from_any_loop_warns_with_the_achieved_tempo(latents, tmp_path, capsys):
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path, "--bpm", 100000)
     top = 60 * SR / RATIO  # k = 1, the fastest loop
-    assert code == 0 and "warning" in err and f"{top:.2f}" in err
+    code, out, err = run(capsys, "--input", folder, "--output", tmp_path, "--bpm", 1.04 * top)
+    assert code == 0 and "warning" not in err  # within 5 % of k = 1
     assert json.loads(Path(out.split()[0]).with_suffix(".json").read_text())["generator"]["num_latents"] == 1
+    code, out, err = run(capsys, "--input", folder, "--output", tmp_path / "a", "--bpm", 900)
+    assert code == 0 and "warning" in err and f"{top / 2:.2f}" in err  # between k = 1 and 2: k = 2, 28 % off
     code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "b", "--bpm", 120)
     assert code == 0 and "warning" not in err  # 120 BPM is reachable within 5 %
 
@@ -205,10 +212,59 @@ def test_inputs_from_stdin_and_latent_wavs(latents, tmp_path, capsys, monkeypatc
 
 def test_outputs_inside_the_input_folder_are_not_reanalysed(latents, capsys):
     folder, allz = latents
-    for _ in range(2):
-        code, _, err = run(capsys, "--input", folder, "--output", folder / "gen", "--embeddings")
+    for again in ([], ["--force"]):
+        code, _, err = run(capsys, "--input", folder, "--output", folder / "gen", "--embeddings", *again)
         assert code == 0, err
     assert load_stats(folder / "gen" / "stats.json").frames == allz.shape[1]
+
+
+def test_a_second_run_into_the_same_folder_is_refused_unless_force(latents, tmp_path, capsys):
+    folder, _ = latents
+    args = ["--input", folder, "--output", tmp_path / "o", "--num_files", 2, "--plot"]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    before = {p: p.read_bytes() for p in (tmp_path / "o").iterdir()}
+    assert len(before) == 3 + 2 * 3  # stats.json, two stats plots; each pattern with its sidecar and plot
+    (folder / "part1.npy").write_bytes(b"corrupt: a run that analysed the inputs would name this file")
+    code, out, err = run(capsys, *args, "--seed", 0)
+    lines = err.strip().splitlines()
+    assert code == 1 and out == "" and len(lines) == 1, err
+    assert f"{tmp_path / 'o' / 'stats.json'}: already exists (9 of the 9 files" in lines[0]
+    assert "--force" in lines[0] and "--output" in lines[0] and "part1.npy" not in err
+    assert {p: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
+    # Another seed writes stats.json and its plots again: refused as well, naming the first.
+    code, _, err = run(capsys, *args, "--seed", 1)
+    assert code == 1 and "stats.json: already exists (3 of the 9" in err
+    # --force redoes it (here failing on the corrupted input, which it now reads).
+    code, _, err = run(capsys, *args, "--force")
+    assert code == 1 and "part1.npy" in err
+
+
+def test_default_output_folder_is_kept_and_not_overwritten(latents, tmp_path, capsys, monkeypatch):
+    folder, _ = latents
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--input", folder, "--embeddings")
+    assert code == 0 and out.startswith("_generator-output/loop_normal_k10_s0_000.npy"), err
+    code, out, err = run(capsys, "--input", folder, "--embeddings")
+    assert code == 1 and "_generator-output/stats.json: already exists" in err
+
+
+def test_output_that_is_an_input_is_refused_even_with_force(latents, tmp_path, capsys):
+    folder, _ = latents
+    gen = tmp_path / "gen"
+    code, out, _ = run(capsys, "--input", folder, "--output", gen, "--embeddings")
+    assert code == 0
+    # Analyse a generated file into its own folder: its sidecar and itself would be rewritten.
+    code, out, err = run(capsys, "--input", out.split()[0], "--output", gen, "--embeddings", "--force")
+    assert code == 2 and "is one of the inputs" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_unwritable_output_is_refused_before_reading(latents, tmp_path, capsys):
+    folder, _ = latents
+    (folder / "part0.npy").write_bytes(b"corrupt: a run that analysed the inputs would name this file")
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "afile" / "sub")
+    assert code == 1 and "afile" in err and "part0.npy" not in err
 
 
 def test_oversized_pattern_is_refused_with_its_size(latents, tmp_path, capsys):

@@ -173,12 +173,12 @@ def test_model_without_nn_metadata_prints_unknown(tmp_path, capsys):
 def test_dict_mode_answers_piped_queries(demo_model, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("fidelity\n\nfidelty\nq\nencode_params\n"))
     code, out, err = run(capsys, "-i", demo_model, "--dict")
-    assert code == 0, err
+    assert code == 1, err  # a scripted query that names nothing must not pass unnoticed
     m = load(demo_model)
     assert all(name in out for name in m.state_dict())  # the listing
     assert "fidelity  (buffer)" in out
     assert f"shape  ({m.latent_size},)" in out
-    assert "did you mean: fidelity?" in out
+    assert "did you mean: fidelity?" in err and "did you mean" not in out  # messages go to stderr
     assert "encode_params  (buffer)" not in out  # q ended the session
     assert "entry>" not in out  # no prompt when stdin is a pipe
 
@@ -198,11 +198,11 @@ def test_attr_mode_lists_and_details_members(fixture_models, capsys, monkeypatch
     path = fixture_models["rave_named"]
     monkeypatch.setattr(sys, "stdin", io.StringIO("latent_size\ndecode\nget_sample_rat\nencoder\n"))
     code, out, err = run(capsys, "-i", path, "--attr")
-    assert code == 0, err
+    assert code == 1, err  # get_sample_rat named nothing
     m = load(path)
     assert f"value  {m.latent_size}" in out
     assert "decode(Tensor z) -> Tensor" in out and "TorchScript code" in out
-    assert "did you mean: get_sample_rate" in out
+    assert "did you mean: get_sample_rate" in err
     assert "encoder  (submodule)" in out
 
 
@@ -277,3 +277,32 @@ def test_compare_needs_two_models(demo_model, capsys):
     code, _, err = run(capsys, "-i", demo_model, "--compare")
     assert code == 2
     assert_one_line_error(err, "two or more")
+
+
+def test_suggestions_match_whole_names():
+    from ravekit.inspect_detail import suggest
+
+    names = ["decoder.net.0.weight", "encoder.encoder.net.0.weight", "encoder.encoder.net.2.weight", "fidelity"]
+    # Left out the wrapper's prefix: the full name that ends with it, not the one two letters away.
+    assert suggest("encoder.net.0.weight", names)[0] == "encoder.encoder.net.0.weight"
+    assert suggest("fidelty", names) == ["fidelity"]
+    assert suggest("net.2", names)[0] == "encoder.encoder.net.2.weight"
+    assert suggest("zzz", names) == []
+
+
+def test_dict_mode_suggests_the_real_entry_of_an_export(capsys, monkeypatch):
+    real = [p for p in REAL_MODELS if p.stem.startswith("v2cap16_mono")]
+    if not real:
+        pytest.skip("RAVE_TEST_MODELS not set")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("encoder.net.0.weight\nfidelity\n"))
+    code, out, err = run(capsys, "-i", real[0], "--dict")
+    assert code == 1 and "fidelity  (buffer)" in out  # answered the good name, failed for the bad one
+    lines = err.strip().splitlines()
+    assert "no entry named 'encoder.net.0.weight'; did you mean: encoder.encoder.net.0.weight" in lines[0]
+    assert "1 of the names" in lines[-1] and "no entry named" not in out
+
+
+def test_dict_mode_known_names_only_exits_0(demo_model, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("fidelity\n"))
+    code, out, err = run(capsys, "-i", demo_model, "--dict")
+    assert code == 0 and err == "" and "fidelity  (buffer)" in out

@@ -173,7 +173,7 @@ def test_plugin_breaking_the_contract_is_named(stats, tmp_path, capsys):
     from ravekit.stats_io import save_stats
 
     save_stats(tmp_path / "s.json", stats)
-    for name, words in (("wrong", "returned shape"), ("nobases", "NUM_BASES")):
+    for name, words in (("wrong", "returned a ndarray of shape (10, 1)"), ("nobases", "NUM_BASES")):
         code = generator.main(["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins), "--pattern", name,
                                "--output", str(tmp_path / name)])
         err = capsys.readouterr().err
@@ -201,3 +201,52 @@ def _run(capsys, *args):
     code = generator.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_user_pattern_named_like_a_builtin_is_refused(stats, tmp_path, capsys):
+    """Replacing loop silently would change what every existing `--pattern loop` script makes."""
+    plugins = tmp_path / "p"
+    plugins.mkdir()
+    (plugins / "loop.py").write_text('"""My loop."""\nNUM_BASES = 1\ndef generate(bases, num_loops, rng, stats):\n'
+                                     "    return bases[0] * 0\n")
+    from ravekit.stats_io import save_stats
+
+    save_stats(tmp_path / "s.json", stats)
+    for extra in ([], ["--list_patterns"]):
+        code = generator.main(["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins),
+                               "--output", str(tmp_path / "o"), *extra])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert "loop.py" in err and "built-in pattern 'loop'" in err and "rename" in err
+    assert not (tmp_path / "o").exists()
+    # The same name in two user folders is refused too; one folder given twice is read once.
+    other = tmp_path / "q"
+    other.mkdir()
+    (plugins / "loop.py").rename(plugins / "mine.py")
+    (other / "mine.py").write_text((plugins / "mine.py").read_text())
+    assert set(reg.discover([plugins, plugins])) == set(reg.discover()) | {"mine"}
+    with pytest.raises(reg.RavekitError, match="the pattern in"):
+        reg.discover([plugins, other])
+
+
+@pytest.mark.parametrize("returned, got", [
+    ("None", "NoneType"),
+    ("'abc'", "str of shape () and dtype <U3"),
+    ("[['a'] * 3] * 4", "list of shape (4, 3) and dtype <U1"),
+    ("(bases[0], 1)", "tuple"),  # ragged: numpy cannot make one array of it
+    ("bases[0][None]", "ndarray of shape (1, 5, 3)"),
+])
+def test_pattern_returning_the_wrong_type_gets_the_contract_message(stats, tmp_path, capsys, returned, got):
+    plugins = tmp_path / "p"
+    plugins.mkdir()
+    (plugins / "odd.py").write_text('"""Returns something else."""\nNUM_BASES = 1\n'
+                                    f"def generate(bases, num_loops, rng, stats):\n    return {returned}\n")
+    from ravekit.stats_io import save_stats
+
+    save_stats(tmp_path / "s.json", stats)
+    code = generator.main(["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins), "--pattern", "odd",
+                           "--num_latents", "5", "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and "unexpected" not in err, err
+    assert err.startswith(f"generator.py: error: {plugins / 'odd.py'}: pattern 'odd' returned a {got};"), err
+    assert "must return a numeric array of shape (frames, 3)" in err
