@@ -78,7 +78,7 @@ class Canvas:
         """A comment (escaped with :func:`comment_text`); returns its index."""
         return self._add(f"#X text {x} {y} {comment_text(words)};")
 
-    def sub(self, x: int, y: int, name: str, child: "Canvas") -> int:
+    def sub(self, x: int, y: int, name: str, child: Canvas) -> int:
         """Embed ``child`` as ``[pd name]``; returns its index in this canvas."""
         head = f"#N canvas 0 0 {child.width} {child.height} {name} 0;"
         self.records.extend([head, *child.declares, *child.records])

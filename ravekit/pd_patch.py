@@ -13,8 +13,8 @@ own clock, as nn~ does.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .pd_file import Canvas, atom
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ravekit.pd_file import Canvas  # noqa: E402
+from ravekit.pd_file import Canvas
 
 OUTLETS = 16  # dims the player and crossfader carry as outlets (latent sizes of RAVE exports are 4-16)
 TABLES = 64  # soundfiler reads at most 64 channels
@@ -127,9 +127,28 @@ def player() -> Canvas:
     names = c.obj(10, 170, "list append", tables)
     read, trim2 = c.obj(10, 200, "list prepend read -resize"), c.obj(10, 230, "list trim")
     sfiler = c.obj(10, 260, "soundfiler")
-    for a, b in ((route, where), (where, trim), (trim, control), (control, names), (names, read), (read, trim2),
-                 (trim2, sfiler)):
+    for a, b in ((where, trim), (trim, control), (control, names), (names, read), (read, trim2), (trim2, sfiler)):
         c.connect(a, 0, b, 0)
+    # An absolute path (/..., \\..., C:...) is read as given: [pdcontrol] would prepend the folder.
+    split, keep_rel, keep_abs = c.obj(150, 40, "t s s"), c.obj(150, 80, "symbol"), c.obj(230, 80, "symbol")
+    chars, head = c.obj(230, 110, "list fromsymbol"), c.obj(230, 140, "list split 2")
+    absolute = c.obj(230, 170, "expr \\$f1 == 47 || \\$f1 == 92 || \\$f2 == 58")
+    which, short = c.obj(230, 200, "sel 0 1"), c.obj(330, 170, "t b")
+    as_symbol = c.obj(150, 10, "symbol")  # [route] passes "open FILE" on as the message FILE
+    c.connect(route, 0, as_symbol, 0)
+    c.connect(as_symbol, 0, split, 0)
+    c.connect(split, 1, keep_rel, 1)
+    c.connect(split, 1, keep_abs, 1)
+    c.connect(split, 0, chars, 0)
+    c.connect(chars, 0, head, 0)
+    c.connect(head, 0, absolute, 0)
+    c.connect(head, 2, short, 0)
+    c.connect(absolute, 0, which, 0)
+    c.connect(which, 0, keep_rel, 0)
+    c.connect(short, 0, keep_rel, 0)
+    c.connect(which, 1, keep_abs, 0)
+    c.connect(keep_rel, 0, where, 0)
+    c.connect(keep_abs, 0, names, 0)
     loaded = c.obj(10, 290, "t f f f")
     c.connect(sfiler, 0, loaded, 0)
     whole = c.msg(10, 330, "loop 0 \\$1 \\, restart")  # a new file starts from its first frame, on the grid
@@ -239,13 +258,123 @@ def xfade() -> Canvas:
     return c
 
 
+EXAMPLE = "example-pattern.wav"  # 8 dims x 16 frames, for the help patches; ratio 2048 at 44.1 kHz
+EXAMPLE_RATIO = 2048
+
+
+def example_pattern() -> None:
+    """A small latent WAV (with sidecar) for the help patches: slow sines, so the position is audible."""
+    import numpy as np
+
+    from ravekit.latents import make_sidecar, save_latent_wav
+
+    frames, dims = 16, 8
+    t = np.arange(frames)[None, :]
+    z = (1.5 * np.sin(2 * np.pi * t / frames * (1 + np.arange(dims)[:, None]))).astype(np.float32)
+    meta = make_sidecar(sr=44100, ratio=EXAMPLE_RATIO, latent_dims=dims, frames=frames,
+                        created_by="tools/make_pd_abstractions.py")
+    save_latent_wav(PD_DIR / EXAMPLE, z, 44100, EXAMPLE_RATIO, meta)
+
+
+def messages(c: Canvas, x: int, y: int, target: int, rows: list[tuple[str, str]]) -> None:
+    """Message boxes with a comment each, all connected to ``target``."""
+    for i, (msg, says) in enumerate(rows):
+        c.connect(c.msg(x, y + 24 * i, msg), 0, target, 0)
+        c.text(x + 150, y + 24 * i, says)
+
+
+def help_player() -> Canvas:
+    c = Canvas(1000, 760)
+    c.text(10, 10, "[latent-player~ NAME RATIO] - plays a latent WAV (one channel per latent dim) as "
+                   "step-held signals for [nn~ model.ts decode]")
+    c.text(10, 32, "Each value is held for exactly RATIO samples of Pd's clock; frames begin on multiples of "
+                   "RATIO samples since the player was created - the grid on which nn~ reads its inlets (the "
+                   "last sample of each RATIO block). The clock counts samples so it never drifts.")
+    c.text(10, 76, "Arguments: NAME names its tables NAME-d0 .. NAME-d63 (give each player its own) - RATIO is "
+                   "the model's compression ratio (2048 for v1/v2 - 512 for v2_small - see inspector.py).")
+    player = c.obj(10, 520, f"latent-player~ help {EXAMPLE_RATIO}")
+    messages(c, 10, 110, player, [
+        (f"open {EXAMPLE}", "read a latent WAV (relative to this patch) - restarts at frame 0 on the next frame"),
+        ("start", "play from the loop's start at the next frame boundary"),
+        ("stop", "freeze on the current frame (nn~ keeps decoding it)"),
+        ("continue", "resume from the frozen frame"),
+        ("restart", "jump to the loop's start at the next frame boundary"),
+        ("tempo 2", "double time: step 2 frames per RATIO samples (exact when the loop length is even)"),
+        ("tempo 1", "normal tempo"),
+        ("loop 4 12", "loop frames 4 .. 11 - waits for the current loop to end (then start jumps now)"),
+        ("whole", "loop the whole file (queued likewise)"),
+        ("sections 0 4 8 16", "section boundaries - generator.py --pd sends the pattern's own"),
+        ("section 1", "loop section 1 (frames 4 .. 7)"),
+        ("sync", "reset the frame grid and restart - send [bufsize 4096( to nn~ at the same time"),
+    ])
+    c.text(10, 420, "Outlets 1-16: latent dims 1-16 (connect outlet d to nn~'s inlet d) - outlet 17: the frame "
+                    "position as a signal (read more dims with [tabread~ NAME-d16]) - outlet 18: frames N and "
+                    "dims C after each open.")
+    c.text(10, 460, "Open the file with DSP off or before nn~ runs so both start on the same grid: nn~ counts "
+                    "its blocks from its creation.")
+    pos = c.obj(300, 580, "snapshot~")
+    tick = c.obj(300, 550, "metro 50")
+    c.connect(c.obj(300, 520 - 30, "loadbang"), 0, tick, 0)
+    c.connect(tick, 0, pos, 0)
+    c.connect(player, 16, pos, 0)
+    c.connect(pos, 0, c.floatatom(300, 610, 5), 0)
+    c.text(360, 610, "position")
+    c.connect(player, 17, c.obj(500, 580, "print help-player"), 0)
+    c.text(10, 650, "[nn~ your-model.ts decode] goes here: outlet 1 to inlet 1 ... for its latent_size inlets.")
+    c.text(10, 680, "Pd must run at the model's sample rate: nn~ does not resample. At 48 kHz a 44.1 kHz model "
+                    "plays 8.8 percent fast and about 1.5 semitones sharp.")
+    return c
+
+
+def help_xfade() -> Canvas:
+    c = Canvas(1000, 560)
+    c.text(10, 10, "[latent-xfade~ RATIO] - crossfades or switches between two latent players: out = A * (1 - "
+                   "m) + B * m per dim. m changes only on frame boundaries so every output stays held RATIO samples.")
+    c.text(10, 54, "Inlets 1-16: player A's dims - inlets 17-32: player B's dims - last inlet: m (0 = A - 1 = B) "
+                   "or [a( [b( to switch - [1 4000( fades to B in 4 s - one step per frame. Outlets 1-16 to nn~.")
+    c.text(10, 98, "For a discrete model (codes) switch only: a mix of two codes is no code.")
+    a = c.obj(10, 300, f"latent-player~ help-a {EXAMPLE_RATIO}")
+    b = c.obj(400, 300, f"latent-player~ help-b {EXAMPLE_RATIO}")
+    lb = c.obj(10, 130, "loadbang")
+    for player, init in ((a, f"open {EXAMPLE} \\, start"), (b, f"open {EXAMPLE} \\, tempo 2 \\, start")):
+        m = c.msg(10 if player == a else 400, 160, init)
+        c.connect(lb, 0, m, 0)
+        c.connect(m, 0, player, 0)
+    xf = c.obj(10, 400, f"latent-xfade~ {EXAMPLE_RATIO}")
+    for d in range(OUTLETS):
+        c.connect(a, d, xf, d)
+        c.connect(b, d, xf, OUTLETS + d)
+    for j, text in enumerate(("a", "b", "0.5", "1 4000", "0 4000")):
+        c.connect(c.msg(600 + 60 * j, 360, text), 0, xf, 2 * OUTLETS)
+    c.text(10, 440, "Players started at the same logical time stay in step: both count samples from their "
+                    "creation. Here B plays the same pattern in double time.")
+    c.text(10, 470, "[nn~ your-model.ts decode] goes here: outlet 1 to inlet 1 ...")
+    return c
+
+
+def help_clock() -> Canvas:
+    c = Canvas(800, 300)
+    c.text(10, 10, "[latent-clock~ RATIO] - the sample clock inside latent-player~ and latent-xfade~. Left "
+                   "outlet: frame position (signal) - right outlet: samples into the frame (0 .. RATIO-1).")
+    c.text(10, 54, "It takes the player's transport messages: start stop continue restart tempo N loop A B "
+                   "sync ratio R - see latent-player~-help.pd.")
+    clk = c.obj(10, 200, "latent-clock~ 2048")
+    messages(c, 10, 90, clk, [("loop 0 8 \\, start", "loop frames 0-7"), ("stop", "freeze")])
+    return c
+
+
 ABSTRACTIONS = {"latent-clock~": clock, "latent-player~": player, "latent-xfade~": xfade}
+
+HELP = {"latent-clock~": help_clock, "latent-player~": help_player, "latent-xfade~": help_xfade}
 
 
 def main() -> int:
     PD_DIR.mkdir(exist_ok=True)
     for name, build in ABSTRACTIONS.items():
         (PD_DIR / f"{name}.pd").write_text(build().text_file())
+    for name, build in HELP.items():
+        (PD_DIR / f"{name}-help.pd").write_text(build().text_file())
+    example_pattern()
     return 0
 
 
