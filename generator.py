@@ -71,6 +71,9 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--num_files", type=int, default=1, help="number of files to generate")
     p.add_argument("--embeddings", action="store_true",
                    help="write .npy latents (1, dims, frames) for decoder.py instead of latent WAVs")
+    p.add_argument("--pd", action="store_true",
+                   help="also write a Pure Data patch beside the WAVs that plays them through [nn~ MODEL decode] "
+                   "in tempo (needs --model; uses the abstractions in pd/)")
     p.add_argument("--double", action="store_true",
                    help="64-bit float latent WAVs (Pure Data 0.53 cannot read them; default is 32-bit float)")
     p.add_argument("--plot", action="store_true",
@@ -120,7 +123,7 @@ def body(argv) -> int:
         bpm=args.bpm,
         num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
         plot=args.plot, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio,
-        max_frames=args.max_frames, warn=warn, info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
+        max_frames=args.max_frames, pd=args.pd, warn=warn, info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
         on_output=lambda path: cli.print_path(path, args.null))
     return 0
 

@@ -167,11 +167,14 @@ def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None],
 
 
 def planned_outputs(output: Path, *, pattern: str, distribution: str, iqr: bool, k: int, seed: int,
-                    num_files: int, embeddings: bool, plot: bool, writes_stats: bool) -> list[Path]:
-    """Every file the run will write: stats.json, plots, each pattern with its sidecar (and PNG)."""
+                    num_files: int, embeddings: bool, plot: bool, writes_stats: bool, pd: bool = False) -> list[Path]:
+    """Every file the run will write: stats.json, plots, each pattern with its sidecar (and PNG), the Pd patch."""
     from .latents import sidecar_path
+    from .pd_patch import patch_name
 
     paths = [output / STATS_NAME] if writes_stats else []
+    if pd:
+        paths.append(output / patch_name(pattern, distribution, iqr, k, seed))
     if plot:
         paths += [output / "stats_distributions.png", output / "stats_correlation.png"]
     for index in range(num_files):
@@ -203,7 +206,7 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
         iqr: bool, num_latents: int, bpm: float | None, num_loops: int, num_files: int, embeddings: bool,
         double: bool, plot: bool, model_file: str | None, sample_rate: int | None, ratio: int | None,
         max_frames: int, warn: Warn, info: Warn, on_output: Callable[[Path], None], force: bool = False,
-        null: bool = False, smoothing: float = 0.0) -> list[Path]:
+        null: bool = False, smoothing: float = 0.0, pd: bool = False) -> list[Path]:
     """generator.py's whole run: check flags, analyse, save stats.json, plot, write ``num_files`` files.
 
     Before any latent is read (only sidecars, for the rate): every flag, the
@@ -227,6 +230,10 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
         raise RavekitError("give --input (latents to analyse) or --stats (an earlier analysis), not both", 2)
     if not stats_file and not inputs:
         raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
+    if pd:
+        from .pd_patch import check_request as check_pd
+
+        check_pd(model_file=model_file, embeddings=embeddings, double=double)
     if not (math.isfinite(smoothing) and smoothing >= 0):
         raise RavekitError(f"--smoothing {smoothing:g}: give a pseudo-count of 0 or more, e.g. --smoothing 1", 2)
     minfo = model_info(model_file)
@@ -257,7 +264,7 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
             check_k_fits(module, pattern, k, dims, num_loops, options, max_frames, sr, ratio, bpm)
         check_outputs(planned_outputs(output, pattern=pattern, distribution=distribution, iqr=iqr, k=k, seed=seed,
                                       num_files=num_files, embeddings=embeddings, plot=plot,
-                                      writes_stats=writes_stats), files or stats.sources, force)
+                                      writes_stats=writes_stats, pd=pd), files or stats.sources, force)
         check_writable(output)  # last: a refused run leaves no empty output folder behind
 
     k = choose_k(num_latents, bpm, sr, ratio, warn, info, check=check_plan)
@@ -305,11 +312,18 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
             bounds = bounds_fn(k, num_loops, **options) if bounds_fn else range(0, array.shape[0], k)
             plot_pattern(array, list(bounds), path.with_suffix(".png"), path.stem, rate=sr / ratio)
 
-    return generate_files(module=module, pattern=pattern, stats=stats, distribution=distribution, iqr=iqr, k=k,
-                          num_loops=num_loops, num_files=num_files, seed=seed, sr=sr, ratio=ratio, output=output,
-                          embeddings=embeddings, double=double and not embeddings, options=options,
-                          max_frames=max_frames, model_file=model_file, stats_file=str(stats_file or stats_path),
-                          warn=warn, on_file=on_file)
+    written = generate_files(module=module, pattern=pattern, stats=stats, distribution=distribution, iqr=iqr, k=k,
+                             num_loops=num_loops, num_files=num_files, seed=seed, sr=sr, ratio=ratio, output=output,
+                             embeddings=embeddings, double=double and not embeddings, options=options,
+                             max_frames=max_frames, model_file=model_file, stats_file=str(stats_file or stats_path),
+                             warn=warn, on_file=on_file)
+    if pd:
+        from .pd_patch import write_run_patch
+
+        write_run_patch(output, written, module=module, pattern=pattern, distribution=distribution, iqr=iqr, k=k,
+                        seed=seed, num_loops=num_loops, options=options, model_file=model_file, model=minfo,
+                        warn=warn, info=info)
+    return written
 
 
 def tempo_table_text(*, sample_rate: int | None, ratio: int | None, model_file: str | None,
