@@ -190,7 +190,11 @@ def load_prior(path: os.PathLike | str, checksum: bool = True) -> Prior:
     from .fileio import sha256_of
     from .model import load_module
 
-    module = load_module(path, "cpu")
+    try:
+        module = load_module(path, "cpu")
+    except RavekitError as exc:  # its hint names RAVE's export; a prior comes from msprior's
+        raise RavekitError(str(exc).replace("`rave export`", "`msprior export`").replace("--model", "--prior"),
+                           exc.exit_code) from None
     info = prior_facts(module, path)
     if info is None:
         if hasattr(module, "encode") and hasattr(module, "decode"):
