@@ -5,10 +5,12 @@ looping patterns, written as latent WAVs for Pure Data (one channel per latent d
 Statistics (mean, std, covariance, correlation; with --iqr median, quartiles, Tukey fences) are pooled over
 all inputs and written as stats.json beside the outputs; pass it back with --stats to skip the analysis.
 A pattern of k = --num_latents frames loops at 60 * (sr / ratio) / k BPM (see --tempo_table, --bpm).
+With --prior PRIOR.ts an MSPrior model generates the frames instead, prompted by --input.
 
 example:
   generator.py --input latents/ --model model.ts --pattern orale --bpm 120 --num_files 4 --seed 7
   generator.py --stats _generator-output/stats.json --pattern blender --num_latents 8 --embeddings
+  generator.py --prior prior.ts --model model.ts --input latents/ --pattern loop --bpm 120 --num_files 4 --seed 1
 """
 
 from __future__ import annotations

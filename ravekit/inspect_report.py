@@ -75,10 +75,10 @@ def fact_pairs(s: dict) -> list[tuple[str, str]]:
     ]
     mp = s.get("msprior")
     if mp:
-        pairs.insert(4, ("MSPrior", f"a prior for a RAVE model of {mp['latent_size']} latent dims at ratio "
-                                    f"{mp['ratio']} ({'codes' if mp['discrete'] else 'continuous'}): "
-                                    f"{_known(mp['num_tokens'])} tokens, context {_known(mp['seq_len'])} frames; "
-                                    "use it with generator.py --prior"))
+        text = (f"a prior for a RAVE model of {mp['latent_size']} latent dims at ratio {mp['ratio']} "
+                f"({'codes' if mp['discrete'] else 'continuous'}): {_known(mp['num_tokens'])} tokens, "
+                f"context {_known(mp['seq_len'])} frames; use it with generator.py --prior")
+        pairs.insert(4, ("MSPrior", text))
     ck = s.get("checkpoint")
     if ck:
         # A checkpoint is no nn~ export: no class, methods or attributes to report,

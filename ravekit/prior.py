@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -108,7 +108,11 @@ def prior_facts(module, path: os.PathLike | str = "") -> PriorInfo | None:
     if n < 1 or ratio < 1 or n_out != n + 1:
         return None
     attrs = {}
-    for name in (_attr(module, "get_attributes") and list(module.get_attributes())) or []:
+    try:
+        names = list(module.get_attributes())
+    except Exception:  # noqa: BLE001 - nn~'s attribute list is optional
+        names = []
+    for name in names:
         getter = getattr(module, f"get_{name}", None)
         try:
             attrs[name] = _plain(getter()) if getter is not None else None
@@ -164,6 +168,21 @@ class Prior:
         temperature : the prior's sampling temperature (0 = most likely token).
         progress : called with the number of frames generated so far, after each call.
         """
+        # One frame at a time is a chain of tiny matrix products: threads only add overhead
+        # (measured 2.5 ms per frame on one thread, 8 ms on two, same results bit for bit).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            out = self._generate(frames, seed, prompt, temperature, progress)
+        finally:
+            torch.set_num_threads(threads)
+        if not np.isfinite(out).all():
+            raise RavekitError(f"{self.info.path}: the prior produced NaN or infinite latents; "
+                               "try a lower --temperature, or check the prior")
+        return out
+
+    def _generate(self, frames: int, seed: int, prompt: np.ndarray | None, temperature: float,
+                  progress: Callable[[int], None] | None) -> np.ndarray:
         n = self.info.latent_size
         self.reset()
         torch.manual_seed(seed)
@@ -179,9 +198,6 @@ class Prior:
             done += step
             if progress:
                 progress(done)
-        if not np.isfinite(out).all():
-            raise RavekitError(f"{self.info.path}: the prior produced NaN or infinite latents; "
-                               "try a lower --temperature, or check the prior")
         return out
 
 
@@ -210,7 +226,10 @@ def load_prior(path: os.PathLike | str, checksum: bool = True) -> Prior:
 def check_fit(prior: PriorInfo, model, model_file: str) -> None:
     """Refuse a prior made for another RAVE model than ``model`` (a :class:`~ravekit.model.ModelInfo`)."""
     p, m = prior, model
-    kind = lambda d: "discrete codes" if d else "continuous latents"  # noqa: E731
+
+    def kind(discrete: bool) -> str:
+        return "discrete codes" if discrete else "continuous latents"
+
     problems = []
     if p.latent_size != m.latent_size:
         problems.append(f"{p.latent_size} latent dims, but the model has {m.latent_size}")

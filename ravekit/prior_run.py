@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -47,8 +47,8 @@ def frames_stats(frames: np.ndarray, *, iqr: bool, smoothing: float, codebook_si
         parts = _finalize(acc.n, acc.mean, acc.m2, acc.lo, acc.hi)
     else:  # one frame has no spread
         zero = np.zeros((dims, dims))
-        parts = dict(mean=x[:, 0].copy(), std=np.zeros(dims), cov=zero, corr=np.eye(dims), min=x[:, 0].copy(),
-                     max=x[:, 0].copy())
+        parts = {"mean": x[:, 0].copy(), "std": np.zeros(dims), "cov": zero, "corr": np.eye(dims),
+                 "min": x[:, 0].copy(), "max": x[:, 0].copy()}
     stats = Stats(latent_dims=dims, frames=n, robust=iqr, smoothing=smoothing, **parts)
     if iqr:
         stats.q1, stats.median, stats.q3 = quartiles_in_place(frames.T.astype(np.float32))

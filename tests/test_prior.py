@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import ROOT, write_audio
 
 import decoder
@@ -76,7 +75,7 @@ def test_same_seed_same_bytes_in_one_process_whatever_came_before(capsys, tmp_pa
     args = ("--input", prompt_latents, "--num_latents", 6, "--num_files", 2, "--seed", 5)
     assert gen(capsys, tmp_path / "a", *args)[0] == 0
     # Other work in between leaves the prior's caches full: the next run must not hear it.
-    assert gen(capsys, tmp_path / "other", "--num_latents", 300, "--pattern", "continue", "--seed", 9)[0] == 0
+    assert gen(capsys, tmp_path / "other", "--num_latents", 300, "--pattern", "continuation", "--seed", 9)[0] == 0
     assert gen(capsys, tmp_path / "b", *args)[0] == 0
     assert wavs(tmp_path / "a") == wavs(tmp_path / "b")
     assert gen(capsys, tmp_path / "seed6", *args[:-1], 6)[0] == 0
@@ -182,15 +181,15 @@ def test_long_generation_rolls_over_in_flat_memory():
     assert seconds < 2000 * 0.05  # ~0.7 ms per frame alone on 2 cores; 50 ms allows a loaded machine
 
 
-def test_continue_writes_one_unlooped_stretch_with_progress(capsys, tmp_path, monkeypatch):
+def test_continuation_writes_one_unlooped_stretch_with_progress(capsys, tmp_path, monkeypatch):
     from ravekit import prior_run
 
     seen = []
     real = prior_run.run
     monkeypatch.setattr(prior_run, "run", lambda **kw: real(**{**kw, "progress": lambda d, t: seen.append((d, t))}))
-    code, err = gen(capsys, tmp_path, "--pattern", "continue", "--num_latents", 10, "--num_loops", 30)
+    code, err = gen(capsys, tmp_path, "--pattern", "continuation", "--num_latents", 10, "--num_loops", 30)
     assert code == 0, err
-    data, _ = sf.read(str(tmp_path / "continue_prior_k10_s0_000.wav"), dtype="float32", always_2d=True)
+    data, _ = sf.read(str(tmp_path / "continuation_prior_k10_s0_000.wav"), dtype="float32", always_2d=True)
     assert data.shape == (300, 8)
     assert not np.array_equal(data[:10], data[10:20])  # a continuation, not a loop
     rate = 44100 / 2048
