@@ -158,7 +158,7 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
             plot=args.plot, model_file=args.model, max_frames=args.max_frames, warn=warn,
             info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
             on_output=lambda path: cli.print_path(path, args.null),
-            progress=progress if bar.active else None)
+            progress=progress if bar.active else None, sample_rate=args.sample_rate, ratio=args.ratio)
     finally:
         bar.close()
     return 0

@@ -26,9 +26,9 @@ Measured on real exports (RAVE-INTERFACE.md, "MSPrior models"):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -15,8 +15,8 @@ written.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -86,9 +86,10 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
     if not files:
         z = silence_prompt(model, seed)
         return z, {"source": "silence", "frames": SILENCE_FRAMES, "encoded_by": Path(model.info.path).name}
-    parts, record = [], []
+    tail, record = np.zeros((p.latent_size, 0), dtype=np.float32), []
     for f in files:
-        if is_audio(f):
+        audio = is_audio(f)
+        if audio:
             from .encoding import Encoder
 
             z = next(iter(Encoder(model, seed=seed).encode_file(f))).z[0]
@@ -101,12 +102,13 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
                                "prompt it with latents of its RAVE model (or audio)")
         if p.discrete:
             check_codes(z, p.num_tokens, f, f"the prior's {p.num_tokens} codes", "prompt it with codes of its model")
-        parts.append(z)
-        record.append({"file": str(f), "sha256": sha256_of(f), "frames": int(z.shape[1]),
-                       "audio": is_audio(f)})
-    prompt = np.concatenate(parts, axis=1).astype(np.float32)
-    heard = min(prompt.shape[1], p.seq_len or prompt.shape[1])
-    return prompt, {"source": "input", "files": record, "frames": int(prompt.shape[1]), "heard": int(heard)}
+        tail = np.concatenate([tail, z.astype(np.float32)], axis=1)
+        if p.seq_len:  # only the last seq_len frames are heard: keeping just those bounds memory
+            tail = tail[:, -p.seq_len:]
+        record.append({"file": str(f), "sha256": sha256_of(f), "frames": int(z.shape[1]), "audio": audio})
+    prompt = tail
+    total = sum(r["frames"] for r in record)
+    return prompt, {"source": "input", "files": record, "frames": total, "heard": int(prompt.shape[1])}
 
 
 def run(*, module, pattern: str, options: dict, prior_file: str, temperature: float, inputs: Sequence[str] | None,
@@ -114,7 +116,8 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
         output: Path, seed: int, iqr: bool, smoothing: float, num_latents: int, bpm: float | None, num_loops: int,
         num_files: int, embeddings: bool, double: bool, plot: bool, model_file: str | None, max_frames: int,
         warn: Warn, info: Warn, on_output: Callable[[Path], None], force: bool = False, null: bool = False,
-        progress: Callable[[int, int], None] | None = None) -> list[Path]:
+        progress: Callable[[float, float], None] | None = None, sample_rate: int | None = None,
+        ratio: int | None = None) -> list[Path]:
     """generator.py ``--prior``: check everything, read the prompt, write ``num_files`` pattern files.
 
     ``progress(done, total)`` is called in seconds of generated audio (frames
@@ -128,6 +131,9 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
     check_request(seed=seed, bpm=bpm, sample_rate=None, ratio=None, pattern_module=module, options=options,
                   counts={"num_latents": num_latents, "num_loops": num_loops, "num_files": num_files,
                           "max_frames": max_frames})
+    if sample_rate is not None or ratio is not None:
+        raise RavekitError("--prior takes the sample rate and ratio from --model; leave out --sample_rate and "
+                           "--ratio", 2)
     if stats_file or distribution:
         what = "--stats" if stats_file else f"--distribution {distribution}"
         raise RavekitError(f"{what} draws frames from statistics, --prior generates them; give one or the other "

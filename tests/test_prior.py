@@ -215,3 +215,17 @@ def test_inspector_reports_the_prior(capsys):
     (s,) = json.loads(capsys.readouterr().out)
     assert s["msprior"]["latent_size"] == 8 and s["msprior"]["seq_len"] == 256
     assert s["msprior"]["attributes"]["temperature"] == 1.0
+
+
+def test_a_prompt_longer_than_the_context_is_heard_by_its_end(capsys, tmp_path):
+    from ravekit.latents import save_npy
+
+    rng = np.random.default_rng(0)
+    long = rng.standard_normal((1, 8, 600)).astype(np.float32)
+    save_npy(tmp_path / "long.npy", long)
+    save_npy(tmp_path / "end.npy", np.ascontiguousarray(long[:, :, -256:]))
+    assert gen(capsys, tmp_path / "a", "--input", tmp_path / "long.npy", "--num_latents", 4)[0] == 0
+    assert gen(capsys, tmp_path / "b", "--input", tmp_path / "end.npy", "--num_latents", 4)[0] == 0
+    meta = json.loads((tmp_path / "a" / "loop_prior_k4_s0_000.json").read_text())
+    assert meta["prior"]["prompt"]["frames"] == 600 and meta["prior"]["prompt"]["heard"] == 256
+    assert wavs(tmp_path / "a") == wavs(tmp_path / "b")
