@@ -142,8 +142,11 @@ class _FakePrior(torch.nn.Module):
 
 
 def test_prior_for_another_latent_count_is_refused(capsys, tmp_path):
+    from ravekit.model import quiet_jit
+
     fake = tmp_path / "prior16.ts"
-    torch.jit.save(torch.jit.script(_FakePrior(16)), str(fake))
+    with quiet_jit():
+        torch.jit.save(torch.jit.script(_FakePrior(16)), str(fake))
     code = generator.main(["--prior", str(fake), "--model", str(MODEL), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
