@@ -5,10 +5,12 @@ looping patterns, written as latent WAVs for Pure Data (one channel per latent d
 Statistics (mean, std, covariance, correlation; with --iqr median, quartiles, Tukey fences) are pooled over
 all inputs and written as stats.json beside the outputs; pass it back with --stats to skip the analysis.
 A pattern of k = --num_latents frames loops at 60 * (sr / ratio) / k BPM (see --tempo_table, --bpm).
+With --prior PRIOR.ts an MSPrior model generates the frames instead, prompted by --input.
 
 example:
   generator.py --input latents/ --model model.ts --pattern orale --bpm 120 --num_files 4 --seed 7
   generator.py --stats _generator-output/stats.json --pattern blender --num_latents 8 --embeddings
+  generator.py --prior prior.ts --model model.ts --input latents/ --pattern loop --bpm 120 --num_files 4 --seed 1
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p = cli.make_parser(PROG, __doc__)
     p.add_argument("--input", "-i", nargs="+", default=None, metavar="PATH",
                    help="latents to analyse: .npy / latent WAV files, folders (recursive), or - for paths on stdin")
+    p.add_argument("--prior", default=None, metavar="PRIOR.ts",
+                   help="generate the frames with this MSPrior model (msprior export) instead of statistics; "
+                   "needs --model (the RAVE model it was trained on); --input is then the prompt it hears first "
+                   "(latents, or audio encoded by --model); without --input it hears silence")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="with --prior: sampling temperature (1 = as trained; lower is more predictable, 0 always "
+                   "takes the likeliest token; higher is wilder)")
     p.add_argument("--stats", default=None, metavar="STATS.json",
                    help="use statistics written by an earlier run instead of analysing --input")
     cli.add_null_arg(p)
@@ -115,6 +124,8 @@ def body(argv) -> int:
             stats_file=args.stats, extensions=extensions, stdin=sys.stdin, warn=warn, null=args.null))
         return 0
     pattern = "loop" if args.pattern == "default" else args.pattern
+    if args.prior:
+        return _run_prior(args, reg.load_pattern(reg.find(patterns, pattern)), pattern, extensions, warn)
     generate_run.run(
         module=reg.load_pattern(reg.find(patterns, pattern)), pattern=pattern,
         options={d: getattr(args, d) for d in args.pattern_options}, inputs=args.input, stats_file=args.stats,
@@ -125,6 +136,34 @@ def body(argv) -> int:
         plot=args.plot, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio,
         max_frames=args.max_frames, pd=args.pd, warn=warn, info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
         on_output=lambda path: cli.print_path(path, args.null))
+    return 0
+
+
+def _run_prior(args, module, pattern: str, extensions, warn) -> int:
+    """--prior: ravekit.prior_run, with a progress bar in seconds of generated audio."""
+    from ravekit import prior_run
+    from ravekit.progress import Progress
+
+    bar = Progress(PROG)
+
+    def progress(done: float, total: float) -> None:
+        if not bar.total:
+            bar.add_total(total)
+        bar.advance(done - bar.done)
+
+    try:
+        prior_run.run(
+            module=module, pattern=pattern, options={d: getattr(args, d) for d in args.pattern_options},
+            prior_file=args.prior, temperature=args.temperature, inputs=args.input, stats_file=args.stats,
+            distribution=args.distribution, extensions=extensions, stdin=sys.stdin, output=Path(args.output),
+            seed=args.seed, iqr=args.iqr, smoothing=args.smoothing, num_latents=args.num_latents, bpm=args.bpm,
+            num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
+            plot=args.plot, model_file=args.model, max_frames=args.max_frames, warn=warn,
+            info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
+            on_output=lambda path: cli.print_path(path, args.null),
+            progress=progress if bar.active else None, sample_rate=args.sample_rate, ratio=args.ratio)
+    finally:
+        bar.close()
     return 0
 
 

@@ -32,4 +32,10 @@ Contract (see ``ravekit/pattern_registry.py`` for the full text)::
 
     def loop_boundaries(k, num_loops, **options):   # optional, for --plot
         return list(range(0, k * num_loops, k))
+
+    def base_frames(k, num_loops, **options):   # optional: frames per base (default k)
+        return k * num_loops                    # (continuation.py: one long base)
+
+With ``generator.py --prior`` the bases are frames an MSPrior model
+generated (one after the other) and ``stats`` describes those frames.
 """

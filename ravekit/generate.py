@@ -98,8 +98,10 @@ def check_size(module, name: str, k: int, dims: int, num_loops: int, options: di
 
 
 def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int, num_loops: int, rng,
-                 options: dict, warn: Warn):
-    """Draw the bases and run the pattern: float32 ``(frames, latent_dims)``.
+                 options: dict, warn: Warn, bases: list | None = None):
+    """Draw the bases (unless given, e.g. by a prior) and run the pattern: float32 ``(frames, latent_dims)``.
+
+    Each base has ``k`` frames, or ``module.base_frames(k, num_loops, **options)`` when the pattern says.
 
     For discrete ``stats`` the bases hold codes, and so must the pattern's
     output: a value that is not a code of the codebook is refused, never
@@ -109,7 +111,9 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
 
     from .distributions import sample
 
-    bases = [sample(stats, distribution, k, rng, iqr=iqr, warn=warn) for _ in range(module.NUM_BASES)]
+    if bases is None:
+        size = int(module.base_frames(k, num_loops, **options)) if hasattr(module, "base_frames") else k
+        bases = [sample(stats, distribution, size, rng, iqr=iqr, warn=warn) for _ in range(module.NUM_BASES)]
     # Patterns see whether the run is robust through ``stats.scale`` (a shallow copy: arrays are shared).
     view = dataclasses.replace(stats, robust=iqr)
     try:

@@ -73,6 +73,12 @@ def fact_pairs(s: dict) -> list[tuple[str, str]]:
         ("state_dict", f"{s['state_dict_entries']} entries: {s['parameter_entries']} parameters, "
                        f"{s['buffer_entries']} buffers"),
     ]
+    mp = s.get("msprior")
+    if mp:
+        text = (f"a prior for a RAVE model of {mp['latent_size']} latent dims at ratio {mp['ratio']} "
+                f"({'codes' if mp['discrete'] else 'continuous'}): {_known(mp['num_tokens'])} tokens, "
+                f"context {_known(mp['seq_len'])} frames; use it with generator.py --prior")
+        pairs.insert(4, ("MSPrior", text))
     ck = s.get("checkpoint")
     if ck:
         # A checkpoint is no nn~ export: no class, methods or attributes to report,

@@ -231,6 +231,13 @@ def _module_facts(ins: Inspected) -> dict:
     if facts["discrete"] is None:  # read_info failed: the codebook may still be there
         facts["codebook_size"] = read_codebook_size(m)
         facts["discrete"] = facts["codebook_size"] is not None or "Discrete" in facts["original_name"]
+    from .prior import prior_facts
+
+    msprior = prior_facts(m, ins.path)
+    if msprior is not None:  # an MSPrior export: no encode/decode by design, its facts are its own
+        ins.notes = [n for n in ins.notes if "no encode() method" not in n and "no decode() method" not in n]
+        facts.update(latent_size=msprior.latent_size, ratio=msprior.ratio, discrete=msprior.discrete)
+        facts["msprior"] = msprior.to_dict()
     methods = nn_methods(m)
     facts["has_prior"] = "prior" in methods
     facts["methods"] = methods

@@ -34,6 +34,8 @@ choice.  The first line of its docstring is its description.  It defines:
     the output length, so oversized requests are refused before generating.
 ``loop_boundaries(k, num_loops, **options) -> list[int]`` (optional)
     frame indices where sections start, for ``--plot`` (default: every k).
+``base_frames(k, num_loops, **options) -> int`` (optional)
+    frames in each base, when not ``k`` (``continuation``: ``k * num_loops``).
 """
 
 from __future__ import annotations
