@@ -73,7 +73,8 @@ class Bending:
         """Refuse flags that do not fit latents of ``input_dims`` dims (``where`` names them)."""
         if self.dims is not None and max(self.dims) >= input_dims:
             beyond = sorted({d + 1 for d in self.dims if d >= input_dims})
-            raise RavekitError(f"{where}: --dims asks for dim {','.join(map(str, beyond))}, but there "
+            raise RavekitError(f"{where}: --dims asks for dim{'s' if len(beyond) > 1 else ''} "
+                               f"{', '.join(map(str, beyond))}, but there "
                                f"{'is' if input_dims == 1 else 'are'} only {input_dims}; pick from 1 to {input_dims}",
                                exit_code)
         n = self.decoded_dims(input_dims)
