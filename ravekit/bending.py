@@ -56,7 +56,7 @@ class Bending:
     bias: tuple[float, ...] | None = None
 
     @classmethod
-    def from_lists(cls, dims: list[int] | None, scale: list[float] | None, bias: list[float] | None) -> "Bending":
+    def from_lists(cls, dims: list[int] | None, scale: list[float] | None, bias: list[float] | None) -> Bending:
         """From the parsed flags; a scale of all ones or a bias of all zeros is kept (it is what was asked)."""
         return cls(None if dims is None else tuple(dims), None if scale is None else tuple(scale),
                    None if bias is None else tuple(bias))

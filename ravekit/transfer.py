@@ -30,7 +30,8 @@ from .bending import Bending, describe_record
 from .decoding import Decoder, check_latents
 from .encoding import Encoder
 from .errors import RavekitError
-from .latents import AUDIO_RATE_FLOOR, FORMAT as LATENTS_FORMAT, load_latents, read_sidecar, sidecar_path
+from .latents import AUDIO_RATE_FLOOR, load_latents, read_sidecar, sidecar_path
+from .latents import FORMAT as LATENTS_FORMAT
 from .model import ModelInfo, RaveModel
 from .process import DEFAULT_CHUNK_SECONDS
 from .records import source_identity
@@ -136,13 +137,14 @@ class Transfer(Decoder):
     seed, subtype, chunk_seconds, trim, warn : as for ``Decoder``; the seed
         is set before encoding a file and again before decoding it, as
         ``encoder.py`` and ``decoder.py`` each do.
-    bending : applied to every input's latents before decoding.
+    bending : applied to every input's latents before decoding (default: none).
     wav_as : ``auto``, ``audio`` or ``latents``: how ``.wav`` inputs are read (:func:`input_kind`).
     """
 
     def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
                  chunk_seconds: float = DEFAULT_CHUNK_SECONDS, trim: bool = True,
-                 warn: Callable[[str], None] | None = None, bending: Bending = Bending(), wav_as: str = "auto"):
+                 warn: Callable[[str], None] | None = None, bending: Bending | None = None, wav_as: str = "auto"):
+        bending = bending or Bending()
         check_bending_model(model.info, bending)
         super().__init__(model, seed, subtype, chunk_seconds, trim, warn)
         self.bending, self.wav_as = bending, wav_as
@@ -193,6 +195,8 @@ class Transfer(Decoder):
         called after every model call, encoding and decoding alike.
         Returns the path written and warnings for the user.
         """
+        if not Path(path).exists():
+            raise RavekitError(f"{path}: file not found (removed since the run started?); check the path")
         kind = self.kind(path)
         source = self.source_of(path)
         extra = {"encoder": self._encoder_section(kind), "bending": self.bending.to_record()}
