@@ -98,7 +98,7 @@ class Decoder:
         return int(limit) if isinstance(limit, int) and limit > 0 and same_timing else None
 
     def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str, source: dict | None = None,
-                       progress: Callable[[float], None] | None = None) -> Path:
+                       progress: Callable[[float], None] | None = None, extra: dict | None = None) -> Path:
         """Decode ``z`` ``(1, dims, frames)`` into ``out`` at the model's sr, chunk by chunk.
 
         Returns the path written.  Samples beyond ``meta['source']['samples']``
@@ -106,6 +106,7 @@ class Decoder:
         ``source`` (``records.source_identity`` of the latents), the record
         ``out``'s ``.json`` is written too, after the audio (order in ``records``).
         ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
+        ``extra`` sections are added to the record as given (``transfer``: encoder, bending).
         """
         m = self.model.info
         out = Path(out)
@@ -130,7 +131,7 @@ class Decoder:
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
                 source={**source, "latent_dims": int(z.shape[1]), "latent_frames": int(z.shape[2])},
-                seed=self.seed, processing={**self.processing, "trimmed_to": trim_to}, output=output)
+                seed=self.seed, processing={**self.processing, "trimmed_to": trim_to}, output=output, **(extra or {}))
             write_json(record_path(out), record)
         return out
 
@@ -140,10 +141,14 @@ class Decoder:
 
         ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
         """
-        source = source_identity(path, sidecar_path(path)) if Path(path).exists() else None
+        source = self.source_of(path) if Path(path).exists() else None
         z, meta = load_latents(path)
         warnings = check_latents(z, meta, self.model, path)
         return self.decode_to_file(z, meta, out, source, progress), warnings
+
+    def source_of(self, path: os.PathLike | str) -> dict:
+        """What identifies input ``path`` in a record: the file and its sidecar (``records.source_identity``)."""
+        return source_identity(path, sidecar_path(path))
 
     def differences(self, record: dict, source: dict) -> list[str]:
         """What in an existing output's record does not match this decoder and these latents."""
@@ -178,7 +183,7 @@ class Decoder:
         if record is None:
             raise RavekitError(f"{out}: no record ({record_path(out).name}) says how it was made (an older ravekit, "
                                "or an interrupted run); use --force to redo it, or another --output")
-        changed = self.differences(record, source_identity(path, sidecar_path(path)))
+        changed = self.differences(record, self.source_of(path))
         if (record.get("output") or {}).get("bytes") != out.stat().st_size:
             changed.append(f"{out.name} is not the file its record describes")
         if changed:

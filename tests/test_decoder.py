@@ -148,8 +148,11 @@ def test_sidecar_from_another_model_warns(tmp_path, capsys, fixture_models):
 
 
 def test_an_audio_wav_is_not_taken_for_latents(tmp_path, capsys, demo_model):
+    """An audio-rate WAV is audio: run through the model, not decoded as hours of latent noise."""
     audio = write_audio(tmp_path / "song.wav", 44100, 1.0)
     code, out, err = run(capsys, decoder, "-m", demo_model, "-i", audio, "-o", tmp_path / "o")
+    assert code == 0 and sf.info(out[0]).frames == 44100
+    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", audio, "-o", tmp_path / "p", "--wav_as", "latents")
     assert code == 1 and not out and "44100 Hz is audio, not latents" in err
 
 
