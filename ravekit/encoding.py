@@ -102,11 +102,24 @@ class Encoder:
             raise RavekitError(f"{path}: {exc}") from None
 
     def channel_warning(self, file_channels: int, plan: list[tuple[str, Groups]]) -> str | None:
-        """Say when channels of the file go unused without the user having chosen so."""
+        """Say when channels of the file go unused without the user having chosen so.
+
+        Channels left out of ``--channels`` were chosen; a channel it lists that
+        the model has no room for (``--channels 3,4,5`` into a stereo model) was not.
+        """
         unused = unused_channels(file_channels, plan)
+        m = self.model.info
+        if self.channels is not None and self.channel_mode == "auto":
+            dropped = [c for c in self.channels if c in unused]
+            if not dropped:
+                return None
+            listed = ",".join(str(c + 1) for c in self.channels)
+            return (f"--channels {listed} into a {m.n_channels}-channel model: used channel"
+                    f"{'s' if m.n_channels > 1 else ''} {describe_groups(plan[0][1])}, ignored "
+                    f"{', '.join(str(c + 1) for c in dropped)}; --channel_mode fold mixes all {len(self.channels)} "
+                    f"down, or give --channels {m.n_channels} channel{'s' if m.n_channels > 1 else ''}")
         if not unused or self.channels is not None or self.channel_mode != "auto":
             return None
-        m = self.model.info
         return (f"{file_channels} channels into a {m.n_channels}-channel model: used channel"
                 f"{'s' if m.n_channels > 1 else ''} {describe_groups(plan[0][1])}, ignored {spans(unused)}; "
                 f"--channel_mode fold mixes all {file_channels} down, --channels picks others "
