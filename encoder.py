@@ -72,9 +72,12 @@ def run(args) -> int:
         if not all(p.exists() for p in planned):
             return []
         for path in planned:
-            changed = encoder.differences(read_sidecar(path))
-            if changed:
-                raise stale_error(path, changed)
+            meta = read_sidecar(path)
+            changed = encoder.differences(meta)
+            causes = [f"{cli.shown(job.source)} has changed since it was encoded"] * encoder.source_changed(
+                meta, job.source)
+            if changed or causes:
+                raise stale_error(path, changed, causes, job.source)
         return planned
 
     def to_do(job) -> bool:

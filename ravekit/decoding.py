@@ -10,6 +10,7 @@ import numpy as np
 
 from .audio_write import AudioWriter
 from .codes import check_codes
+from .cli import shown
 from .errors import RavekitError, first_line
 from .fileio import write_json
 from .latency import measure_latency
@@ -145,8 +146,8 @@ class Decoder:
         warnings = check_latents(z, meta, self.model, path)
         return self.decode_to_file(z, meta, out, source, progress), warnings
 
-    def differences(self, record: dict, source: dict) -> list[str]:
-        """What in an existing output's record does not match this decoder and these latents."""
+    def differences(self, record: dict) -> list[str]:
+        """The settings in an existing output's record that do not match this decoder's."""
         m = self.model.info
         old_model = (record.get("model") or {}).get("sha256")
         old = record.get("processing") or {}
@@ -158,12 +159,17 @@ class Decoder:
         for key in ("subtype", "trim", "chunk_frames"):
             if key in old and old[key] != self.processing[key]:
                 found.append(f"{key} {old[key]}")
+        return found
+
+    @staticmethod
+    def inputs_changed(record: dict, source: dict) -> list[str]:
+        """Which of the latents and their sidecar changed since the output was decoded from them."""
         made_from = record.get("source") or {}
         if made_from.get("sha256") != source["sha256"]:
-            found.append(f"{source['file']} has changed since")
-        elif made_from.get("sidecar_sha256") != source["sidecar_sha256"]:
-            found.append(f"{sidecar_path(source['file'])} has changed since")
-        return found
+            return [f"the latents {shown(source['file'])} have changed since it was decoded"]
+        if made_from.get("sidecar_sha256") != source["sidecar_sha256"]:
+            return [f"their sidecar {shown(sidecar_path(source['file']))} has changed since it was decoded"]
+        return []
 
     def finished(self, path: os.PathLike | str, out: os.PathLike | str) -> bool:
         """Whether ``out`` is already this decoder's result for latents ``path`` (resume).
@@ -176,11 +182,15 @@ class Decoder:
             return False
         record = read_record(out)
         if record is None:
-            raise RavekitError(f"{out}: no record ({record_path(out).name}) says how it was made (an older ravekit, "
+            raise RavekitError(f"{shown(path)}: {shown(out)}: no record ({record_path(out).name}) says how it was made (an older ravekit, "
                                "or an interrupted run); use --force to redo it, or another --output")
-        changed = self.differences(record, source_identity(path, sidecar_path(path)))
-        if (record.get("output") or {}).get("bytes") != out.stat().st_size:
-            changed.append(f"{out.name} is not the file its record describes")
-        if changed:
-            raise stale_error(out, changed)
+        source = source_identity(path, sidecar_path(path))
+        changed = self.differences(record)
+        causes = self.inputs_changed(record, source)
+        recorded, size = (record.get("output") or {}).get("bytes"), out.stat().st_size
+        if recorded != size:
+            causes.append(f"it is {size} bytes, its record says {recorded}: cut short or replaced since it was "
+                          "written")
+        if changed or causes:
+            raise stale_error(out, changed, causes, path)
         return True
