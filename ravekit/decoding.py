@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .audio_write import AudioWriter
+from .channels import spans
 from .codes import check_codes
 from .cli import shown
 from .errors import RavekitError, first_line
@@ -44,7 +45,11 @@ def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike
         check_codes(z[0, :m.latent_size], m.codebook_size, path, name,
                     "decode codes made by this model's encoder, or generator.py from their statistics")
     warnings = []
-    if dims != m.latent_size:
+    if m.discrete and dims > m.latent_size:
+        # The model reads its code dims only: the rest would go without a word.
+        warnings.append(f"{path}: dims {spans(list(range(m.latent_size, dims)))} are ignored: a discrete model "
+                        f"decodes only its {m.latent_size} code dims")
+    elif dims != m.latent_size:
         warnings.append(f"{path}: {dims} latent dims, the model's latent_size is {m.latent_size}"
                         + ("; the missing dims are filled with noise" if dims < m.latent_size else ""))
     ratio = meta.get("ratio")
