@@ -147,7 +147,7 @@ def test_a_failing_file_with_a_line_break_is_reported_on_one_line(files, tmp_pat
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{bad}\0"))
     code = encoder.main(["-m", str(files["model"]), "-i", "-", "-0", "-o", str(tmp_path / "o")])
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     errors = [line for line in err.splitlines() if "error:" in line]
     assert code == 1 and len(errors) == 1 and repr(str(bad)) in errors[0], err
     assert all(line.startswith("encoder.py: ") for line in err.strip().splitlines()), err

@@ -330,7 +330,7 @@ def test_real_discrete_export_decodes_codes_alone_as_with_every_dim_filled(tmp_p
     z = np.load(lat)
     save_npy(tmp_path / "in" / "codes.npy", z)
     save_npy(tmp_path / "in" / "wide.npy", np.concatenate([z, np.full((1, 2, z.shape[2]), 5.0, np.float32)], 1))
-    code, out, err = run(capsys, decoder, "-m", REAL_DISCRETE, "-i", tmp_path / "in", "-o", tmp_path / "d",
+    code, _, err = run(capsys, decoder, "-m", REAL_DISCRETE, "-i", tmp_path / "in", "-o", tmp_path / "d",
                          "--chunk", 0, "--seed", 3)
     assert code == 0 and "wide.npy: dims 17-18 are ignored" in err, err
     codes, wide = (sf.read(tmp_path / "d" / f"{n}.wav", dtype="float32")[0] for n in ("codes", "wide"))
