@@ -55,6 +55,11 @@ def run(args) -> int:
     from ravekit.prefetch import AudioPrefetcher
     from ravekit.records import stale_error
 
+    if args.channels:
+        from ravekit.channels import channel_plan
+
+        # A mode the picked channels cannot serve (--channels 3 --channel_mode right) is a wrong command line.
+        channel_plan(max(args.channels) + 1, 1, args.channel_mode, args.channels)
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
                      args.null)
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
@@ -67,9 +72,12 @@ def run(args) -> int:
         if not all(p.exists() for p in planned):
             return []
         for path in planned:
-            changed = encoder.differences(read_sidecar(path))
-            if changed:
-                raise stale_error(path, changed)
+            meta = read_sidecar(path)
+            changed = encoder.differences(meta)
+            causes = [f"{cli.shown(job.source)} has changed since it was encoded"] * encoder.source_changed(
+                meta, job.source)
+            if changed or causes:
+                raise stale_error(path, changed, causes, job.source)
         return planned
 
     def to_do(job) -> bool:

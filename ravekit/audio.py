@@ -9,10 +9,14 @@ shape ``(channels, samples)`` throughout.  Writing is ``audio_write``'s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -69,13 +73,18 @@ def probe(path: os.PathLike | str) -> AudioInfo:
     if p.stat().st_size == 0:
         raise RavekitError(f"{p}: the file is empty; remove it or export it again")
     try:
-        i = sf.info(str(p))
+        with _libmpg123_said(p):  # its "Xing stream size off" lines: _soundfile_blocks tells what they mean
+            i = sf.info(str(p))
     except Exception as exc:  # noqa: BLE001 - libsndfile's errors are of several types
         if p.suffix.lower() in SOUNDFILE_EXTENSIONS and not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
             reason = str(exc).split(":")[-1].strip() or type(exc).__name__
             raise RavekitError(f"{p}: not a readable audio file ({reason}); the file may be corrupt, "
                                "export it again or install ffmpeg for unusual encodings") from None
         return _ffprobe(p)
+    if p.suffix.lower() in (".ogg", ".opus", ".oga") and not _ogg_ends(p):
+        # An Ogg header holds no length: libsndfile would read a cut file as a complete shorter one.
+        raise RavekitError(f"{p}: damaged or truncated: the Ogg stream stops without its end-of-stream page "
+                           f"({i.frames / i.samplerate:.2f} s readable); copy or export it again")
     if i.frames == 0:
         raise RavekitError(f"{p}: the file holds no audio samples; remove it or export it again")
     cut = truncation(p)
@@ -97,12 +106,84 @@ def truncated_error(path: os.PathLike | str, announced: int, present: int, sr: f
 EXACT_LENGTH = (".wav", ".aif", ".aiff", ".flac")
 
 
+def _ogg_ends(path: Path) -> bool:
+    """Whether an Ogg file's pages run whole to one flagged end-of-stream (a cut file's do not)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(27)
+            if len(head) < 27 or head[:4] != b"OggS":
+                return False
+            table = f.read(head[26])
+            end = f.tell() + sum(table)
+            if len(table) < head[26] or end > size:
+                return False
+            if head[5] & 0x04:
+                return True
+            f.seek(end)
+
+
+def _frames_before_error(path: str, block: int = 4096) -> int:
+    """Frames that decode before libsndfile fails (a failed read loses its whole block, so count in small ones)."""
+    import soundfile as sf
+
+    read = 0
+    with contextlib.suppress(sf.LibsndfileError), sf.SoundFile(path) as f:
+        while n := len(f.read(block, dtype="float32", always_2d=True)):
+            read += n
+    return read
+
+
+_STDERR = threading.Lock()
+_MPG123_LINES = ("Warning: ", "Note: ", "[src/libmpg123")
+
+
+@contextlib.contextmanager
+def _libmpg123_said(path: Path) -> Iterator[list[str]]:
+    """Catch what libmpg123 prints on fd 2 while an MP3 is opened; yields the list of its lines.
+
+    It writes straight to the descriptor, past Python, lines a user cannot
+    place ("Warning: Xing stream size off by more than 1%"); they mean the
+    file is not the length its header says, which the caller turns into a
+    message.  Anything else written meanwhile (another thread's) is passed on.
+    """
+    said: list[str] = []
+    if Path(path).suffix.lower() != ".mp3":
+        yield said
+        return
+    with _STDERR:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):
+            yield said
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield said
+            finally:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                for line in tmp.read().decode(errors="replace").splitlines(keepends=True):
+                    if line.startswith(_MPG123_LINES):
+                        said.append(line.strip())
+                    else:
+                        os.write(2, line.encode())
+
+
 def _soundfile_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
     import soundfile as sf
 
     read = 0
+    suffix = Path(info.path).suffix.lower()
     try:
-        with sf.SoundFile(info.path) as f:
+        with _libmpg123_said(Path(info.path)) as said:
+            f = sf.SoundFile(info.path)
+        with f:
             while True:
                 data = f.read(block, dtype="float32", always_2d=True)
                 if not len(data):
@@ -110,8 +191,15 @@ def _soundfile_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
                 read += len(data)
                 yield data.T
     except sf.LibsndfileError as exc:
+        if suffix == ".flac" and info.frames and read < info.frames:
+            # STREAMINFO's total is exact: a decoder that loses sync short of it met the end of a cut file.
+            raise truncated_error(info.path, info.frames, _frames_before_error(info.path), info.sr,
+                                  f"decoding stopped there ({exc}); copy or export it again") from None
         raise RavekitError(f"{info.path}: cannot decode the audio ({exc}); the file may be corrupt") from None
-    if info.frames and read < info.frames and Path(info.path).suffix.lower() in EXACT_LENGTH:
+    if info.frames and read < info.frames and suffix in EXACT_LENGTH:
+        raise truncated_error(info.path, info.frames, read, info.sr)
+    if suffix == ".mp3" and any("Xing" in line for line in said) and info.frames and read < info.frames:
+        # The Xing header counts the frames; libmpg123 found fewer bytes than it announces.
         raise truncated_error(info.path, info.frames, read, info.sr)
 
 

@@ -26,10 +26,12 @@ from typing import Callable, Iterable, TextIO
 from .cli import (
     check_printable,
     info,
+    one_line,
     parse_extensions,
     parse_shard,
     print_path,
     read_paths,
+    shown,
 )
 from .errors import RavekitError
 from .fileio import check_writable
@@ -81,7 +83,7 @@ def _walk(folder: Path, extensions: tuple[str, ...], skip: Path | None) -> list[
 def check_link(path: Path) -> None:
     """Fail with a clear message for a symbolic link whose target is gone."""
     if path.is_symlink() and not path.exists():
-        raise RavekitError(f"{path}: broken symbolic link (to {os.readlink(path)}); fix or remove the link")
+        raise RavekitError(f"{shown(path)}: broken symbolic link (to {shown(os.readlink(path))}); fix or remove the link")
 
 
 def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_dir: Path | None = None,
@@ -94,9 +96,12 @@ def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_di
     that does not exist, or when nothing is found.
     """
     given: list[str] = []
+    from_stdin: set[str] = set()
     for item in inputs:
         if item == "-":
-            given.extend(read_paths(stdin or sys.stdin, null))
+            read = read_paths(stdin or sys.stdin, null)
+            from_stdin.update(read)
+            given.extend(read)
         else:
             given.append(item)
     skip = output_dir.resolve() if output_dir is not None else None
@@ -109,10 +114,13 @@ def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_di
             pairs.append((p, p if _mirrorable(p) else Path(p.name)))
         else:
             link = " (a broken symbolic link)" if p.is_symlink() else ""
-            raise RavekitError(f"{p}: input not found{link}; check the path given to --input", 2)
+            hint = ""
+            if null and item in from_stdin and "\n" in item:
+                hint = "; it holds line breaks: are the paths on stdin really NUL-separated (find -print0)?"
+            raise RavekitError(f"{shown(p)}: input not found{link}; check the path given to --input{hint}", 2)
     if not pairs:
         raise RavekitError(
-            f"no input files found in {', '.join(given) or 'stdin'} ending in {', '.join(extensions)}; "
+            f"no input files found in {', '.join(map(shown, given)) or 'stdin'} ending in {', '.join(extensions)}; "
             "check --input and --extensions", 2)
     return pairs
 
@@ -132,12 +140,15 @@ def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
         key = out.resolve()
         if key in seen and seen[key] != source.resolve():
             raise RavekitError(
-                f"{seen[key]} and {source} would both be written to {out}; rename one or encode them separately", 2)
+                f"{shown(seen[key])} and {shown(source)} would both be written to {shown(out)}; "
+                "rename one or encode them separately", 2)
         if key in sources:
-            raise RavekitError(f"{source}: its output {out} would replace an input; choose another --output", 2)
+            raise RavekitError(f"{shown(source)}: its output {shown(out)} would replace an input; "
+                               "choose another --output", 2)
         if key.with_suffix(".json") in sidecars:
-            raise RavekitError(f"{source}: the record of its output, {out.with_suffix('.json')}, would replace the "
-                               f"sidecar of {sidecars[key.with_suffix('.json')]}; choose another --output", 2)
+            raise RavekitError(f"{shown(source)}: the record of its output, {shown(out.with_suffix('.json'))}, would "
+                               f"replace the sidecar of {shown(sidecars[key.with_suffix('.json')])}; "
+                               "choose another --output", 2)
         if key not in seen:
             seen[key] = source.resolve()
             jobs.append(Job(source, rel, out))
@@ -198,9 +209,10 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
     progress.add_total(sum(e for e in expected if e))
 
     def fail(job: Job, message: str) -> None:
-        name = str(job.source)
-        shown = name if name.isprintable() else repr(name)  # a line break in a name must not split the line
-        message = message if name in message or shown in message else f"{shown}: {message}"
+        name, seen_as = str(job.source), shown(job.source)
+        # A line break in a name must not split the line: the name goes in as repr, wherever the message has it.
+        message = message.replace(name, seen_as) if name != seen_as else message
+        message = one_line(message if seen_as in message else f"{seen_as}: {message}")
         report.failed.append((job.source, message))
         progress.error(message)
 

@@ -49,6 +49,10 @@ def channel_plan(file_channels: int, model_channels: int, mode: str = "auto",
     if mode in ("left", "right"):
         index = 0 if mode == "left" else 1
         if len(sources) <= index:
+            if picked is not None:
+                raise RavekitError(f"--channel_mode right takes the second of the channels picked, but --channels "
+                                   f"{','.join(str(c + 1) for c in picked)} picks one; pick two, or drop "
+                                   "--channel_mode right to use it", 2)
             raise RavekitError("--channel_mode right needs a file with two or more channels; use auto", 2)
         return [("", _spread([sources[index]], model_channels))]
     if mode == "mix" or model_channels == 1:

@@ -212,9 +212,16 @@ def add_model_batch_args(parser: argparse.ArgumentParser, what: str, output: str
     add_chunk_arg(parser)
 
 
+def one_line(message: str) -> str:
+    """``message`` with any line break or other non-printable character escaped, as ``repr`` would."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def warn(prog: str, message: str) -> None:
     """One warning line on stderr."""
-    print(f"{prog}: warning: {message}", file=sys.stderr)
+    print(f"{prog}: warning: {one_line(message)}", file=sys.stderr)
 
 
 def info(prog: str, message: str) -> None:
@@ -223,7 +230,7 @@ def info(prog: str, message: str) -> None:
 
 def fatal(prog: str, message: str, code: int = 1) -> int:
     """Print one error line on stderr and return the exit code to use."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     return code
 
 
@@ -278,6 +285,15 @@ def parse_extensions(text: str) -> tuple[str, ...]:
         if part:
             exts.append(part if part.startswith(".") else "." + part)
     return tuple(exts)
+
+
+def shown(path: os.PathLike | str) -> str:
+    """A path as messages show it: as is, or ``repr`` when it holds a line break or other non-printable character.
+
+    One message is one line on stderr; a name must not split it or hide characters.
+    """
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
 
 
 def check_printable(path: os.PathLike | str, null: bool = False) -> None:

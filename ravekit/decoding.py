@@ -9,7 +9,9 @@ from typing import Callable
 import numpy as np
 
 from .audio_write import AudioWriter
+from .channels import spans
 from .codes import check_codes
+from .cli import shown
 from .errors import RavekitError, first_line
 from .fileio import write_json
 from .latency import measure_latency
@@ -43,7 +45,11 @@ def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike
         check_codes(z[0, :m.latent_size], m.codebook_size, path, name,
                     "decode codes made by this model's encoder, or generator.py from their statistics")
     warnings = []
-    if dims != m.latent_size:
+    if m.discrete and dims > m.latent_size:
+        # The model reads its code dims only: the rest would go without a word.
+        warnings.append(f"{path}: dims {spans(list(range(m.latent_size, dims)))} are ignored: a discrete model "
+                        f"decodes only its {m.latent_size} code dims")
+    elif dims != m.latent_size:
         warnings.append(f"{path}: {dims} latent dims, the model's latent_size is {m.latent_size}"
                         + ("; the missing dims are filled with noise" if dims < m.latent_size else ""))
     ratio = meta.get("ratio")
@@ -151,7 +157,10 @@ class Decoder:
         return source_identity(path, sidecar_path(path))
 
     def differences(self, record: dict, source: dict) -> list[str]:
-        """What in an existing output's record does not match this decoder and these latents."""
+        """The settings in an existing output's record that do not match this decoder's.
+
+        ``source`` (``source_of`` the input) lets subclasses tell audio from latents.
+        """
         m = self.model.info
         old_model = (record.get("model") or {}).get("sha256")
         old = record.get("processing") or {}
@@ -163,12 +172,20 @@ class Decoder:
         for key in ("subtype", "trim", "chunk_frames"):
             if key in old and old[key] != self.processing[key]:
                 found.append(f"{key} {old[key]}")
+        return found
+
+    @staticmethod
+    def inputs_changed(record: dict, source: dict) -> list[str]:
+        """Which of the latents and their sidecar changed since the output was decoded from them."""
         made_from = record.get("source") or {}
         if made_from.get("sha256") != source["sha256"]:
-            found.append(f"{source['file']} has changed since")
-        elif made_from.get("sidecar_sha256") != source["sidecar_sha256"]:
-            found.append(f"{sidecar_path(source['file'])} has changed since")
-        return found
+            what = "the latents" if source.get("sidecar_sha256") is not None or made_from.get("sidecar_sha256") \
+                else "the input"
+            return [f"{what} {shown(source['file'])} " + ("have" if what == "the latents" else "has")
+                    + " changed since it was decoded"]
+        if made_from.get("sidecar_sha256") != source["sidecar_sha256"]:
+            return [f"their sidecar {shown(sidecar_path(source['file']))} has changed since it was decoded"]
+        return []
 
     def finished(self, path: os.PathLike | str, out: os.PathLike | str) -> bool:
         """Whether ``out`` is already this decoder's result for latents ``path`` (resume).
@@ -181,11 +198,15 @@ class Decoder:
             return False
         record = read_record(out)
         if record is None:
-            raise RavekitError(f"{out}: no record ({record_path(out).name}) says how it was made (an older ravekit, "
+            raise RavekitError(f"{shown(path)}: {shown(out)}: no record ({record_path(out).name}) says how it was made (an older ravekit, "
                                "or an interrupted run); use --force to redo it, or another --output")
-        changed = self.differences(record, self.source_of(path))
-        if (record.get("output") or {}).get("bytes") != out.stat().st_size:
-            changed.append(f"{out.name} is not the file its record describes")
-        if changed:
-            raise stale_error(out, changed)
+        source = self.source_of(path)
+        changed = self.differences(record, source)
+        causes = self.inputs_changed(record, source)
+        recorded, size = (record.get("output") or {}).get("bytes"), out.stat().st_size
+        if recorded != size:
+            causes.append(f"it is {size} bytes, its record says {recorded}: cut short or replaced since it was "
+                          "written")
+        if changed or causes:
+            raise stale_error(out, changed, causes, path)
         return True

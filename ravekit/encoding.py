@@ -19,6 +19,7 @@ import numpy as np
 from .audio import AudioInfo, iter_audio, probe
 from .channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from .errors import RavekitError, first_line
+from .fileio import sha256_of
 from .latents import make_sidecar
 from .latency import measure_latency
 from .model import RaveModel
@@ -91,6 +92,22 @@ class Encoder:
                 found.append(f"{key} {old[key]}")
         return found
 
+    @staticmethod
+    def source_changed(meta: dict, path: os.PathLike | str) -> bool:
+        """Whether the audio at ``path`` differs from the file an earlier output's sidecar was encoded from.
+
+        Size and mtime as recorded: taken as unchanged without reading the
+        file; otherwise the sha256 decides (a copy with a new mtime is the same
+        source).  Sidecars of older runs, without these fields, are not checked.
+        """
+        old = meta.get("source") or {}
+        if not all(isinstance(old.get(k), t) for k, t in (("bytes", int), ("mtime_ns", int), ("sha256", str))):
+            return False
+        st = os.stat(path)
+        if st.st_size == old["bytes"] and st.st_mtime_ns == old["mtime_ns"]:
+            return False
+        return st.st_size != old["bytes"] or sha256_of(path) != old["sha256"]
+
     def plan(self, path: os.PathLike | str) -> list[str]:
         """Name suffixes of the passes a file will get (reads only its header)."""
         return [s for s, _ in self._plan(probe(path).channels, path)]
@@ -102,11 +119,24 @@ class Encoder:
             raise RavekitError(f"{path}: {exc}") from None
 
     def channel_warning(self, file_channels: int, plan: list[tuple[str, Groups]]) -> str | None:
-        """Say when channels of the file go unused without the user having chosen so."""
+        """Say when channels of the file go unused without the user having chosen so.
+
+        Channels left out of ``--channels`` were chosen; a channel it lists that
+        the model has no room for (``--channels 3,4,5`` into a stereo model) was not.
+        """
         unused = unused_channels(file_channels, plan)
+        m = self.model.info
+        if self.channels is not None and self.channel_mode == "auto":
+            dropped = [c for c in self.channels if c in unused]
+            if not dropped:
+                return None
+            listed = ",".join(str(c + 1) for c in self.channels)
+            return (f"--channels {listed} into a {m.n_channels}-channel model: used channel"
+                    f"{'s' if m.n_channels > 1 else ''} {describe_groups(plan[0][1])}, ignored "
+                    f"{', '.join(str(c + 1) for c in dropped)}; --channel_mode fold mixes all {len(self.channels)} "
+                    f"down, or give --channels {m.n_channels} channel{'s' if m.n_channels > 1 else ''}")
         if not unused or self.channels is not None or self.channel_mode != "auto":
             return None
-        m = self.model.info
         return (f"{file_channels} channels into a {m.n_channels}-channel model: used channel"
                 f"{'s' if m.n_channels > 1 else ''} {describe_groups(plan[0][1])}, ignored {spans(unused)}; "
                 f"--channel_mode fold mixes all {file_channels} down, --channels picks others "
@@ -126,6 +156,10 @@ class Encoder:
         """
         info = source[0] if source else probe(path)
         m = self.model.info
+        # The file's identity, for resuming (source_changed): stat before reading, hash once after the
+        # first pass, while the file is still in the OS cache.
+        st = os.stat(path)
+        identity = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
         plan = self._plan(info.channels, path)
         warning = self.channel_warning(info.channels, plan)
         for suffix, groups in plan:
@@ -149,6 +183,7 @@ class Encoder:
             except RuntimeError as exc:
                 raise RavekitError(f"{path}: the model failed on this file ({first_line(exc)})") from None
             samples = counted["samples"]
+            identity.setdefault("sha256", sha256_of(path))
             source = {
                 "file": str(path),
                 "sr": info.sr,
@@ -160,6 +195,7 @@ class Encoder:
                 "channel_mode": self.channel_mode,
                 "samples": samples,
                 "duration": samples / m.sr,
+                **identity,
             }
             if warning:
                 source["channel_warning"] = warning

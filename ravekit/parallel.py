@@ -47,28 +47,40 @@ def plan_workers(requested: int, files: int, cores: int | None) -> tuple[int, st
     return workers, f"--jobs {requested}: starting {workers} worker{'s' * (workers != 1)} ({' and '.join(why)})"
 
 
-def count_files(args: argparse.Namespace, stdin_text: str | None) -> int:
+def count_files(args: argparse.Namespace, stdin_bytes: bytes | None) -> int:
     """Input files of this run (after ``--shard``), found as the workers will find them."""
     from .batch import collect_inputs
 
     pairs = collect_inputs(args.input, parse_extensions(args.extensions), Path(args.output),
-                           io.StringIO(stdin_text or ""))
+                           _text_stream(stdin_bytes or b""), null=args.null)
     shard = parse_shard(args.shard)
     return len(pairs[shard[0] - 1::shard[1]]) if shard else len(pairs)
+
+
+def _read_stdin() -> bytes:
+    """All of stdin as bytes: the text layer could translate a "\r" in a name."""
+    raw = getattr(sys.stdin, "buffer", None)
+    return raw.read() if raw is not None else os.fsencode(sys.stdin.read())
+
+
+def _text_stream(data: bytes) -> io.TextIOWrapper:
+    """``data`` as a stdin-like stream: lines split at "\n" only, bytes kept under ``.buffer`` (``cli.read_paths``)."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding=sys.getfilesystemencoding(), errors="surrogateescape",
+                            newline="\n")
 
 
 def run_parallel(prog: str, script: os.PathLike | str, argv: list[str], args: argparse.Namespace,
                  run_here: Callable[[], int]) -> int:
     """``--jobs``: plan the workers, then run them (or, capped to one, ``run_here`` in this process)."""
-    stdin_text = sys.stdin.read() if "-" in args.input else None
-    workers, note = plan_workers(args.jobs, count_files(args, stdin_text), os.cpu_count())
+    stdin_bytes = _read_stdin() if "-" in args.input else None
+    workers, note = plan_workers(args.jobs, count_files(args, stdin_bytes), os.cpu_count())
     if note:
         info(prog, note)
     if workers == 1:
-        if stdin_text is not None:
-            sys.stdin = io.StringIO(stdin_text)  # read once already: hand the paths on
+        if stdin_bytes is not None:
+            sys.stdin = _text_stream(stdin_bytes)  # read once already: hand the paths on
         return run_here()
-    return run_in_parts(prog, script, argv, workers, stdin_text, args.quiet)
+    return run_in_parts(prog, script, argv, workers, stdin_bytes, args.quiet, args.null)
 
 
 class _Workers:
@@ -103,28 +115,53 @@ class _Workers:
                 self.progress.write(line.rstrip("\n"))
 
 
-def _relay(stream, out: TextIO, lock: threading.Lock) -> None:
-    for line in iter(stream.readline, ""):
-        with lock:
-            out.write(line)
-            out.flush()
+def _write_bytes(out: TextIO, data: bytes) -> None:
+    raw = getattr(out, "buffer", None)
+    if raw is None:
+        out.write(os.fsdecode(data))
+    else:
+        out.flush()  # whatever the text layer holds goes first
+        raw.write(data)
+        raw.flush()
+    out.flush()
+
+
+def _relay(stream, out: TextIO, lock: threading.Lock, null: bool = False) -> None:
+    """Copy a worker's paths to ``out`` in whole records (lines, or NUL-terminated with ``null``), as bytes."""
+    if not null:
+        for line in iter(stream.readline, b""):
+            with lock:
+                _write_bytes(out, line)
+    else:
+        pending = b""
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            pending += chunk
+            cut = pending.rfind(b"\0") + 1
+            if cut:
+                with lock:
+                    _write_bytes(out, pending[:cut])
+                pending = pending[cut:]
+        if pending:  # a worker cut short mid-record: still its own write, never spliced into another's
+            with lock:
+                _write_bytes(out, pending)
     stream.close()
 
 
 def _gather(stream, workers: _Workers) -> None:
-    for line in iter(stream.readline, ""):
-        workers.take(line)
+    for line in iter(stream.readline, b""):
+        workers.take(line.decode("utf-8", "backslashreplace"))
     stream.close()
 
 
 def run_in_parts(prog: str, script: os.PathLike | str, argv: list[str], parts: int,
-                 stdin_text: str | None = None, quiet: bool = False) -> int:
+                 stdin_bytes: bytes | None = None, quiet: bool = False, null: bool = False) -> int:
     """Run ``script argv --part k/parts`` for k = 1..parts at once; return the worst exit code.
 
     Each worker gets ``cores // parts`` threads (at least one) through
-    ``OMP_NUM_THREADS``.  ``stdin_text`` (the paths of ``--input -``, read
-    once here) is given to every worker.  Paths (stdout) are relayed whole
-    lines at a time, so a pipeline downstream still reads one path per line.
+    ``OMP_NUM_THREADS``.  ``stdin_bytes`` (the paths of ``--input -``, read
+    once here) is given to every worker.  Paths (stdout) are relayed as bytes,
+    whole lines (NUL-terminated records with ``null``) at a time, so a
+    pipeline downstream still reads one path per record.
     """
     from .batch import summary_line
     from .progress import WORKER_ENV, Progress
@@ -140,11 +177,11 @@ def run_in_parts(prog: str, script: os.PathLike | str, argv: list[str], parts: i
         for k in range(1, parts + 1):
             cmd = [sys.executable, str(Path(script).resolve()), *argv, "--jobs", "1", "--part", f"{k}/{parts}"]
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, bufsize=1)
-            proc.stdin.write(stdin_text or "")
+                                    stderr=subprocess.PIPE)
+            proc.stdin.write(stdin_bytes or b"")
             proc.stdin.close()
             procs.append(proc)
-            readers += [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout, out_lock), daemon=True),
+            readers += [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout, out_lock, null), daemon=True),
                         threading.Thread(target=_gather, args=(proc.stderr, gathered), daemon=True)]
             readers[-2].start()
             readers[-1].start()

@@ -78,7 +78,17 @@ def discard_record(path: os.PathLike | str) -> None:
         record_path(path).unlink()
 
 
-def stale_error(path: os.PathLike | str, changed: list[str]) -> RavekitError:
-    """An existing output that another run made differently: the encoder's and decoder's one message."""
-    return RavekitError(f"{path}: made by an earlier run with other settings ({', '.join(changed)}); "
+def stale_error(path: os.PathLike | str, changed: list[str], causes: list[str] = (),
+                source: os.PathLike | str | None = None) -> RavekitError:
+    """An existing output that is not this run's result: the encoder's and decoder's one message.
+
+    ``changed`` lists settings that differ (``seed 1``); ``causes`` says what
+    else makes the output stale, by cause (an input changed since, an output
+    cut short).  ``source``, the input, starts the message as in other per-file errors.
+    """
+    from .cli import shown
+
+    parts = [f"made by an earlier run with other settings ({', '.join(changed)})"] if changed else []
+    head = f"{shown(source)}: " if source is not None else ""
+    return RavekitError(f"{head}{shown(path)}: {'; '.join(parts + list(causes))}; "
                         "use --force to redo it, or another --output")

@@ -131,6 +131,28 @@ def test_line_break_in_a_name_fails_that_file_without_null(files, tmp_path, caps
     assert all(line.startswith("encoder.py: ") for line in err.strip().splitlines())
 
 
+def test_newline_separated_stdin_with_null_is_one_line_with_a_hint(files, tmp_path, capsys, monkeypatch):
+    """printf 'a.wav\\n' | encoder.py -i - -0: the name is shown as repr, and the likely cause is named."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{files['audio']}\n{files['audio']}\n"))
+    code = encoder.main(["-m", str(files["model"]), "-i", "-", "-0", "-o", str(files["out"])])
+    out, err = capsys.readouterr()
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+    assert repr(f"{files['audio']}\n{files['audio']}\n") in err and "input not found" in err
+    assert "NUL-separated" in err and "find -print0" in err
+
+
+def test_a_failing_file_with_a_line_break_is_reported_on_one_line(files, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "in" / "bro\rken\nfile.wav"
+    bad.parent.mkdir()
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{bad}\0"))
+    code = encoder.main(["-m", str(files["model"]), "-i", "-", "-0", "-o", str(tmp_path / "o")])
+    _, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 1 and len(errors) == 1 and repr(str(bad)) in errors[0], err
+    assert all(line.startswith("encoder.py: ") for line in err.strip().splitlines()), err
+
+
 def test_generator_and_inspector_take_null(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("".join(f"{p}\0" for p in sorted(files["lat"].glob("*.npy")))))
     code = generator.main(["-i", "-", "-0", "--embeddings", "--num_files", "2", "-o", str(tmp_path / "g")])

@@ -70,14 +70,27 @@ def test_changed_latents_are_not_taken_for_done(tmp_path, capsys, demo_model, la
     z = np.load(latents)
     np.save(latents, z + 0.5)
     code, out, err = run(capsys, decoder, *args)
-    assert code == 1 and not out and f"{latents} has changed since" in err
+    wav = tmp_path / "o" / "a.wav"
+    assert code == 1 and not out and f"{latents}: {wav}: the latents {latents} have changed since it was decoded" in err
+    assert "other settings" not in err
     run(capsys, decoder, *args, "--force")
     side = latents.with_suffix(".json")
     meta = json.loads(side.read_text())
     meta["source"]["samples"] -= 100
     side.write_text(json.dumps(meta))
     code, out, err = run(capsys, decoder, *args)
-    assert code == 1 and "a.json has changed since" in err
+    assert code == 1 and f"{latents}: {wav}: their sidecar {side} has changed since" in err
+    assert "other settings" not in err
+    run(capsys, decoder, *args, "--force")
+    with open(wav, "r+b") as f:  # cut short, as a full disk or a killed copy leaves it
+        f.truncate(wav.stat().st_size - 400)
+    code, out, err = run(capsys, decoder, *args)
+    assert code == 1 and f"{latents}: {wav}: it is " in err and "cut short or replaced" in err
+    assert "other settings" not in err
+    code, out, err = run(capsys, decoder, *args, "--seed", 3, "--force")  # other settings: named as such
+    assert code == 0
+    code, out, err = run(capsys, decoder, *args)
+    assert code == 1 and f"{latents}: {wav}: made by an earlier run with other settings (seed 3)" in err
 
 
 def test_a_wav_without_record_is_reported_not_kept(tmp_path, capsys, demo_model, latents):

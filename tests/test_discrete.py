@@ -321,3 +321,23 @@ def test_real_discrete_export_round_trip_through_the_generator(tmp_path, capsys)
     assert code == 0, err
     audio, sr = sf.read(dec[0])
     assert sr == 44100 and np.isfinite(audio).all()
+
+
+@real_discrete
+def test_real_discrete_export_decodes_codes_alone_as_with_every_dim_filled(tmp_path, capsys):
+    """No noise rows are added for a discrete model: the export ignores them, so the audio is the same."""
+    lat = encode(tmp_path, capsys, REAL_DISCRETE, seconds=1.0)
+    z = np.load(lat)
+    save_npy(tmp_path / "in" / "codes.npy", z)
+    save_npy(tmp_path / "in" / "wide.npy", np.concatenate([z, np.full((1, 2, z.shape[2]), 5.0, np.float32)], 1))
+    code, _, err = run(capsys, decoder, "-m", REAL_DISCRETE, "-i", tmp_path / "in", "-o", tmp_path / "d",
+                         "--chunk", 0, "--seed", 3)
+    assert code == 0 and "wide.npy: dims 17-18 are ignored" in err, err
+    codes, wide = (sf.read(tmp_path / "d" / f"{n}.wav", dtype="float32")[0] for n in ("codes", "wide"))
+    with quiet_jit():
+        module = torch.jit.load(str(REAL_DISCRETE), map_location="cpu")
+    full = np.concatenate([z, np.random.default_rng(0).standard_normal((1, 128 - 16, z.shape[2]))], 1)
+    torch.manual_seed(3)
+    filled = module.decode(torch.from_numpy(full.astype(np.float32)))[0, 0].detach().numpy()
+    np.testing.assert_array_equal(codes, filled)
+    np.testing.assert_array_equal(wide, filled)

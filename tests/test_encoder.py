@@ -203,6 +203,44 @@ def test_resume_refuses_outputs_made_with_other_settings(tmp_path, capsys, demo_
     assert src.exists()
 
 
+def test_resume_refuses_latents_of_audio_that_changed_since(tmp_path, capsys, monkeypatch, demo_model):
+    import os
+
+    import ravekit.encoding
+
+    src = write_audio(tmp_path / "in" / "a.wav", seconds=0.3)
+    args = ("-m", demo_model, "-i", src, "-o", tmp_path / "o")
+    run(capsys, *args)
+    npy = tmp_path / "o" / "a.npy"
+    source = json.loads(npy.with_suffix(".json").read_text())["source"]
+    assert source["sha256"] == sha256_of(src) and source["bytes"] == src.stat().st_size
+    hashed = []
+    real = ravekit.encoding.sha256_of
+    monkeypatch.setattr(ravekit.encoding, "sha256_of", lambda p: hashed.append(p) or real(p))
+    code, out, err = run(capsys, *args)  # unchanged: kept, and the audio is not read again to tell
+    assert code == 0 and out == [str(npy)] and "already there" in err and not hashed
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))  # touched, same bytes: kept
+    code, out, err = run(capsys, *args)
+    assert code == 0 and out == [str(npy)] and "already there" in err and hashed
+    old = npy.read_bytes()
+    write_audio(src, seconds=0.3, seed=5)  # same length, other audio
+    code, out, err = run(capsys, *args)
+    assert code == 1 and not out and npy.read_bytes() == old
+    assert f"{src}: {npy}: {src} has changed since it was encoded; use --force" in err
+    assert "other settings" not in err
+    code, out, err = run(capsys, *args, "--force")
+    assert code == 0 and out == [str(npy)] and npy.read_bytes() != old
+    # Sidecars of older runs hold no identity: resumed as before, unchecked.
+    side = npy.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    for key in ("bytes", "mtime_ns", "sha256"):
+        del meta["source"][key]
+    side.write_text(json.dumps(meta))
+    write_audio(src, seconds=0.4, seed=6)
+    code, out, err = run(capsys, *args)
+    assert code == 0 and out == [str(npy)] and "already there" in err
+
+
 def test_split_mode_goes_on_past_a_corrupt_file(tmp_path, capsys, demo_model):
     write_audio(tmp_path / "in" / "good.wav", seconds=0.3, channels=2)
     (tmp_path / "in" / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")

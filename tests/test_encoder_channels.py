@@ -103,3 +103,24 @@ def test_mono_into_stereo_is_duplicated_and_recorded(tmp_path, capsys, fixture_m
     assert code == 0 and "m.wav" not in err
     source = sidecar(tmp_path / "o" / "m.npy")["source"]
     assert source["channel_map"] == [[1], [1]] and source["channels_used"] == [1]
+
+
+def test_a_listed_channel_the_model_has_no_room_for_is_named(tmp_path, capsys, fixture_models):
+    """--channels 3,4,5 into a stereo model: channel 5 is dropped, and that is said."""
+    model = fixture_models["stereo512"]
+    x = six_channels(tmp_path)
+    code, out, err = run(capsys, "-m", model, "-i", tmp_path / "six.wav", "-o", tmp_path / "o", "--channels", "3,4,5")
+    assert code == 0
+    warnings = [line for line in err.splitlines() if "six.wav" in line]
+    assert len(warnings) == 1 and "warning" in warnings[0], err
+    assert "used channels 3, 4, ignored 5" in warnings[0] and "--channel_mode fold" in warnings[0]
+    assert "ignored 5" in sidecar(tmp_path / "o" / "six.npy")["source"]["channel_warning"]
+    np.testing.assert_array_equal(np.load(out[0]), encoded(tmp_path, capsys, model, x[:, 2:4], "ref"))
+
+
+def test_right_of_one_picked_channel_is_a_wrong_command_line(tmp_path, capsys, fixture_models):
+    six_channels(tmp_path)
+    code, out, err = run(capsys, "-m", fixture_models["stereo512"], "-i", tmp_path / "six.wav", "-o", tmp_path / "o",
+                         "--channels", "3", "--channel_mode", "right")
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+    assert "--channels 3 picks one" in err and "two or more channels" not in err

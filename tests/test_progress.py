@@ -145,3 +145,57 @@ def test_decoder_jobs_aggregate_progress_and_summary(demo_model, tmp_path, capfd
     out, err = capfd.readouterr()
     assert code == 0, err
     assert len(out.split()) == 2 and err.count("2 written") == 1
+
+
+def stdin_bytes(data: bytes) -> io.TextIOWrapper:
+    """A stdin as the terminal gives it: text on top of bytes, lines split at "\\n" only."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="\n")
+
+
+@pytest.mark.parametrize("script", ["encoder", "decoder"])
+def test_jobs_2_with_null_reads_and_writes_whole_nul_records(script, demo_model, tmp_path, monkeypatch, capfdbinary):
+    """-i - -0 --jobs 2: names holding \\r or \\n reach the workers and come back intact, one record each."""
+    names = ["plain", "car\rriage", "two\nlines", "tail"]
+    for i, name in enumerate(names):
+        write_audio(tmp_path / "in" / f"{name}.wav", seconds=0.2, seed=i)
+    if script == "decoder":
+        assert encoder.main(["-q", "-m", str(demo_model), "-i", str(tmp_path / "in"), "-0", "-o",
+                             str(tmp_path / "lat")]) == 0
+        capfdbinary.readouterr()
+        inputs, main, suffix = tmp_path / "lat", decoder.main, ".wav"
+    else:
+        inputs, main, suffix = tmp_path / "in", encoder.main, ".npy"
+    given = sorted(p for p in inputs.iterdir() if p.suffix in (".wav", ".npy"))
+    monkeypatch.setattr("sys.stdin", stdin_bytes(b"".join(bytes(p) + b"\0" for p in given)))
+    monkeypatch.setattr("ravekit.parallel.os.cpu_count", lambda: 2)
+    code = main(["-m", str(demo_model), "-i", "-", "-0", "-o", str(tmp_path / "out"), "--jobs", "2"])
+    out, err = capfdbinary.readouterr()
+    assert code == 0, err
+    assert out.endswith(b"\0") and sorted(out.split(b"\0")[:-1]) == sorted(
+        bytes(tmp_path / "out" / f"{name}{suffix}") for name in names)
+
+
+def test_relay_with_null_writes_whole_records_only(tmp_path):
+    """A record split across a worker's writes is not interleaved with another worker's paths."""
+    import threading
+
+    from ravekit.parallel import _relay
+
+    class Pieces(io.BytesIO):
+        def __init__(self, pieces):
+            super().__init__()
+            self.pieces = list(pieces)
+
+        def read1(self, n=-1):
+            return self.pieces.pop(0) if self.pieces else b""
+
+    class Out(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.buffer = io.BytesIO()
+            self.writes = []
+            self.buffer.write = lambda data: self.writes.append(bytes(data)) or len(data)
+
+    out = Out()
+    _relay(Pieces([b"/o/a\rb.n", b"py\0/o/c\n", b"d.npy\0"]), out, threading.Lock(), null=True)
+    assert out.writes == [b"/o/a\rb.npy\0", b"/o/c\nd.npy\0"]

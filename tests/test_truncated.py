@@ -84,3 +84,21 @@ def test_a_complete_file_still_records_its_full_length(tmp_path, capsys, demo_mo
     src = write_audio(tmp_path / "a.wav", 44100, 2.0, subtype="FLOAT")
     code, _, _ = run(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o")
     assert code == 0 and json.loads((tmp_path / "o" / "a.json").read_text())["source"]["samples"] == 88200
+
+
+@pytest.mark.parametrize("suffix, says", [
+    (".flac", "truncated: the header announces 132300 frames (3.00 s), the file holds "),
+    (".ogg", "damaged or truncated"),
+    (".mp3", "truncated: the header announces 132300 frames (3.00 s), the file holds "),
+])
+def test_cut_compressed_files_are_named_truncated(tmp_path, capfd, demo_model, suffix, says):
+    """FLAC (STREAMINFO's count), Ogg (no end-of-stream page), MP3 (its Xing header's count), cut in half."""
+    src = cut(write_audio(tmp_path / f"song{suffix}", seconds=3.0))
+    whole = write_audio(tmp_path / "ok" / f"whole{suffix}", seconds=3.0)
+    code = encoder.main(["-m", str(demo_model), "-i", str(src), str(whole), "-o", str(tmp_path / "o")])
+    out, err = capfd.readouterr()
+    assert code == 1 and out.splitlines() == [str(tmp_path / "o" / f"whole{suffix}").replace(suffix, ".npy")], err
+    line = [e for e in err.splitlines() if "error:" in e]
+    assert len(line) == 1 and f"song{suffix}: {says}" in line[0], err
+    assert "(0.00 s)" not in line[0] and "no audio samples" not in err
+    assert all(e.startswith("encoder.py: ") for e in err.splitlines()), err  # no raw libmpg123 lines
