@@ -21,12 +21,12 @@ $(STAMP): requirements.txt
 compile: $(STAMP)
 	@$(BIN)/python -m compileall -q ravekit patterns >/dev/null
 
-models/demo.ts: $(STAMP) ravekit/demo_model.py
-	$(BIN)/python tools/make_demo_model.py $@
+models/demo.ts: $(STAMP) ravekit/demo/model.py
+	$(BIN)/python -m tools.make_demo_model $@
 
 demo: models/demo.ts compile
 	@rm -rf _demo && mkdir -p _demo
-	$(BIN)/python tools/make_demo_audio.py _demo/audio/melody.wav
+	$(BIN)/python -m tools.make_demo_audio _demo/audio/melody.wav
 	$(BIN)/python encoder.py --model models/demo.ts --input _demo/audio --output _demo/latents
 	$(BIN)/python decoder.py --model models/demo.ts --input _demo/latents --output _demo/decoded
 	@if [ -f generator.py ]; then \
@@ -40,7 +40,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 bench: models/demo.ts compile
-	$(BIN)/python tools/bench.py
+	$(BIN)/python -m tools.bench
 
 clean:
 	rm -rf _demo _encoder-output _decoder-output _generator-output _inspector-output _averager-output models/demo.ts

@@ -20,7 +20,7 @@ import torch
 from conftest import REAL_MODELS, ROOT, real_models
 
 import averager
-from ravekit.merge_math import linear_merge, slerp_merge, slerp_pair
+from ravekit.merging.math import linear_merge, slerp_merge, slerp_pair
 
 
 def jit_load(path):
@@ -304,7 +304,7 @@ def test_streaming_caches_stay_first_models(fixture_models, tmp_path, capsys):
 
 
 def test_entries_missing_from_a_model_are_reported():
-    from ravekit.merge import plan_merge
+    from ravekit.merging.plan import plan_merge
 
     t = torch.ones(3)
     plans = plan_merge([{"w": t, "only_a": t}, {"w": 2 * t, "only_b": t}], {"w"})

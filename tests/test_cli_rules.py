@@ -20,7 +20,7 @@ import decoder
 import encoder
 import generator
 import inspector
-from ravekit.latents import make_sidecar, save_npy
+from ravekit.io.latents import make_sidecar, save_npy
 
 SCRIPTS = {"encoder": encoder, "decoder": decoder, "generator": generator, "inspector": inspector,
            "averager": averager}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import FIXTURE_SPECS
 
-from ravekit.model import load_module
+from ravekit.engine.model import load_module
 
 
 def test_attributes_offered_to_nn_tilde_all_have_setters(fixture_models):

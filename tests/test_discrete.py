@@ -20,9 +20,9 @@ import decoder
 import encoder
 import generator
 import inspector
-from ravekit.demo_model import demo_signal
-from ravekit.latents import load_latents, save_latent_wav, save_npy
-from ravekit.model import load_model, quiet_jit, read_codebook_size
+from ravekit.demo.model import demo_signal
+from ravekit.io.latents import load_latents, save_latent_wav, save_npy
+from ravekit.engine.model import load_model, quiet_jit, read_codebook_size
 
 FIXTURE_CODEBOOK = 32
 REAL_DISCRETE = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent")) / "kinds" / "discretecap16_mono_44k_seed0.ts"

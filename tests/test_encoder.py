@@ -14,7 +14,7 @@ import soundfile as sf
 
 import encoder
 from conftest import export_facts, real_models, synth, write_audio
-from ravekit.model import sha256_of
+from ravekit.engine.model import sha256_of
 
 
 def run(capsys, *args):
@@ -27,7 +27,7 @@ def run(capsys, *args):
 def info_of(path):
     import torch
 
-    from ravekit.model import load_module, read_info
+    from ravekit.engine.model import load_module, read_info
 
     return read_info(load_module(path), str(path)), torch
 

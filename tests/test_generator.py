@@ -19,8 +19,8 @@ import soundfile as sf
 from conftest import ROOT, export_facts, real_models
 
 import generator
-from ravekit.latents import make_sidecar, save_latent_wav, save_npy
-from ravekit.stats_io import load_stats
+from ravekit.io.latents import make_sidecar, save_latent_wav, save_npy
+from ravekit.generate.stats_io import load_stats
 
 SR, RATIO = 44100, 2048
 

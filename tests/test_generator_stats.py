@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ravekit.distributions import sample
-from ravekit.stats import compute_stats
+from ravekit.generate.distributions import sample
+from ravekit.generate.stats import compute_stats
 from test_generator import latents, run, write_latents  # noqa: F401 (latents is a fixture)
 
 

@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 
 import decoder
-from ravekit import audio_write
-from ravekit.audio_write import HEADER_ALLOWANCE, WAV_MAX_BYTES, AudioWriter, choose_container, wav_data_bytes
+from ravekit.io import writer as audio_write
+from ravekit.io.writer import HEADER_ALLOWANCE, WAV_MAX_BYTES, AudioWriter, choose_container, wav_data_bytes
 from ravekit.errors import RavekitError
-from ravekit.latents import load_latents, make_sidecar, save_latent_wav
+from ravekit.io.latents import load_latents, make_sidecar, save_latent_wav
 
 
 def run(capsys, script, *args):

@@ -13,11 +13,11 @@ from conftest import write_audio
 
 import decoder
 import encoder
-from ravekit.decoding import Decoder
-from ravekit.encoding import Encoder
-from ravekit.model import load_model
-from ravekit.parallel import plan_workers
-from ravekit.progress import PREFIX
+from ravekit.engine.decode import Decoder
+from ravekit.engine.encode import Encoder
+from ravekit.engine.model import load_model
+from ravekit.commands.parallel import plan_workers
+from ravekit.commands.progress import PREFIX
 
 
 class Terminal(io.StringIO):
@@ -90,8 +90,8 @@ def test_jobs_99_on_two_files_starts_two_workers(demo_model, tmp_path, monkeypat
         started.append(args[0])
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr("ravekit.parallel.os.cpu_count", lambda: 64)
-    monkeypatch.setattr("ravekit.parallel.subprocess.Popen", popen)
+    monkeypatch.setattr("ravekit.commands.parallel.os.cpu_count", lambda: 64)
+    monkeypatch.setattr("ravekit.commands.parallel.subprocess.Popen", popen)
     code = encoder.main(["-m", str(demo_model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "-j", "99"])
     out, err = capfd.readouterr()
     assert code == 0, err
@@ -103,7 +103,7 @@ def test_jobs_99_on_two_files_starts_two_workers(demo_model, tmp_path, monkeypat
 def test_jobs_2_on_one_file_runs_in_this_process(demo_model, tmp_path, monkeypatch, capfd):
     src = write_audio(tmp_path / "only.wav", seconds=0.2)
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{src}\n"))
-    monkeypatch.setattr("ravekit.parallel.subprocess.Popen", None)  # starting a process would fail
+    monkeypatch.setattr("ravekit.commands.parallel.subprocess.Popen", None)  # starting a process would fail
     code = encoder.main(["-m", str(demo_model), "-i", "-", "-o", str(tmp_path / "o"), "-j", "2"])
     out, err = capfd.readouterr()
     assert code == 0 and out.split() == [str(tmp_path / "o" / "only.npy")] and "1 file" in err

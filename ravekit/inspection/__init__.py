@@ -1,0 +1,1 @@
+"""Inspection of models and checkpoints: facts, detail views, reports (named so as not to read as the stdlib inspect)."""

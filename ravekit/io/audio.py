@@ -1,0 +1,170 @@
+"""Audio input: reading block by block, resampling.
+
+Reading goes through soundfile (WAV, AIFF, FLAC, OGG/Vorbis/Opus, MP3); other
+formats (m4a, aac, ...) are decoded by the ``ffmpeg`` command when it is on
+PATH.  Files are read in blocks and resampled with a streaming soxr resampler,
+so memory does not grow with the file's length.  Arrays are float32 with
+shape ``(channels, samples)`` throughout.  Writing is ``audio_write``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ravekit.io.header import truncation
+from ravekit.errors import RavekitError
+
+BLOCK = 1 << 18  # frames per read: large enough to amortise calls, small next to a model chunk
+AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".mp4")
+SOUNDFILE_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".mp3")
+
+
+@dataclass
+class AudioInfo:
+    """What a file holds before conversion: rate in Hz, channels, length in frames."""
+
+    path: str
+    sr: int
+    channels: int
+    frames: int | None  # None when the decoder cannot tell in advance (ffmpeg streams)
+    via_ffmpeg: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.frames is None else self.frames / self.sr
+
+
+def _ffprobe(path: Path) -> AudioInfo:
+    if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
+        raise RavekitError(
+            f"{path}: soundfile cannot read this format and ffmpeg is not installed; "
+            "install ffmpeg (e.g. apt-get install ffmpeg) or convert the file to WAV/FLAC"
+        )
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=sample_rate,channels", "-of", "json", str(path)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        stream = json.loads(res.stdout)["streams"][0]
+        return AudioInfo(str(path), int(stream["sample_rate"]), int(stream["channels"]), None, True)
+    except (ValueError, KeyError, IndexError):
+        reason = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "no audio stream"
+        raise RavekitError(f"{path}: not a readable audio file ({reason}); check or re-export the file") from None
+
+
+def probe(path: os.PathLike | str) -> AudioInfo:
+    """Sample rate, channels and length of an audio file, without reading it."""
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.is_file():
+        raise RavekitError(f"{p}: audio file not found")
+    if p.stat().st_size == 0:
+        raise RavekitError(f"{p}: the file is empty; remove it or export it again")
+    try:
+        i = sf.info(str(p))
+    except Exception as exc:  # noqa: BLE001 - libsndfile's errors are of several types
+        if p.suffix.lower() in SOUNDFILE_EXTENSIONS and not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
+            reason = str(exc).split(":")[-1].strip() or type(exc).__name__
+            raise RavekitError(f"{p}: not a readable audio file ({reason}); the file may be corrupt, "
+                               "export it again or install ffmpeg for unusual encodings") from None
+        return _ffprobe(p)
+    if i.frames == 0:
+        raise RavekitError(f"{p}: the file holds no audio samples; remove it or export it again")
+    cut = truncation(p)
+    if cut:
+        raise truncated_error(p, *cut, i.samplerate)
+    return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames))
+
+
+def truncated_error(path: os.PathLike | str, announced: int, present: int, sr: float,
+                    fix: str = "copy or export it again, or keep what is there by rewriting it "
+                               "(e.g. ffmpeg -i FILE whole.wav)") -> RavekitError:
+    """A file cut short is a failure, never taken for a complete shorter one."""
+    return RavekitError(f"{path}: truncated: the header announces {announced} frames ({announced / sr:.2f} s), "
+                        f"the file holds {present} ({present / sr:.2f} s); {fix}")
+
+
+# Formats whose header states the exact length: fewer frames read than that is a cut-off file.
+# (An MP3's or Ogg's length is an estimate.)
+EXACT_LENGTH = (".wav", ".aif", ".aiff", ".flac")
+
+
+def _soundfile_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
+    import soundfile as sf
+
+    read = 0
+    try:
+        with sf.SoundFile(info.path) as f:
+            while True:
+                data = f.read(block, dtype="float32", always_2d=True)
+                if not len(data):
+                    break
+                read += len(data)
+                yield data.T
+    except sf.LibsndfileError as exc:
+        raise RavekitError(f"{info.path}: cannot decode the audio ({exc}); the file may be corrupt") from None
+    if info.frames and read < info.frames and Path(info.path).suffix.lower() in EXACT_LENGTH:
+        raise truncated_error(info.path, info.frames, read, info.sr)
+
+
+def _ffmpeg_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", info.path, "-map", "0:a:0",
+           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    frame_bytes = 4 * info.channels
+    try:
+        while True:
+            raw = proc.stdout.read(block * frame_bytes)
+            if not raw:
+                break
+            usable = len(raw) - len(raw) % frame_bytes
+            yield np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, info.channels).T
+    finally:
+        proc.stdout.close()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        if proc.wait() != 0:
+            raise RavekitError(f"{info.path}: ffmpeg could not decode it ({err.splitlines()[-1] if err else 'error'})")
+
+
+def iter_audio(path: os.PathLike | str, sr: int | None = None, block: int = BLOCK,
+               info: AudioInfo | None = None) -> Iterator[np.ndarray]:
+    """Yield float32 blocks ``(channels, n)`` of a file, resampled to ``sr`` Hz.
+
+    Resampling uses soxr's streaming high-quality resampler, so the blocks
+    join into exactly the signal a whole-file resampling gives.
+    """
+    info = info or probe(path)
+    blocks = _ffmpeg_blocks(info, block) if info.via_ffmpeg else _soundfile_blocks(info, block)
+    if sr is None or sr == info.sr:
+        yield from blocks
+        return
+    import soxr
+
+    stream = soxr.ResampleStream(info.sr, sr, info.channels, dtype="float32", quality="HQ")
+    for data in blocks:
+        out = stream.resample_chunk(np.ascontiguousarray(data.T))
+        if len(out):
+            yield out.T
+    out = stream.resample_chunk(np.zeros((0, info.channels), dtype=np.float32), last=True)
+    if len(out):
+        yield out.T
+
+
+def read_audio(path: os.PathLike | str, sr: int | None = None) -> tuple[np.ndarray, AudioInfo]:
+    """Read a whole file: float32 ``(channels, samples)`` at ``sr`` Hz (or the file's rate)."""
+    info = probe(path)
+    blocks = list(iter_audio(path, sr, info=info))
+    if not blocks:
+        raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again")
+    return np.concatenate(blocks, axis=1), info
+
+
