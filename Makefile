@@ -3,7 +3,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+REQUIREMENTS := requirements.txt requirements-dev.txt
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | cksum | cut -d' ' -f1)
 RAVE_TEST_MODELS ?= $(abspath ../shared/rave-models)
 export RAVE_TEST_MODELS
 
@@ -11,9 +12,10 @@ export RAVE_TEST_MODELS
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt
+# Runtime and development requirements both: .venv runs the tests and the linters.
+$(STAMP): $(REQUIREMENTS)
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Byte-compiled modules keep every script's --help fast even where
