@@ -128,10 +128,10 @@ def test_output_folder_that_does_not_exist_yet(fixture_models, demo_c, tmp_path,
 
 
 def test_output_paths_takes_plain_values(tmp_path):
-    from ravekit.commands import averager
+    from ravekit.merging.outputs import output_paths
 
     a, b = str(tmp_path / "a.ts"), str(tmp_path / "b.ts")
-    out, report, recipe, renders = averager.output_paths(str(tmp_path / "x") + "/", None, [a, b], None, False)
+    out, report, recipe, renders = output_paths(str(tmp_path / "x") + "/", None, [a, b], None, False)
     assert (out, report, recipe, renders) == (tmp_path / "x" / "merged.ts", tmp_path / "x" / "merged.csv",
                                               tmp_path / "x" / "merged.json", [])
 

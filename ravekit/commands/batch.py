@@ -234,6 +234,24 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
     return report
 
 
+def pending(jobs: list[Job], finished: Callable[[Job], list[Path]], force: bool, null: bool = False) -> list[Job]:
+    """The jobs a run will work on: not finished (or ``force``), in order.
+
+    A job with a problem (a broken link, a name stdout cannot carry, stale
+    outputs) is left out: :func:`run_jobs` meets the problem again and reports
+    it with the file, without working on it.
+    """
+    def to_do(job: Job) -> bool:
+        try:
+            check_link(job.source)
+            check_printable(job.output, null)
+            return force or not finished(job)
+        except RavekitError:
+            return False
+
+    return [job for job in jobs if to_do(job)]
+
+
 def summary_line(written: int, skipped: int, failed: int, seconds: float) -> str:
     """``3 written, 1 already there (...), 1 failed in 2.0 s``."""
     parts = [f"{written} written"]

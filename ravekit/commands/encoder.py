@@ -47,78 +47,41 @@ def main(argv=None) -> int:
 def run(args) -> int:
     from pathlib import Path
 
-    from ravekit.commands.batch import check_link, find_jobs, run_jobs, summarise
+    from ravekit.commands.batch import find_jobs, pending, run_jobs, summarise
+    from ravekit.commands.progress import audio_seconds
     from ravekit.engine.encode import Encoder
-    from ravekit.errors import RavekitError
-    from ravekit.io.latents import read_sidecar, save_npy
     from ravekit.engine.model import load_model
+    from ravekit.io.latents import save_npy
     from ravekit.io.prefetch import AudioPrefetcher
-    from ravekit.io.records import stale_error
 
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
                      args.null)
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
 
-    def outputs(job, suffixes):
-        return [job.output.with_name(job.output.stem + s + ".npy") for s in suffixes]
-
-    def exists(job):
-        planned = outputs(job, encoder.plan(job.source)) if args.channel_mode == "split" else [job.output]
-        if not all(p.exists() for p in planned):
-            return []
-        for path in planned:
-            changed = encoder.differences(read_sidecar(path))
-            if changed:
-                raise stale_error(path, changed)
-        return planned
-
-    def to_do(job) -> bool:
-        try:
-            check_link(job.source)
-            cli.check_printable(job.output, args.null)
-            return args.force or not exists(job)
-        except RavekitError:
-            return False  # run_jobs meets the problem again and reports it with the file
+    def finished(job):
+        return encoder.finished(job.source, job.output)
 
     # Decode and resample upcoming files on a thread while the model works.
-    todo = [job for job in jobs if to_do(job)]
+    todo = pending(jobs, finished, args.force, args.null)
     order = {id(job): i for i, job in enumerate(todo)}
     prefetcher = AudioPrefetcher([job.source for job in todo], encoder.model.info.sr,
-                                 max_blocks=prefetch_blocks(encoder))
+                                 max_blocks=encoder.prefetch_blocks())
 
     def work(job, progress):
         written = []
         for result in encoder.encode_file(job.source, prefetcher.open(order[id(job)]), progress):
             for message in result.warnings:
                 cli.warn(PROG, message)
-            written.append(save_npy(outputs(job, [result.suffix])[0], result.z, result.meta))
+            written.append(save_npy(encoder.output_for(job.output, result.suffix), result.z, result.meta))
         return written
 
     def estimate(job):
-        """Seconds of audio the file puts through the model (every pass), from its header."""
-        from ravekit.io.channels import channel_plan
-        from ravekit.commands.progress import audio_seconds
-
         found = audio_seconds(job.source)
-        if found is None:
-            return None
-        try:
-            return found[0] * len(channel_plan(found[1], encoder.model.info.n_channels, args.channel_mode,
-                                               args.channels))
-        except RavekitError:
-            return found[0]
+        return None if found is None else found[0] * encoder.passes(found[1])
 
     with prefetcher:
-        report = run_jobs(PROG, jobs, work, exists, args.force, args.quiet, estimate, args.null)
+        report = run_jobs(PROG, jobs, work, finished, args.force, args.quiet, estimate, args.null)
     return summarise(PROG, report, args.quiet)
-
-
-def prefetch_blocks(encoder) -> int:
-    """Enough read-ahead for one model chunk, so reading the next one overlaps its encoding."""
-    from ravekit.io.audio import BLOCK
-
-    m = encoder.model.info
-    return 2 + min(encoder.chunk * m.ratio, 4 * m.sr * 60) // BLOCK
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ravekit.commands.flags import add_null_arg, add_output_arg, make_parser, parse_args, parse_extensions, run_main
+from ravekit.commands.flags import (add_null_arg, add_output_arg, check_printable, fatal, info, make_parser, parse_args,
+                                   parse_extensions, print_path, run_main)
 from ravekit.errors import RavekitError
 
 PROG = "inspector.py"
@@ -73,16 +74,19 @@ def main(argv=None) -> int:
         if detail and "-" in args.input:
             raise RavekitError(f"--{detail} reads its queries from stdin; give the model path to --input", 2)
         out_dir = Path(args.output)
+        out = inspect_run.Reports(error=lambda m: fatal(PROG, m), info=lambda m: info(PROG, m),
+                                  output=lambda p: print_path(p, args.null),
+                                  check_output=lambda p: check_printable(p, args.null))
         pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir, null=args.null)
         if detail:
             if len(pairs) != 1:
                 raise RavekitError(f"--{detail} shows one model at a time; {len(pairs)} files were given", 2)
-            return inspect_run.run_detail(pairs[0][0], detail)
+            return inspect_run.run_detail(pairs[0][0], detail, out)
         if args.config:
-            return inspect_run.run_config([p for p, _ in pairs], args.json)
+            return inspect_run.run_config([p for p, _ in pairs], args.json, out)
         if args.compare:
-            return inspect_run.run_compare(pairs, args.json, args.save, out_dir, args.null)
-        return inspect_run.run_summary(pairs, args.json, args.save, out_dir, args.null)
+            return inspect_run.run_compare(pairs, args.json, args.save, out_dir, out)
+        return inspect_run.run_summary(pairs, args.json, args.save, out_dir, out)
 
     return run_main(PROG, body)
 

@@ -19,7 +19,8 @@ import numpy as np
 from ravekit.io.audio import AudioInfo, iter_audio, probe
 from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from ravekit.errors import RavekitError, first_line
-from ravekit.io.latents import make_sidecar
+from ravekit.io.latents import make_sidecar, read_sidecar
+from ravekit.io.records import stale_error
 from ravekit.engine.latency import measure_latency
 from ravekit.engine.model import RaveModel
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
@@ -90,6 +91,46 @@ class Encoder:
             if key in old and old[key] != self.processing[key]:
                 found.append(f"{key} {old[key]}")
         return found
+
+    def outputs(self, source: os.PathLike | str, output: Path) -> list[Path]:
+        """The .npy files encoding ``source`` writes for ``output``: ``NAME.npy``, or with
+        ``channel_mode="split"`` one ``NAME.chK.npy`` per pass (reads only the source's header)."""
+        suffixes = self.plan(source) if self.channel_mode == "split" else [""]
+        return [self.output_for(output, s) for s in suffixes]
+
+    @staticmethod
+    def output_for(output: Path, suffix: str) -> Path:
+        """The .npy file of the pass named ``suffix`` (see :class:`EncodedLatents`)."""
+        return output.with_name(output.stem + suffix + ".npy")
+
+    def finished(self, source: os.PathLike | str, output: Path) -> list[Path]:
+        """The resume rule: an earlier run's outputs when all exist and were made the same way, else ``[]``.
+
+        Raises the :func:`~ravekit.io.records.stale_error` of the first output
+        made otherwise (another model, seed, channel mode or chunk).
+        """
+        planned = self.outputs(source, output)
+        if not all(p.exists() for p in planned):
+            return []
+        for path in planned:
+            changed = self.differences(read_sidecar(path))
+            if changed:
+                raise stale_error(path, changed)
+        return planned
+
+    def prefetch_blocks(self) -> int:
+        """Enough read-ahead for one model chunk, so reading the next one overlaps its encoding."""
+        from ravekit.io.audio import BLOCK
+
+        m = self.model.info
+        return 2 + min(self.chunk * m.ratio, 4 * m.sr * 60) // BLOCK
+
+    def passes(self, file_channels: int) -> int:
+        """How many times a file of ``file_channels`` channels goes through the model (progress estimates)."""
+        try:
+            return len(channel_plan(file_channels, self.model.info.n_channels, self.channel_mode, self.channels))
+        except RavekitError:
+            return 1
 
     def plan(self, path: os.PathLike | str) -> list[str]:
         """Name suffixes of the passes a file will get (reads only its header)."""

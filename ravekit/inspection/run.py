@@ -1,32 +1,48 @@
-"""What inspector.py does for each mode, as plain functions of plain values."""
+"""What inspector.py does for each mode, as plain functions of plain values.
+
+Results (text, JSON) go to stdout, or to stderr where stdout carries the
+paths of saved files; errors, notes and output paths go through the
+:class:`Reports` callbacks the command gives, so this module prints no
+command-line message itself.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Callable, TextIO
 
 from ravekit.inspection import detail
 from ravekit.inspection import report
 from ravekit.commands.batch import check_link
 from ravekit.inspection.checkpoint import stored_config
-from ravekit.commands.flags import check_printable, fatal, info, print_path
 from ravekit.merging.keys import align_state_dicts, identical_keys
 from ravekit.errors import RavekitError
 from ravekit.inspection.facts import open_model, state_dict_rows, summarize
 
-PROG = "inspector.py"
 
 
-def _report_failure(path: Path, exc: Exception) -> None:
+@dataclass
+class Reports:
+    """How a run reports: ``error`` and ``info`` take one message line, ``output`` an output path for
+    stdout, and ``check_output`` refuses (raises) a path that stdout cannot carry."""
+
+    error: Callable[[str], None]
+    info: Callable[[str], None]
+    output: Callable[[Path], None]
+    check_output: Callable[[Path], None]
+
+
+def _report_failure(path: Path, exc: Exception, out: Reports) -> None:
     name = str(path)
     shown = name if name.isprintable() else repr(name)  # a line break in a name must not split the line
     if isinstance(exc, RavekitError):
         message = str(exc) if name in str(exc) or shown in str(exc) else f"{shown}: {exc}"
     else:  # a model this code does not understand must not end the batch
         message = f"{shown}: unexpected {type(exc).__name__}: {exc} (set RAVEKIT_DEBUG=1 for a traceback)"
-    fatal(PROG, message)
+    out.error(message)
 
 
 def _inspect(path: Path):
@@ -36,17 +52,16 @@ def _inspect(path: Path):
     return ins, rows, summarize(ins, rows)
 
 
-def _emit_paths(paths: list[Path], to_stderr: bool, null: bool = False) -> None:
+def _emit_paths(paths: list[Path], to_stderr: bool, out: Reports) -> None:
     for p in paths:
-        info(PROG, f"saved {p}") if to_stderr else print_path(p, null)
+        out.info(f"saved {p}") if to_stderr else out.output(p)
 
 
-def run_summary(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path,
-                null: bool = False) -> int:
+def run_summary(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path, out: Reports) -> int:
     """Summarise each model; a bad file is reported and the others still shown.
 
     Text goes to stdout, or to stderr with ``save`` (stdout then carries the
-    CSV paths, one per line or NUL-terminated with ``null``).  ``as_json``
+    CSV paths, through ``out.output``).  ``as_json``
     prints one JSON list, one object per input in order; a file that failed
     appears as ``{"path": ..., "error": ...}``.
     """
@@ -55,10 +70,10 @@ def run_summary(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_d
     for path, rel in pairs:
         try:
             if save and not as_json:
-                check_printable(out_dir / rel, null)  # before writing CSVs whose paths could not be listed
+                out.check_output(out_dir / rel)  # before writing CSVs whose paths could not be listed
             _, rows, s = _inspect(path)
         except Exception as exc:  # noqa: BLE001 - reported, then the batch goes on
-            _report_failure(path, exc)
+            _report_failure(path, exc, out)
             failed += 1
             records.append({"path": str(path), "error": str(exc)})
             continue
@@ -68,14 +83,14 @@ def run_summary(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_d
             text_out.write(report.render_summary(s) + "\n")
             text_out.flush()
         if save:
-            _emit_paths(report.save_model_csvs(s, rows, out_dir, rel), to_stderr=as_json, null=null)
+            _emit_paths(report.save_model_csvs(s, rows, out_dir, rel), to_stderr=as_json, out=out)
     if save and len(summaries) > 1:
         path = report.write_csv(out_dir / "summary.csv", [report.summary_record(s) for s in summaries])
-        _emit_paths([path], to_stderr=as_json, null=null)
+        _emit_paths([path], to_stderr=as_json, out=out)
     if as_json:
         print(json.dumps(records, indent=2, allow_nan=False))
     if failed:
-        fatal(PROG, f"{failed} of {len(pairs)} files could not be inspected (see above)")
+        out.error(f"{failed} of {len(pairs)} files could not be inspected (see above)")
     return 1 if failed else 0
 
 
@@ -84,8 +99,7 @@ def _names(pairs: list[tuple[Path, Path]]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(rel) for _, rel in pairs]
 
 
-def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path,
-                null: bool = False) -> int:
+def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_dir: Path, out: Reports) -> int:
     """Summaries side by side, then the state_dict keys aligned (see :func:`align_state_dicts`)."""
     if len(pairs) < 2:
         raise RavekitError("--compare needs two or more models; give them all to --input", 2)
@@ -94,7 +108,7 @@ def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_d
         try:
             ins, rows, s = _inspect(path)
         except Exception as exc:  # noqa: BLE001
-            _report_failure(path, exc)
+            _report_failure(path, exc, out)
             failed += 1
             continue
         loaded.append((name, rel, ins.state_dict, rows, s))
@@ -114,13 +128,13 @@ def run_compare(pairs: list[tuple[Path, Path]], as_json: bool, save: bool, out_d
         shapes = {n: {r["name"]: r["shape"] for r in rows} for n, _, _, rows, _ in loaded}
         paths = [report.write_csv(out_dir / "compare.csv", report.alignment_records(alignment, shapes)),
                  report.write_csv(out_dir / "summary.csv", [report.summary_record(s) for s in summaries])]
-        _emit_paths(paths, to_stderr=as_json, null=null)
+        _emit_paths(paths, to_stderr=as_json, out=out)
     if failed:
-        fatal(PROG, f"{failed} of {len(pairs)} files could not be read; compared the others")
+        out.error(f"{failed} of {len(pairs)} files could not be read; compared the others")
     return 1 if failed else 0
 
 
-def run_detail(path: Path, mode: str, stdin: TextIO | None = None) -> int:
+def run_detail(path: Path, mode: str, out: Reports, stdin: TextIO | None = None) -> int:
     """``mode`` ``dict``: list state_dict entries, then answer queries; ``attr``: the same for members.
 
     Returns 1 when queries came from a pipe and some named nothing (a script's
@@ -141,13 +155,13 @@ def run_detail(path: Path, mode: str, stdin: TextIO | None = None) -> int:
         print(detail.members_listing(members), flush=True)
         unknown = detail.query_loop(list(members), lambda n: members[n][2](), stdin=stdin, what="member")
     if unknown and not stdin.isatty():
-        fatal(PROG, f"{unknown} of the names read from stdin named no {'entry' if mode == 'dict' else 'member'} "
+        out.error(f"{unknown} of the names read from stdin named no {'entry' if mode == 'dict' else 'member'} "
               f"of {path} (see above)")
         return 1
     return 0
 
 
-def run_config(paths: list[Path], as_json: bool) -> int:
+def run_config(paths: list[Path], as_json: bool, out: Reports) -> int:
     """Print every stored training configuration of each input."""
     failed, records = 0, []
     for path in paths:
@@ -159,7 +173,7 @@ def run_config(paths: list[Path], as_json: bool) -> int:
                     f"{path}: no training configuration stored: no config.gin beside it or in the folders "
                     "above, and no hyper_parameters/config inside it (exported .ts models do not keep one)")
         except Exception as exc:  # noqa: BLE001
-            _report_failure(path, exc)
+            _report_failure(path, exc, out)
             failed += 1
             continue
         for source, config in found:
