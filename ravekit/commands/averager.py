@@ -28,6 +28,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ravekit.choices import MERGE_METHODS, MERGE_SCOPES
 from ravekit.commands.flags import (add_device_arg, add_force_arg, add_null_arg, add_seed_arg, check_common, info, make_parser,
                          parse_args, print_path, run_main, warn)
 
@@ -41,11 +42,11 @@ def get_parser():
                         help="two or more exported models of one architecture; the first (A) is the base")
     parser.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
                         help="one weight per model, normalised to sum to 1; none given: equal weights")
-    parser.add_argument("--method", choices=["linear", "slerp"], default="linear",
+    parser.add_argument("--method", choices=MERGE_METHODS, default="linear",
                         help="linear: weighted average; slerp: spherical interpolation per tensor "
                         "(more than two models: A with B, the result with C, ...; nearly parallel "
                         "tensors fall back to linear)")
-    parser.add_argument("--scope", choices=["all", "encoder", "decoder"], default="all",
+    parser.add_argument("--scope", choices=MERGE_SCOPES, default="all",
                         help="merge only entries under encoder. or decoder. (all: every entry)")
     parser.add_argument("--include", nargs="+", action="extend", default=None, metavar="REGEX",
                         help="merge only entries whose name matches one of these regular expressions")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 
+from ravekit.choices import DECODER_SUBTYPES, LATENT_EXTENSIONS, extensions_text
 from ravekit.commands import flags as cli
 
 PROG = "decoder.py"
@@ -23,8 +24,8 @@ PROG = "decoder.py"
 def get_parser():
     parser = cli.make_parser(PROG, __doc__)
     cli.add_model_batch_args(parser, "latents to decode (.npy, or latent WAV written by generator.py)",
-                             "./_decoder-output", ".npy,.wav")
-    parser.add_argument("--subtype", default="FLOAT", choices=["FLOAT", "PCM_16", "PCM_24"],
+                             "./_decoder-output", extensions_text(LATENT_EXTENSIONS))
+    parser.add_argument("--subtype", default="FLOAT", choices=DECODER_SUBTYPES,
                         help="sample format of the WAVs written")
     parser.add_argument("--no_trim", action="store_true",
                         help="keep the padding of the last frame instead of cutting to the source's length")

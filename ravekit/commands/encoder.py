@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import sys
 
+from ravekit.choices import AUDIO_EXTENSIONS, CHANNEL_MODES, extensions_text
 from ravekit.commands import flags as cli
 
 PROG = "encoder.py"
-AUDIO_EXTENSIONS = ".wav,.aif,.aiff,.flac,.ogg,.opus,.mp3,.m4a,.aac"
 
 
 def get_parser():
     parser = cli.make_parser(PROG, __doc__)
-    cli.add_model_batch_args(parser, "audio to encode", "./_encoder-output", AUDIO_EXTENSIONS)
+    cli.add_model_batch_args(parser, "audio to encode", "./_encoder-output", extensions_text(AUDIO_EXTENSIONS))
     parser.add_argument(
-        "--channel_mode", default="auto", choices=["auto", "mix", "fold", "left", "right", "split"],
+        "--channel_mode", default="auto", choices=CHANNEL_MODES,
         help="how file channels feed the model: auto mixes down for a mono model, duplicates mono "
         "into a stereo one, and otherwise takes the first channels (saying so when it leaves some out); "
         "mix averages all into every model channel; fold averages file channel k into model channel "

@@ -11,6 +11,7 @@ import os
 import sys
 TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
 
+from ravekit.choices import DEVICES
 from ravekit.errors import RavekitError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def add_model_arg(parser: argparse.ArgumentParser, required: bool = True, help: 
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+        "--device", default="auto", choices=DEVICES,
         help="where the model runs; auto tries cuda, then mps, then cpu",
     )
 

@@ -17,10 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from ravekit.choices import DISTRIBUTIONS, LATENT_EXTENSIONS, extensions_text
 from ravekit.commands import flags as cli
 
 PROG = "generator.py"
-DISTRIBUTIONS = ("normal", "uniform", "iqr-uniform", "correlation-based", "histogram")  # ravekit.distributions
 
 
 def _chosen_pattern(argv) -> tuple[str, list[str]]:
@@ -43,7 +43,7 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--stats", default=None, metavar="STATS.json",
                    help="use statistics written by an earlier run instead of analysing --input")
     cli.add_null_arg(p)
-    p.add_argument("--extensions", default=".npy,.wav", help="file endings picked up inside --input folders")
+    p.add_argument("--extensions", default=extensions_text(LATENT_EXTENSIONS), help="file endings picked up inside --input folders")
     cli.add_output_arg(p, "./_generator-output")
     cli.add_force_arg(p, help="overwrite the files of an earlier run (by default a run that would replace "
                       "any file in --output is refused before it starts)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from ravekit.choices import MODEL_EXTENSIONS, extensions_text
 from ravekit.commands.flags import (add_null_arg, add_output_arg, check_printable, fatal, info, make_parser, parse_args,
                                    parse_extensions, print_path, run_main)
 from ravekit.errors import RavekitError
@@ -33,7 +34,7 @@ def get_parser():
                         help="model files and/or folders (searched recursively for --extensions), "
                         "or - to read paths from stdin")
     add_null_arg(parser)
-    parser.add_argument("--extensions", default=".ts",
+    parser.add_argument("--extensions", default=extensions_text(MODEL_EXTENSIONS),
                         help="comma-separated file endings picked up inside folders, e.g. .ts,.ckpt")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--compare", action="store_true",

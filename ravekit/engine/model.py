@@ -14,6 +14,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 import torch
 
@@ -184,12 +185,52 @@ def read_codebook_size(module) -> int | None:
     return None
 
 
-def read_info(module, path: str = "") -> ModelInfo:
-    """Collect a model's facts from its attributes and nn~ metadata buffers.
+FACTS = ("original_name", "sr", "n_channels", "target_channels", "latent_size", "full_latent_size", "ratio",
+         "latent_rate", "has_prior", "discrete", "codebook_size")
 
-    Raises ``RavekitError`` when the model lacks what the toolkit needs
-    (encode/decode, a sample rate, a compression ratio).
+
+def get_attr(module, name: str):
+    """``module.name``, or None where TorchScript has no such attribute."""
+    try:
+        return getattr(module, name)
+    except Exception:  # noqa: BLE001 - TorchScript raises RuntimeError or AttributeError
+        return None
+
+
+def as_int(value) -> int | None:
+    """A whole number from a number or a one-element tensor, else None."""
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@overload
+def read_info(module, path: str = "", strict: Literal[True] = True, notes: list[str] | None = None) -> ModelInfo: ...
+@overload
+def read_info(module, path: str = "", *, strict: Literal[False], notes: list[str] | None = None) -> dict: ...
+
+
+def read_info(module, path: str = "", strict: bool = True, notes: list[str] | None = None) -> ModelInfo | dict:
+    """Collect a model's facts from its attributes and nn~ metadata buffers: the one reading of them.
+
+    Parameters
+    ----------
+    module : torch.jit.ScriptModule
+        The loaded model.
+    path : str
+        Its file, for messages.
+    strict : bool
+        True (to run the model): return a :class:`ModelInfo`, raising
+        ``RavekitError`` when the model lacks what the toolkit needs
+        (encode/decode, a sample rate, a compression ratio).  False (to
+        describe any model, as the inspector does): return a dict with the
+        keys of :data:`FACTS`, ``None`` for each fact the model does not say,
+        and append to ``notes`` why the strict reading failed.
+    notes : list of str, optional
+        Where the lenient reading says what it could not read.
     """
+    if not strict:
+        return _lenient_facts(module, path, [] if notes is None else notes)
     for method in ("encode", "decode"):
         if not hasattr(module, method):
             raise RavekitError(
@@ -230,6 +271,32 @@ def read_info(module, path: str = "") -> ModelInfo:
         has_prior="prior" in methods, sha256="",
         discrete=codebook_size is not None or "Discrete" in str(original), codebook_size=codebook_size,
     )
+
+
+def _lenient_facts(module, path: str, notes: list[str]) -> dict:
+    facts: dict = dict.fromkeys(FACTS)
+    try:
+        info = read_info(module, path)
+        facts.update({k: v for k, v in info.to_dict().items() if k in facts})
+    except RavekitError as exc:
+        notes.append(str(exc).split(": ", 1)[-1])
+        # Gather what the model does say, one fact at a time.
+        enc, dec = get_attr(module, "encode_params"), get_attr(module, "decode_params")
+        enc = enc.tolist() if isinstance(enc, torch.Tensor) and enc.numel() == 4 else None
+        dec = dec.tolist() if isinstance(dec, torch.Tensor) and dec.numel() == 4 else None
+        facts["sr"] = as_int(get_attr(module, "sr"))
+        facts["ratio"] = enc[3] if enc else (dec[1] if dec else None)
+        facts["latent_size"] = as_int(get_attr(module, "latent_size")) or (enc[2] if enc else None)
+        facts["n_channels"] = as_int(get_attr(module, "n_channels")) or (enc[0] if enc else None)
+        facts["target_channels"] = as_int(get_attr(module, "target_channels")) or (dec[2] if dec else None)
+        facts["full_latent_size"] = as_int(get_attr(module, "full_latent_size"))
+        if facts["sr"] and facts["ratio"]:
+            facts["latent_rate"] = facts["sr"] / facts["ratio"]
+    facts["original_name"] = str(get_attr(module, "original_name") or "unknown")
+    if facts["discrete"] is None:  # the strict reading failed: the codebook may still be there
+        facts["codebook_size"] = read_codebook_size(module)
+        facts["discrete"] = facts["codebook_size"] is not None or "Discrete" in facts["original_name"]
+    return facts
 
 
 def load_module(path: os.PathLike | str, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:

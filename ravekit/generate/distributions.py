@@ -44,8 +44,7 @@ import numpy as np
 from ravekit.errors import RavekitError
 from ravekit.generate.stats import Stats
 
-DISTRIBUTIONS = ("normal", "uniform", "iqr-uniform", "correlation-based", "histogram")
-DISCRETE_DISTRIBUTIONS = ("histogram", "uniform")
+from ravekit.choices import DISCRETE_DISTRIBUTIONS, DISTRIBUTIONS
 PSD_TOLERANCE = 1e-10  # relative to the largest eigenvalue: below is rounding, not a broken matrix
 
 

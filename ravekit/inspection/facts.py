@@ -16,11 +16,10 @@ from pathlib import Path
 import torch
 
 from ravekit.inspection import checkpoint as ckpt_mod
-from ravekit.errors import RavekitError
 from ravekit.engine.model import (
     STREAMING_BUFFER_SUFFIXES,
     load_module,
-    read_codebook_size,
+    get_attr,
     read_info,
     sha256_of,
 )
@@ -72,19 +71,6 @@ def _tensor_value(value):
     return str(value)
 
 
-def _get(module, name: str):
-    try:
-        return getattr(module, name)
-    except Exception:  # noqa: BLE001 - TorchScript raises RuntimeError or AttributeError
-        return None
-
-
-def _as_int(value) -> int | None:
-    if isinstance(value, torch.Tensor):
-        value = value.item() if value.numel() == 1 else None
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def nn_methods(module) -> dict[str, list[int] | None]:
     """nn~ methods and their ``[in_channels, in_ratio, out_channels, out_ratio]`` (``None`` if absent)."""
     try:
@@ -93,7 +79,7 @@ def nn_methods(module) -> dict[str, list[int] | None]:
         names = [m for m in ("encode", "decode", "forward") if module._c._has_method(m)]
     out = {}
     for name in names:
-        params = _get(module, f"{name}_params")
+        params = get_attr(module, f"{name}_params")
         ok = isinstance(params, torch.Tensor) and params.numel() == 4
         out[name] = [int(v) for v in params.tolist()] if ok else None
     return out
@@ -186,7 +172,7 @@ def component_table(ins: Inspected, rows: list[dict]) -> tuple[list[dict], dict]
 
     if ins.module is not None:
         for child_name, child in ins.module.named_children():
-            entry(child_name, str(_get(child, "original_name") or ""))
+            entry(child_name, str(get_attr(child, "original_name") or ""))
     for row in rows:
         e = entry(component_of(row["name"]))
         kind = {"parameter": "parameters", "buffer": "buffers"}.get(row["kind"], "tensors")
@@ -208,29 +194,7 @@ def component_table(ins: Inspected, rows: list[dict]) -> tuple[list[dict], dict]
 
 def _module_facts(ins: Inspected) -> dict:
     m = ins.module
-    facts = dict.fromkeys(("original_name", "sr", "n_channels", "target_channels", "latent_size",
-                           "full_latent_size", "ratio", "latent_rate", "has_prior", "discrete", "codebook_size"))
-    try:
-        info = read_info(m, str(ins.path))
-        facts.update({k: v for k, v in info.to_dict().items() if k in facts})
-    except RavekitError as exc:
-        ins.notes.append(str(exc).split(": ", 1)[-1])
-        # Gather what the model does say, one fact at a time.
-        enc, dec = _get(m, "encode_params"), _get(m, "decode_params")
-        enc = enc.tolist() if isinstance(enc, torch.Tensor) and enc.numel() == 4 else None
-        dec = dec.tolist() if isinstance(dec, torch.Tensor) and dec.numel() == 4 else None
-        facts["sr"] = _as_int(_get(m, "sr"))
-        facts["ratio"] = enc[3] if enc else (dec[1] if dec else None)
-        facts["latent_size"] = _as_int(_get(m, "latent_size")) or (enc[2] if enc else None)
-        facts["n_channels"] = _as_int(_get(m, "n_channels")) or (enc[0] if enc else None)
-        facts["target_channels"] = _as_int(_get(m, "target_channels")) or (dec[2] if dec else None)
-        facts["full_latent_size"] = _as_int(_get(m, "full_latent_size"))
-        if facts["sr"] and facts["ratio"]:
-            facts["latent_rate"] = facts["sr"] / facts["ratio"]
-    facts["original_name"] = str(_get(m, "original_name") or "unknown")
-    if facts["discrete"] is None:  # read_info failed: the codebook may still be there
-        facts["codebook_size"] = read_codebook_size(m)
-        facts["discrete"] = facts["codebook_size"] is not None or "Discrete" in facts["original_name"]
+    facts = read_info(m, str(ins.path), strict=False, notes=ins.notes)
     methods = nn_methods(m)
     facts["has_prior"] = "prior" in methods
     facts["methods"] = methods

@@ -23,8 +23,7 @@ from ravekit.io.header import truncation
 from ravekit.errors import RavekitError
 
 BLOCK = 1 << 18  # frames per read: large enough to amortise calls, small next to a model chunk
-AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".mp4")
-SOUNDFILE_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".mp3")
+from ravekit.choices import AUDIO_EXTENSIONS, SOUNDFILE_EXTENSIONS  # noqa: F401 (re-exported)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 
 from ravekit.errors import RavekitError
 
-CHANNEL_MODES = ("auto", "mix", "fold", "left", "right", "split")
+from ravekit.choices import CHANNEL_MODES
 Groups = list[list[int]]
 
 

@@ -24,12 +24,12 @@ from typing import Callable
 import numpy as np
 
 from ravekit import __version__
+from ravekit.choices import LATENT_EXTENSIONS  # noqa: F401 (re-exported)
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_write, read_json, write_json
 
 FORMAT = "ravekit.latents"
 FORMAT_VERSION = 1
-LATENT_EXTENSIONS = (".npy", ".wav")
 PD_MAX_CHANNELS = 64
 
 

@@ -29,13 +29,14 @@ from typing import Sequence
 import torch
 
 from ravekit.merging.keys import KeyAlignment, align_state_dicts
+from ravekit.choices import MERGE_METHODS, MERGE_SCOPES
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_write
 from ravekit.merging.math import linear_merge, slerp_merge
 from ravekit.engine.model import STREAMING_BUFFER_SUFFIXES, ModelInfo, load_module, quiet_jit, read_info
 
-SCOPES = ("all", "encoder", "decoder")
-METHODS = ("linear", "slerp")
+SCOPES = MERGE_SCOPES
+METHODS = MERGE_METHODS
 LATENT_STATS = ("latent_pca", "latent_mean", "fidelity")
 DIST_EPS = 1e-12
 
