@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | cksum | cut -d' ' -f1)
 RAVE_TEST_MODELS ?= $(abspath ../shared/rave-models)
 export RAVE_TEST_MODELS
 
-.PHONY: install compile demo test bench clean
+.PHONY: install compile demo test lint bench clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ demo: models/demo.ts compile
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# ruff (lint and import order) over the whole checkout, mypy over the package; settings in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 
 bench: models/demo.ts compile
 	$(BIN)/python -m tools.bench

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""averager.py: merge RAVE models into one; the command lives in ravekit.commands.averager (installed: ravekit-averager)."""
+"""averager.py: merge RAVE models into one (ravekit.commands.averager; installed: ravekit-averager)."""
 
 import sys
 

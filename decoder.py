@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""decoder.py: decode RAVE latents into audio; the command lives in ravekit.commands.decoder (installed: ravekit-decoder)."""
+"""decoder.py: decode RAVE latents into audio (ravekit.commands.decoder; installed: ravekit-decoder)."""
 
 import sys
 

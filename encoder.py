@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""encoder.py: encode audio into RAVE latents; the command lives in ravekit.commands.encoder (installed: ravekit-encoder)."""
+"""encoder.py: encode audio into RAVE latents (ravekit.commands.encoder; installed: ravekit-encoder)."""
 
 import sys
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""generator.py: synthetic latent loops from latent statistics; the command lives in ravekit.commands.generator (installed: ravekit-generator)."""
+"""generator.py: latent loops from latent statistics (ravekit.commands.generator; installed: ravekit-generator)."""
 
 import sys
 

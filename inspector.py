@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""inspector.py: what is inside a RAVE model; the command lives in ravekit.commands.inspector (installed: ravekit-inspector)."""
+"""inspector.py: what is inside a RAVE model (ravekit.commands.inspector; installed: ravekit-inspector)."""
 
 import sys
 

@@ -8,9 +8,9 @@ import soundfile as sf
 import soxr
 
 from conftest import write_audio
+from ravekit.errors import RavekitError
 from ravekit.io.audio import iter_audio, read_audio
 from ravekit.io.channels import channel_plan
-from ravekit.errors import RavekitError
 from ravekit.io.prefetch import AudioPrefetcher
 
 

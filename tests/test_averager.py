@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import REAL_MODELS, real_models
 
 import averager
+from conftest import REAL_MODELS, real_models
 from ravekit.merging.math import linear_merge, slerp_merge, slerp_pair
 
 
@@ -39,7 +39,7 @@ def perturbed(src: Path, dst: Path, seed: int, scale: float = 0.1) -> Path:
     m = jit_load(src)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, t in m.state_dict().items():
+        for t in m.state_dict().values():
             if t.is_floating_point() and t.numel():
                 t.mul_(1.0 + scale * (2 * torch.rand(t.shape, generator=gen) - 1))
     with warnings.catch_warnings():

@@ -11,7 +11,6 @@ import soundfile as sf
 import torch
 
 from conftest import REAL_MODELS, write_audio
-
 from test_averager import demo_c, jit_load, run, state  # noqa: F401 (demo_c is a fixture)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURE_SPECS
 
+from conftest import FIXTURE_SPECS
 from ravekit.engine.model import load_module
 
 

@@ -85,7 +85,8 @@ def test_channel_conversions(tmp_path, capsys, fixture_models):
     sf.write(tmp_path / "mix.wav", stereo.mean(1), 44100, subtype="FLOAT")
     sf.write(tmp_path / "left.wav", stereo[:, 0], 44100, subtype="FLOAT")
     demo = fixture_models["demo"]
-    run(capsys, "-m", demo, "-i", tmp_path / "st.wav", tmp_path / "mix.wav", tmp_path / "left.wav", "-o", tmp_path / "o")
+    inputs = [tmp_path / "st.wav", tmp_path / "mix.wav", tmp_path / "left.wav"]
+    run(capsys, "-m", demo, "-i", *inputs, "-o", tmp_path / "o")
     o = tmp_path / "o"
     # A stereo file into a mono model is mixed down.
     np.testing.assert_allclose(np.load(o / "st.npy"), np.load(o / "mix.npy"), atol=1e-5)

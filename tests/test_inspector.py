@@ -15,11 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import DOCUMENTED_EXPORTS, REAL_MODELS, export_facts, real_models
-
 import inspector
-from ravekit.merging.keys import align_state_dicts
+from conftest import DOCUMENTED_EXPORTS, REAL_MODELS, export_facts, real_models
 from ravekit.engine.model import quiet_jit
+from ravekit.merging.keys import align_state_dicts
 
 
 def run(capsys, *argv):

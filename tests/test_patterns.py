@@ -10,8 +10,8 @@ import pytest
 
 import generator
 from ravekit.generate import patterns as reg
-from ravekit.io.latents import make_sidecar, save_npy
 from ravekit.generate.stats import compute_stats
+from ravekit.io.latents import make_sidecar, save_npy
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +62,14 @@ def test_orale_is_three_to_one_at_every_level(stats):
     blocks = out[:64].reshape(16, k, 3)
     for group in range(4):  # level 1 inside each 4-block: A A A A'
         g = blocks[4 * group:4 * group + 4]
-        np.testing.assert_array_equal(g[0], g[1]); np.testing.assert_array_equal(g[0], g[2])
+        np.testing.assert_array_equal(g[0], g[1])
+        np.testing.assert_array_equal(g[0], g[2])
         shift = g[3] - g[0]
         assert np.abs(shift).max() > 0
         np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-5)  # one offset per dim
         assert np.all(np.abs(shift[0]) <= 0.5 * stats.std + 1e-5)
-    np.testing.assert_array_equal(blocks[:4], blocks[4:8]); np.testing.assert_array_equal(blocks[:4], blocks[8:12])
+    np.testing.assert_array_equal(blocks[:4], blocks[4:8])
+    np.testing.assert_array_equal(blocks[:4], blocks[8:12])
     np.testing.assert_array_equal(blocks[0], a)
     assert not np.array_equal(blocks[12:16], blocks[:4])  # level 2: the 4th 4-block is varied
 

@@ -9,15 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import write_audio
 
 import decoder
 import encoder
+from conftest import write_audio
+from ravekit.commands.parallel import plan_workers
+from ravekit.commands.progress import PREFIX
 from ravekit.engine.decode import Decoder
 from ravekit.engine.encode import Encoder
 from ravekit.engine.model import load_model
-from ravekit.commands.parallel import plan_workers
-from ravekit.commands.progress import PREFIX
 
 
 class Terminal(io.StringIO):

@@ -12,9 +12,9 @@ import soundfile as sf
 import decoder
 import encoder
 from conftest import write_audio
+from ravekit.errors import RavekitError
 from ravekit.io.audio import iter_audio, probe
 from ravekit.io.header import truncation
-from ravekit.errors import RavekitError
 from ravekit.io.latents import save_latent_wav
 
 

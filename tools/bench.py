@@ -99,10 +99,10 @@ def in_memory(model_path: Path, audio: Path, latents: Path, cache: Path) -> tupl
     """The floor's inputs: audio decoded, resampled and channel-matched; the tool's own latents."""
     import numpy as np
 
+    from ravekit.engine.model import load_model
     from ravekit.io.audio import read_audio
     from ravekit.io.channels import match_channels
     from ravekit.io.latents import load_npy
-    from ravekit.engine.model import load_model
 
     info = load_model(model_path, "cpu", checksum=False).info
     a_npz, z_npz = cache / "audio.npz", cache / "latents.npz"
@@ -165,8 +165,8 @@ def memory(model: Path, rows: list) -> None:
 def exactness(model: Path, rows: list) -> None:
     import numpy as np
 
-    from ravekit.engine.model import load_model
     from ravekit.engine.chunks import decode_latents, encode_blocks, encode_signal, measure_context
+    from ravekit.engine.model import load_model
 
     m = load_model(model, "cpu", checksum=False)
     ctx = measure_context(m)

@@ -29,8 +29,19 @@ import sys
 from pathlib import Path
 
 from ravekit.choices import MERGE_METHODS, MERGE_SCOPES
-from ravekit.commands.flags import (add_device_arg, add_force_arg, add_null_arg, add_seed_arg, check_common, info, make_parser,
-                         parse_args, print_path, run_main, warn)
+from ravekit.commands.flags import (
+    add_device_arg,
+    add_force_arg,
+    add_null_arg,
+    add_seed_arg,
+    check_common,
+    info,
+    make_parser,
+    parse_args,
+    print_path,
+    run_main,
+    warn,
+)
 
 PROG = "averager.py"
 DEFAULT_OUTPUT = "_averager-output/merged.ts"

@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
 
 from ravekit.choices import DEVICES
 from ravekit.errors import RavekitError
 
+TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
+
 if TYPE_CHECKING:
-    from typing import Callable, Iterable, Sequence, TextIO
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import TextIO
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -243,8 +245,8 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
         return fatal(prog, "interrupted; finished outputs are kept, run again to resume", 130)
     except BrokenPipeError:
         # A downstream `head` closed the pipe: not an error worth a message.
-        try:
-            sys.stdout = open(os.devnull, "w")
+        try:  # noqa: SIM105 - contextlib costs start-up time
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open for the rest of the process
         except OSError:
             pass
         return 1

@@ -43,7 +43,8 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--stats", default=None, metavar="STATS.json",
                    help="use statistics written by an earlier run instead of analysing --input")
     cli.add_null_arg(p)
-    p.add_argument("--extensions", default=extensions_text(LATENT_EXTENSIONS), help="file endings picked up inside --input folders")
+    p.add_argument("--extensions", default=extensions_text(LATENT_EXTENSIONS),
+                   help="file endings picked up inside --input folders")
     cli.add_output_arg(p, "./_generator-output")
     cli.add_force_arg(p, help="overwrite the files of an earlier run (by default a run that would replace "
                       "any file in --output is refused before it starts)")
@@ -66,7 +67,8 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
                    help="robust statistics: median and IQR / 1.349 instead of mean and std (computes quartiles)")
     p.add_argument("--num_latents", type=int, default=10, metavar="K", help="base pattern length k, in latent frames")
     p.add_argument("--bpm", type=float, default=None,
-                   help="choose k so that one loop of k frames is one beat nearest this tempo (overrides --num_latents)")
+                   help="choose k so that one loop of k frames is one beat nearest this tempo "
+                   "(overrides --num_latents)")
     p.add_argument("--num_loops", type=int, default=1, help="repetitions inside each pattern")
     p.add_argument("--num_files", type=int, default=1, help="number of files to generate")
     p.add_argument("--embeddings", action="store_true",

@@ -6,8 +6,18 @@ from __future__ import annotations
 import sys
 
 from ravekit.choices import MODEL_EXTENSIONS, extensions_text
-from ravekit.commands.flags import (add_null_arg, add_output_arg, check_printable, fatal, info, make_parser, parse_args,
-                                   parse_extensions, print_path, run_main)
+from ravekit.commands.flags import (
+    add_null_arg,
+    add_output_arg,
+    check_printable,
+    fatal,
+    info,
+    make_parser,
+    parse_args,
+    parse_extensions,
+    print_path,
+    run_main,
+)
 from ravekit.errors import RavekitError
 
 PROG = "inspector.py"
@@ -64,8 +74,8 @@ def main(argv=None) -> int:
     def body() -> int:
         from pathlib import Path
 
-        from ravekit.inspection import run as inspect_run
         from ravekit.commands.batch import collect_inputs
+        from ravekit.inspection import run as inspect_run
 
         detail = "dict" if args.dict else "attr" if args.attr else None
         if detail and (args.json or args.save):

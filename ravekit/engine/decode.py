@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ravekit.io.writer import AudioWriter
-from ravekit.io.codes import check_codes
-from ravekit.errors import RavekitError, first_line
-from ravekit.io.files import write_json
-from ravekit.engine.latency import measure_latency
-from ravekit.io.latents import load_latents, sidecar_path
-from ravekit.engine.model import RaveModel
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_chunks, measure_context
+from ravekit.engine.latency import measure_latency
+from ravekit.engine.model import RaveModel
+from ravekit.errors import RavekitError, first_line
+from ravekit.io.codes import check_codes
+from ravekit.io.files import write_json
+from ravekit.io.latents import load_latents, sidecar_path
 from ravekit.io.records import discard_record, make_record, read_record, record_path, source_identity, stale_error
+from ravekit.io.writer import AudioWriter
 
 
 def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike | str) -> list[str]:

@@ -10,20 +10,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
-from ravekit.io.audio import AudioInfo, iter_audio, probe
-from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
-from ravekit.errors import RavekitError, first_line
-from ravekit.io.latents import make_sidecar, read_sidecar
-from ravekit.io.records import stale_error
+from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
 from ravekit.engine.latency import measure_latency
 from ravekit.engine.model import RaveModel
-from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
+from ravekit.errors import RavekitError, first_line
+from ravekit.io.audio import AudioInfo, iter_audio, probe
+from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
+from ravekit.io.latents import make_sidecar, read_sidecar
+from ravekit.io.records import stale_error
 
 
 @dataclass
@@ -173,7 +173,7 @@ class Encoder:
             counted = {"samples": 0}
             reader = source[1] if source and len(plan) == 1 else iter_audio(path, m.sr, info=info)
 
-            def blocks() -> Iterator[np.ndarray]:
+            def blocks(reader=reader, groups=groups, counted=counted) -> Iterator[np.ndarray]:
                 for block in reader:
                     if not np.isfinite(block).all():
                         raise RavekitError(f"{path}: the audio contains NaN or infinite samples; "
@@ -185,7 +185,8 @@ class Encoder:
                 z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context, self.latency, progress)
             except ValueError as exc:
                 if "no audio samples" in str(exc):
-                    raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again") from None
+                    raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again") \
+                    from None
                 raise
             except RuntimeError as exc:
                 raise RavekitError(f"{path}: the model failed on this file ({first_line(exc)})") from None

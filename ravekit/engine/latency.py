@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ravekit.engine.model import RaveModel
 from ravekit.engine.chunks import MAX_PROBE_FRAMES, PROBE_FRAMES, _same_draws
+from ravekit.engine.model import RaveModel
 
 
 @dataclass

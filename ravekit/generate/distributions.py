@@ -37,14 +37,14 @@ refused for codes, as ``histogram`` is for continuous latents.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
+from ravekit.choices import DISCRETE_DISTRIBUTIONS, DISTRIBUTIONS
 from ravekit.errors import RavekitError
 from ravekit.generate.stats import Stats
 
-from ravekit.choices import DISCRETE_DISTRIBUTIONS, DISTRIBUTIONS
 PSD_TOLERANCE = 1e-10  # relative to the largest eigenvalue: below is rounding, not a broken matrix
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ravekit.commands.flags import check_seed
 from ravekit.errors import RavekitError

@@ -42,12 +42,13 @@ import os
 import sys
 from functools import cached_property
 from pathlib import Path
-TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
 
 from ravekit.errors import RavekitError
 
+TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
+
 if TYPE_CHECKING:
-    from typing import Iterable
+    from collections.abc import Iterable
 
 # Start-up matters here (generator.py --help lists the patterns): only the
 # standard library's cheapest modules are imported at the top, and a file's

@@ -8,13 +8,13 @@ otherwise mean +- std bars with min/max marks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ravekit.io.files import atomic_path, write_error
 from ravekit.generate.stats import Stats
+from ravekit.io.files import atomic_path, write_error
 
 
 def _pyplot():

@@ -9,12 +9,20 @@ files it will write exists (unless ``force``) or is an input.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ravekit.commands.flags import check_seed
 from ravekit.errors import RavekitError
-from ravekit.generate.output import STATS_NAME, Warn, check_size, gather_inputs, generate_files, output_name, resolve_rate
+from ravekit.generate.output import (
+    STATS_NAME,
+    Warn,
+    check_size,
+    gather_inputs,
+    generate_files,
+    output_name,
+    resolve_rate,
+)
 from ravekit.generate.tempo import bpm_of, latent_rate
 
 BPM_TOLERANCE = 0.05  # a loop more than 5 % off the asked tempo is worth a warning
@@ -216,9 +224,9 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     import math
 
     from ravekit.generate.distributions import check_distribution, needs_quartiles
-    from ravekit.io.files import check_writable
     from ravekit.generate.stats import compute_stats
     from ravekit.generate.stats_io import load_stats, save_stats
+    from ravekit.io.files import check_writable
 
     check_request(seed=seed, bpm=bpm, sample_rate=sample_rate, ratio=ratio, pattern_module=module,
                   options=options, counts={"num_latents": num_latents, "num_loops": num_loops,

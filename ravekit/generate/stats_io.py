@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ravekit.errors import RavekitError
-from ravekit.io.files import read_json, write_json
 from ravekit.generate.stats import STATS_FORMAT, STATS_VERSION, Stats
+from ravekit.io.files import read_json, write_json
 
 
 def save_stats(path: os.PathLike | str, stats: Stats) -> Path:

@@ -1,1 +1,1 @@
-"""Inspection of models and checkpoints: facts, detail views, reports (named so as not to read as the stdlib inspect)."""
+"""Inspection of models and checkpoints: facts, detail views, reports (not named inspect: that is the stdlib's)."""

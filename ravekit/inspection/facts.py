@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from ravekit.inspection import checkpoint as ckpt_mod
 from ravekit.engine.model import (
     STREAMING_BUFFER_SUFFIXES,
-    load_module,
     get_attr,
+    load_module,
     read_info,
     sha256_of,
 )
+from ravekit.inspection import checkpoint as ckpt_mod
 
 FIDELITY_LEVELS = (80, 90, 95, 99)
 MB = 1e6  # megabytes as RAVE's and Lightning's own summaries count them

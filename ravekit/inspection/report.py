@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ravekit.merging.keys import KeyAlignment
-from ravekit.io.files import atomic_write
 from ravekit.inspection.tables import UNKNOWN, fmt_value, format_facts, format_table
+from ravekit.io.files import atomic_write
+from ravekit.merging.keys import KeyAlignment
 
 COMPONENT_HEADERS = ("component", "class", "parameters", "param MB", "buffers", "buffer MB", "MB")
 

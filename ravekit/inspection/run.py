@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from pathlib import Path
+from typing import TextIO
 
-from ravekit.inspection import detail
-from ravekit.inspection import report
 from ravekit.commands.batch import check_link
-from ravekit.inspection.checkpoint import stored_config
-from ravekit.merging.keys import align_state_dicts, identical_keys
 from ravekit.errors import RavekitError
+from ravekit.inspection import detail, report
+from ravekit.inspection.checkpoint import stored_config
 from ravekit.inspection.facts import open_model, state_dict_rows, summarize
-
+from ravekit.merging.keys import align_state_dicts, identical_keys
 
 
 @dataclass

@@ -13,17 +13,17 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from ravekit.io.header import truncation
+from ravekit.choices import AUDIO_EXTENSIONS, SOUNDFILE_EXTENSIONS  # noqa: F401 (re-exported)
 from ravekit.errors import RavekitError
+from ravekit.io.header import truncation
 
 BLOCK = 1 << 18  # frames per read: large enough to amortise calls, small next to a model chunk
-from ravekit.choices import AUDIO_EXTENSIONS, SOUNDFILE_EXTENSIONS  # noqa: F401 (re-exported)
 
 
 @dataclass

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ravekit.choices import CHANNEL_MODES
 from ravekit.errors import RavekitError
 
-from ravekit.choices import CHANNEL_MODES
 Groups = list[list[int]]
 
 

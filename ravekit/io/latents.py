@@ -18,8 +18,8 @@ rate, the model, the source and the seed.  Readers work without it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -156,7 +156,8 @@ def read_latent_wav(path: os.PathLike | str) -> tuple[np.ndarray, int]:
     except RavekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - soundfile raises several types
-        raise RavekitError(f"{path}: cannot read the latent WAV ({exc}); is it a WAV written by generator.py?") from None
+        raise RavekitError(f"{path}: cannot read the latent WAV ({exc}); is it a WAV written by generator.py?") \
+            from None
     return _check_array(data.T[None], path), int(rate)
 
 

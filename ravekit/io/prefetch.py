@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -131,7 +131,7 @@ class AudioPrefetcher:
         for t in self._threads:
             t.join(timeout=5)
 
-    def __enter__(self) -> "AudioPrefetcher":
+    def __enter__(self) -> AudioPrefetcher:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class AudioWriter:
         self.summary: dict | None = None
         self._file = None
 
-    def __enter__(self) -> "AudioWriter":
+    def __enter__(self) -> AudioWriter:
         import soundfile as sf
 
         self._atomic = atomic_path(self.path)
@@ -115,7 +115,8 @@ class AudioWriter:
                                       subtype=self.subtype, format=self.container)
         except Exception as exc:  # noqa: BLE001
             self._atomic.__exit__(type(exc), exc, None)
-            raise RavekitError(f"{self.path}: cannot write audio ({exc}); check --subtype and the file ending") from None
+            raise RavekitError(f"{self.path}: cannot write audio ({exc}); check --subtype and the file ending") \
+                from None
         _no_peak_chunk(self._file)
         if self.container == "RF64":
             self.warn(f"{self.path}: too long for a WAV (4 GiB or more of {self.subtype} samples), written as "

@@ -10,8 +10,8 @@ sample rate and trimmed to the input's duration so they line up in an editor.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ravekit.merging.plan import model_labels
 

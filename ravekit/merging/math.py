@@ -8,7 +8,7 @@ weights ``1 0`` give the first model bit for bit.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

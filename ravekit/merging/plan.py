@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
-from ravekit.merging.keys import KeyAlignment, align_state_dicts
 from ravekit.choices import MERGE_METHODS, MERGE_SCOPES
+from ravekit.engine.model import STREAMING_BUFFER_SUFFIXES, ModelInfo, load_module, quiet_jit, read_info
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_write
+from ravekit.merging.keys import KeyAlignment, align_state_dicts
 from ravekit.merging.math import linear_merge, slerp_merge
-from ravekit.engine.model import STREAMING_BUFFER_SUFFIXES, ModelInfo, load_module, quiet_jit, read_info
 
 SCOPES = MERGE_SCOPES
 METHODS = MERGE_METHODS
@@ -90,7 +90,8 @@ def compile_patterns(patterns: Sequence[str] | None, flag: str) -> list[re.Patte
         try:
             out.append(re.compile(p))
         except re.error as exc:
-            raise RavekitError(f"{flag} {p!r}: not a valid regular expression ({exc}); quote it in the shell", 2) from None
+            raise RavekitError(f"{flag} {p!r}: not a valid regular expression ({exc}); quote it in the shell",
+                               2) from None
     return out
 
 

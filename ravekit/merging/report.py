@@ -17,8 +17,8 @@ Columns of the CSV (``averager.py --report``):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ravekit.io.files import atomic_write
 from ravekit.merging.plan import EntryPlan, model_labels
@@ -103,8 +103,8 @@ def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], w
     an unfinished merge.
     """
     from ravekit import __version__
-    from ravekit.io.files import write_json
     from ravekit.engine.model import sha256_of
+    from ravekit.io.files import write_json
 
     merged = [p for p in plans if p.merged]
     changed, changed_entries = changed_counts(plans)
