@@ -3,17 +3,19 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+REQUIREMENTS := requirements.txt requirements-dev.txt
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | cksum | cut -d' ' -f1)
 RAVE_TEST_MODELS ?= $(abspath ../shared/rave-models)
 export RAVE_TEST_MODELS
 
-.PHONY: install compile demo test bench clean
+.PHONY: install compile demo test lint bench clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt
+# Runtime and development requirements both: .venv runs the tests and the linters.
+$(STAMP): $(REQUIREMENTS)
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Byte-compiled modules keep every script's --help fast even where
@@ -21,12 +23,12 @@ $(STAMP): requirements.txt
 compile: $(STAMP)
 	@$(BIN)/python -m compileall -q ravekit patterns >/dev/null
 
-models/demo.ts: $(STAMP) ravekit/demo_model.py
-	$(BIN)/python tools/make_demo_model.py $@
+models/demo.ts: $(STAMP) ravekit/demo/model.py
+	$(BIN)/python -m tools.make_demo_model $@
 
 demo: models/demo.ts compile
 	@rm -rf _demo && mkdir -p _demo
-	$(BIN)/python tools/make_demo_audio.py _demo/audio/melody.wav
+	$(BIN)/python -m tools.make_demo_audio _demo/audio/melody.wav
 	$(BIN)/python encoder.py --model models/demo.ts --input _demo/audio --output _demo/latents
 	$(BIN)/python decoder.py --model models/demo.ts --input _demo/latents --output _demo/decoded
 	@if [ -f generator.py ]; then \
@@ -39,8 +41,13 @@ demo: models/demo.ts compile
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# ruff (lint and import order) over the whole checkout, mypy over the package; settings in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
+
 bench: models/demo.ts compile
-	$(BIN)/python tools/bench.py
+	$(BIN)/python -m tools.bench
 
 clean:
 	rm -rf _demo _encoder-output _decoder-output _generator-output _inspector-output _averager-output models/demo.ts

@@ -4,7 +4,7 @@ Adding a ``.py`` file here (or to a folder passed with ``--patterns_dir``)
 adds a ``--pattern`` choice; files starting with ``_`` are ignored.  The
 files are not imported to be listed: only the chosen one is.
 
-Contract (see ``ravekit/pattern_registry.py`` for the full text)::
+Contract (see ``ravekit/generate/patterns.py`` for the full text)::
 
     \"\"\"One-line description shown by --list_patterns.\"\"\"
     import numpy as np
@@ -14,7 +14,7 @@ Contract (see ``ravekit/pattern_registry.py`` for the full text)::
     def generate(bases, num_loops, rng, stats, **options):
         # bases: list of NUM_BASES float32 arrays, each (k, latent_dims)
         # rng: numpy.random.Generator; draw EVERY random number from it
-        # stats: ravekit.stats.Stats (mean, std, scale, cov, corr, ...)
+        # stats: ravekit.generate.stats.Stats (mean, std, scale, cov, corr, ...)
         # stats.discrete: the bases hold codes of a discrete model; return
         # only codes (rearrange the bases' values, or draw from
         # stats.code_probabilities()): non-codes are refused, never rounded

@@ -1,4 +1,6 @@
-"""The one exception type whose message is meant for the user."""
+"""The one exception type whose message is meant for the user, and how messages show paths."""
+
+import os
 
 
 class RavekitError(Exception):
@@ -25,3 +27,12 @@ def first_line(exc: BaseException, limit: int = 160, sentence: bool = False) -> 
         return type(exc).__name__
     line = text.splitlines()[0]
     return (line.split(". ")[0] if sentence else line)[:limit]
+
+
+def shown(path: os.PathLike | str) -> str:
+    """A path as messages show it: as is, or ``repr`` when it holds a line break or other non-printable character.
+
+    One message is one line on stderr; a name must not split it or hide characters.
+    """
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)

@@ -19,7 +19,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ravekit.demo_model import build_demo_model  # noqa: E402
+from ravekit.demo.model import build_demo_model  # noqa: E402
 
 # name -> build_demo_model keyword arguments
 FIXTURE_SPECS = {
@@ -60,7 +60,7 @@ DOCUMENTED_EXPORTS = {
 def export_facts(path: Path) -> dict:
     """A real export's facts read straight from its nn~ buffers and attributes.
 
-    Independent of ``ravekit.model`` so tests can check it.  Keys: sr, ratio,
+    Independent of ``ravekit.engine.model`` so tests can check it.  Keys: sr, ratio,
     latent_size, n_channels, target_channels, full_latent_size,
     original_name, discrete (its latents are integer codebook indices: its
     encode is deterministic and its decode only takes codes it made).

@@ -8,10 +8,10 @@ import soundfile as sf
 import soxr
 
 from conftest import write_audio
-from ravekit.audio import iter_audio, read_audio
-from ravekit.channels import channel_plan
 from ravekit.errors import RavekitError
-from ravekit.prefetch import AudioPrefetcher
+from ravekit.io.audio import iter_audio, read_audio
+from ravekit.io.channels import channel_plan
+from ravekit.io.prefetch import AudioPrefetcher
 
 
 def test_blockwise_resampling_equals_whole_file(tmp_path):

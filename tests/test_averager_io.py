@@ -11,7 +11,6 @@ import soundfile as sf
 import torch
 
 from conftest import REAL_MODELS, write_audio
-
 from test_averager import demo_c, jit_load, run, state  # noqa: F401 (demo_c is a fixture)
 
 
@@ -27,7 +26,7 @@ def test_different_architectures_refused(fixture_models, other, tmp_path, capsys
 
 
 def test_force_merges_other_sample_rate_and_says_what_breaks(fixture_models, tmp_path, capsys):
-    from ravekit.demo_model import build_demo_model
+    from ravekit.demo.model import build_demo_model
 
     other = build_demo_model(tmp_path / "demo48k.ts", sr=48000, gain_seed=2)
     out = tmp_path / "m.ts"
@@ -91,7 +90,7 @@ def test_default_output_folder(fixture_models, demo_c, tmp_path, capsys, monkeyp
 def test_audio_renders_each_parent_and_the_merge(fixture_models, demo_c, tmp_path, capsys, monkeypatch,
                                                  chunk_seconds):
     if chunk_seconds:  # long-file path: chunks with measured context, as encoder.py does
-        monkeypatch.setattr("ravekit.process.DEFAULT_CHUNK_SECONDS", chunk_seconds)
+        monkeypatch.setattr("ravekit.engine.chunks.DEFAULT_CHUNK_SECONDS", chunk_seconds)
     song = write_audio(tmp_path / "in" / "song.flac", sr=22050, seconds=1.3, channels=2)
     out = tmp_path / "out" / "hybrid.ts"
     args = ["--models", fixture_models["demo"], demo_c, "-o", out, "--audio", song, "--seed", 4]
@@ -128,10 +127,10 @@ def test_output_folder_that_does_not_exist_yet(fixture_models, demo_c, tmp_path,
 
 
 def test_output_paths_takes_plain_values(tmp_path):
-    import averager
+    from ravekit.merging.outputs import output_paths
 
     a, b = str(tmp_path / "a.ts"), str(tmp_path / "b.ts")
-    out, report, recipe, renders = averager.output_paths(str(tmp_path / "x") + "/", None, [a, b], None, False)
+    out, report, recipe, renders = output_paths(str(tmp_path / "x") + "/", None, [a, b], None, False)
     assert (out, report, recipe, renders) == (tmp_path / "x" / "merged.ts", tmp_path / "x" / "merged.csv",
                                               tmp_path / "x" / "merged.json", [])
 
@@ -151,7 +150,7 @@ def test_merging_a_model_with_itself_is_refused(fixture_models, tmp_path, capsys
 
 
 def test_models_that_differ_only_where_shapes_differ_are_refused(fixture_models, tmp_path, capsys):
-    from ravekit.demo_model import build_demo_model
+    from ravekit.demo.model import build_demo_model
 
     # Same sample rate and latent size, another ratio: the band matrix differs in shape; every entry
     # of one shape (smoothing, gains, band edges) is identical, as in two capacities of one RAVE config.
@@ -197,8 +196,8 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
                                                                          monkeypatch):
     import os
 
-    import ravekit.fileio
-    import ravekit.merge_report
+    import ravekit.io.files
+    import ravekit.merging.report
 
     a, b = fixture_models["demo"], fixture_models["demo_b"]
     song = write_audio(tmp_path / "song.wav", seconds=0.3)
@@ -210,7 +209,7 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
 
     # Interrupted while the set is being made (here: writing the recipe): nothing is left, not even temporaries.
     with monkeypatch.context() as m:
-        m.setattr(ravekit.merge_report, "write_recipe", interrupt)
+        m.setattr(ravekit.merging.report, "write_recipe", interrupt)
         code, stdout, err = run(capsys, *args)
     assert code == 130 and stdout == "" and _files(tmp_path / "o") == []
 
@@ -224,7 +223,7 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
         return real_replace(src, dst)
 
     with monkeypatch.context() as m:
-        m.setattr(ravekit.fileio.os, "replace", replace)
+        m.setattr(ravekit.io.files.os, "replace", replace)
         code, _, err = run(capsys, *args)
     assert code == 130
     assert _files(tmp_path / "o") == ["m.csv", "m.ts", "song.A.wav", "song.B.wav", "song.m.wav"]

@@ -14,8 +14,8 @@ import torch
 
 import encoder
 from conftest import export_facts, real_models, write_audio
-from ravekit.model import load_model
-from ravekit.process import decode_latents, encode_blocks, encode_signal, measure_context
+from ravekit.engine.chunks import decode_latents, encode_blocks, encode_signal, measure_context
+from ravekit.engine.model import load_model
 
 
 def blocks(x, size):

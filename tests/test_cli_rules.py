@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_audio
-
 import averager
 import decoder
 import encoder
 import generator
 import inspector
-from ravekit.latents import make_sidecar, save_npy
+from conftest import write_audio
+from ravekit.io.latents import make_sidecar, save_npy
 
 SCRIPTS = {"encoder": encoder, "decoder": decoder, "generator": generator, "inspector": inspector,
            "averager": averager}

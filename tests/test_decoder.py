@@ -12,7 +12,7 @@ import soundfile as sf
 import decoder
 import encoder
 from conftest import export_facts, real_models, write_audio
-from ravekit.latents import make_sidecar, save_latent_wav
+from ravekit.io.latents import make_sidecar, save_latent_wav
 
 
 def run(capsys, script, *args):
@@ -33,7 +33,7 @@ def round_trip(tmp_path, capsys, model, sr, seconds, channels=1):
 
 @pytest.mark.parametrize("name", ["demo", "stereo512", "rave_named"])
 def test_round_trip_has_source_length_and_model_format(tmp_path, capsys, fixture_models, name):
-    from ravekit.model import load_model
+    from ravekit.engine.model import load_model
 
     info = load_model(fixture_models[name], "cpu", checksum=False).info
     (audio, sr), finfo = round_trip(tmp_path, capsys, fixture_models[name], info.sr, 1.37, info.n_channels)
@@ -53,7 +53,7 @@ def test_real_export_round_trip(tmp_path, capsys, real_model):
 def test_demo_model_decodes_something_related_to_the_source(tmp_path, capsys, demo_model):
     """Re-encoding the decoded audio gives back the band envelope of the source."""
     src = tmp_path / "melody.wav"
-    from ravekit.demo_model import demo_signal
+    from ravekit.demo.model import demo_signal
 
     sf.write(src, demo_signal(44100, 4.0), 44100, subtype="FLOAT")
     run(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "a")

@@ -11,7 +11,7 @@ import soundfile as sf
 import decoder
 import encoder
 from conftest import write_audio
-from ravekit.fileio import sha256_of
+from ravekit.io.files import sha256_of
 
 
 def run(capsys, script, *args):
@@ -34,7 +34,7 @@ def test_the_record_says_how_the_wav_was_made(tmp_path, capsys, demo_model, late
     assert code == 0 and out == [str(tmp_path / "o" / "a.wav")]
     record = json.loads((tmp_path / "o" / "a.json").read_text())
     wav = tmp_path / "o" / "a.wav"
-    assert record["format"] == "ravekit.audio" and record["created_by"] == "decoder.py"
+    assert record["format"] == "ravekit.io.audio" and record["created_by"] == "decoder.py"
     assert record["model"]["sha256"] == sha256_of(demo_model) and record["seed"] == 3
     assert record["source"]["file"] == str(latents) and record["source"]["sha256"] == sha256_of(latents)
     assert record["source"]["sidecar_sha256"] == sha256_of(latents.with_suffix(".json"))
@@ -102,7 +102,7 @@ def test_a_wav_without_record_is_reported_not_kept(tmp_path, capsys, demo_model,
 
 def test_an_interrupted_forced_run_leaves_no_record_that_lies(tmp_path, capsys, monkeypatch, demo_model, latents):
     """--force with another seed fails half-way: the old WAV stays, without a record claiming the new seed."""
-    from ravekit import decoding
+    from ravekit.engine import decode as decoding
 
     args = ("-m", demo_model, "-i", latents, "-o", tmp_path / "o")
     run(capsys, decoder, *args)
@@ -141,7 +141,7 @@ def loud_model(path, demo_model):
     """The demo model edited, as users edit exports, to play 3x louder: peaks beyond +-1."""
     import torch
 
-    from ravekit.model import quiet_jit
+    from ravekit.engine.model import quiet_jit
 
     with quiet_jit():
         m = torch.jit.load(str(demo_model))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURE_SPECS
 
-from ravekit.model import load_module
+from conftest import FIXTURE_SPECS
+from ravekit.engine.model import load_module
 
 
 def test_attributes_offered_to_nn_tilde_all_have_setters(fixture_models):

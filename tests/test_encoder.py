@@ -14,7 +14,7 @@ import soundfile as sf
 
 import encoder
 from conftest import export_facts, real_models, synth, write_audio
-from ravekit.model import sha256_of
+from ravekit.engine.model import sha256_of
 
 
 def run(capsys, *args):
@@ -27,7 +27,7 @@ def run(capsys, *args):
 def info_of(path):
     import torch
 
-    from ravekit.model import load_module, read_info
+    from ravekit.engine.model import load_module, read_info
 
     return read_info(load_module(path), str(path)), torch
 
@@ -85,7 +85,8 @@ def test_channel_conversions(tmp_path, capsys, fixture_models):
     sf.write(tmp_path / "mix.wav", stereo.mean(1), 44100, subtype="FLOAT")
     sf.write(tmp_path / "left.wav", stereo[:, 0], 44100, subtype="FLOAT")
     demo = fixture_models["demo"]
-    run(capsys, "-m", demo, "-i", tmp_path / "st.wav", tmp_path / "mix.wav", tmp_path / "left.wav", "-o", tmp_path / "o")
+    inputs = [tmp_path / "st.wav", tmp_path / "mix.wav", tmp_path / "left.wav"]
+    run(capsys, "-m", demo, "-i", *inputs, "-o", tmp_path / "o")
     o = tmp_path / "o"
     # A stereo file into a mono model is mixed down.
     np.testing.assert_allclose(np.load(o / "st.npy"), np.load(o / "mix.npy"), atol=1e-5)
@@ -206,7 +207,7 @@ def test_resume_refuses_outputs_made_with_other_settings(tmp_path, capsys, demo_
 def test_resume_refuses_latents_of_audio_that_changed_since(tmp_path, capsys, monkeypatch, demo_model):
     import os
 
-    import ravekit.encoding
+    import ravekit.engine.encode
 
     src = write_audio(tmp_path / "in" / "a.wav", seconds=0.3)
     args = ("-m", demo_model, "-i", src, "-o", tmp_path / "o")
@@ -215,8 +216,8 @@ def test_resume_refuses_latents_of_audio_that_changed_since(tmp_path, capsys, mo
     source = json.loads(npy.with_suffix(".json").read_text())["source"]
     assert source["sha256"] == sha256_of(src) and source["bytes"] == src.stat().st_size
     hashed = []
-    real = ravekit.encoding.sha256_of
-    monkeypatch.setattr(ravekit.encoding, "sha256_of", lambda p: hashed.append(p) or real(p))
+    real = ravekit.engine.encode.sha256_of
+    monkeypatch.setattr(ravekit.engine.encode, "sha256_of", lambda p: hashed.append(p) or real(p))
     code, out, err = run(capsys, *args)  # unchanged: kept, and the audio is not read again to tell
     assert code == 0 and out == [str(npy)] and "already there" in err and not hashed
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))  # touched, same bytes: kept

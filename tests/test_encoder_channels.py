@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import synth
 
 import encoder
+from conftest import synth
 
 
 def run(capsys, *args):

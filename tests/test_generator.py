@@ -6,7 +6,6 @@ The analysis (statistics, degenerate inputs, distributions) is in test_generator
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,11 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, export_facts, real_models
-
 import generator
-from ravekit.latents import make_sidecar, save_latent_wav, save_npy
-from ravekit.stats_io import load_stats
+from conftest import ROOT, export_facts, real_models
+from ravekit.generate.stats_io import load_stats
+from ravekit.io.latents import make_sidecar, save_latent_wav, save_npy
 
 SR, RATIO = 44100, 2048
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from ravekit.distributions import sample
-from ravekit.stats import compute_stats
 from test_generator import latents, run, write_latents  # noqa: F401 (latents is a fixture)
 
+from ravekit.generate.distributions import sample
+from ravekit.generate.stats import compute_stats
 
 # --- statistics -------------------------------------------------------------------------------
 
@@ -34,7 +33,8 @@ def test_pooled_statistics_match_numpy_on_the_concatenated_frames(latents, tmp_p
     np.testing.assert_allclose(st["lower_fence"], q1 - 1.5 * (q3 - q1), rtol=1e-6)
     np.testing.assert_allclose(st["upper_fence"], q3 + 1.5 * (q3 - q1), rtol=1e-6)
     np.testing.assert_allclose(st["robust_std"], (q3 - q1) / 1.349, rtol=1e-6)
-    np.testing.assert_allclose(st["min"], x.min(1)) ; np.testing.assert_allclose(st["max"], x.max(1))
+    np.testing.assert_allclose(st["min"], x.min(1))
+    np.testing.assert_allclose(st["max"], x.max(1))
 
 
 def test_median_is_the_true_median_not_the_midhinge(tmp_path):

@@ -15,11 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import DOCUMENTED_EXPORTS, REAL_MODELS, export_facts, real_models
-
 import inspector
-from ravekit.compare import align_state_dicts
-from ravekit.model import quiet_jit
+from conftest import DOCUMENTED_EXPORTS, REAL_MODELS, export_facts, real_models
+from ravekit.engine.model import quiet_jit
+from ravekit.merging.keys import align_state_dicts
 
 
 def run(capsys, *argv):
@@ -280,7 +279,7 @@ def test_compare_needs_two_models(demo_model, capsys):
 
 
 def test_suggestions_match_whole_names():
-    from ravekit.inspect_detail import suggest
+    from ravekit.inspection.detail import suggest
 
     names = ["decoder.net.0.weight", "encoder.encoder.net.0.weight", "encoder.encoder.net.2.weight", "fidelity"]
     # Left out the wrapper's prefix: the full name that ends with it, not the one two letters away.

@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 
 import decoder
-from ravekit import audio_write
-from ravekit.audio_write import HEADER_ALLOWANCE, WAV_MAX_BYTES, AudioWriter, choose_container, wav_data_bytes
 from ravekit.errors import RavekitError
-from ravekit.latents import load_latents, make_sidecar, save_latent_wav
+from ravekit.io import writer as audio_write
+from ravekit.io.latents import load_latents, make_sidecar, save_latent_wav
+from ravekit.io.writer import HEADER_ALLOWANCE, WAV_MAX_BYTES, AudioWriter, choose_container, wav_data_bytes
 
 
 def run(capsys, script, *args):
@@ -85,7 +85,7 @@ def test_latent_wavs_use_the_same_writer(tmp_path, monkeypatch):
 
 def test_a_writer_not_told_the_length_refuses_to_clamp(tmp_path, monkeypatch):
     lower_the_limit(monkeypatch, 4000)
-    with pytest.raises(RavekitError, match="more audio than a WAV holds"):
+    with pytest.raises(RavekitError, match="more audio than a WAV holds"):  # noqa: SIM117 - the raise is on exit
         with AudioWriter(tmp_path / "x.wav", 44100, 1) as w:
             for _ in range(3):
                 w.write(np.zeros((1, 500), np.float32))

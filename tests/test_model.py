@@ -7,8 +7,8 @@ import torch
 
 import encoder
 from conftest import DOCUMENTED_EXPORTS, FIXTURE_SPECS, export_facts, real_models, write_audio
+from ravekit.engine.model import load_model, quiet_jit
 from ravekit.errors import RavekitError
-from ravekit.model import load_model, quiet_jit
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURE_SPECS))

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT, write_audio
 
 import decoder
 import generator
 import inspector
+from conftest import ROOT, write_audio
 
 MODELS = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent"))
 PRIOR = Path(os.environ.get("RAVE_TEST_PRIOR", MODELS.parent / "priors" / "prior_small_v2cap16_mono_44k_seed0.ts"))
@@ -142,7 +142,7 @@ class _FakePrior(torch.nn.Module):
 
 
 def test_prior_for_another_latent_count_is_refused(capsys, tmp_path):
-    from ravekit.model import quiet_jit
+    from ravekit.engine.model import quiet_jit
 
     fake = tmp_path / "prior16.ts"
     with quiet_jit():
@@ -163,7 +163,7 @@ def test_a_model_that_is_not_a_prior_is_refused(capsys, tmp_path, demo_model, wh
 
 
 def test_long_generation_rolls_over_in_flat_memory():
-    from ravekit.prior import load_prior
+    from ravekit.generate.prior import load_prior
 
     prior = load_prior(PRIOR, checksum=False)
     rss = []
@@ -185,7 +185,7 @@ def test_long_generation_rolls_over_in_flat_memory():
 
 
 def test_continuation_writes_one_unlooped_stretch_with_progress(capsys, tmp_path, monkeypatch):
-    from ravekit import prior_run
+    from ravekit.generate import prior_run
 
     seen = []
     real = prior_run.run
@@ -221,7 +221,7 @@ def test_inspector_reports_the_prior(capsys):
 
 
 def test_a_prompt_longer_than_the_context_is_heard_by_its_end(capsys, tmp_path):
-    from ravekit.latents import save_npy
+    from ravekit.io.latents import save_npy
 
     rng = np.random.default_rng(0)
     long = rng.standard_normal((1, 8, 600)).astype(np.float32)
@@ -232,3 +232,17 @@ def test_a_prompt_longer_than_the_context_is_heard_by_its_end(capsys, tmp_path):
     meta = json.loads((tmp_path / "a" / "loop_prior_k4_s0_000.json").read_text())
     assert meta["prior"]["prompt"]["frames"] == 600 and meta["prior"]["prompt"]["heard"] == 256
     assert wavs(tmp_path / "a") == wavs(tmp_path / "b")
+
+
+def test_pd_patch_plays_prior_loops(capsys, tmp_path, prompt_latents):
+    code, err = gen(capsys, tmp_path / "out", "--input", prompt_latents, "--pattern", "loop", "--bpm", 120,
+                    "--num_files", 2, "--seed", 1, "--pd")
+    assert code == 0, err
+    patches = list((tmp_path / "out").glob("loop_prior_k*_s1.pd"))
+    assert len(patches) == 1 and f"Pure Data patch: {patches[0]}" in err
+    text = patches[0].read_text()
+    assert f"nn~ {MODEL.resolve()} decode" in text
+    assert all(w.name in text for w in (tmp_path / "out").glob("*.wav"))
+    code, err = gen(capsys, tmp_path / "out", "--input", prompt_latents, "--pattern", "loop", "--bpm", 120,
+                    "--num_files", 2, "--seed", 1, "--pd")
+    assert code == 1 and "already exists" in err  # the patch is one of the run's outputs

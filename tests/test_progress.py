@@ -9,15 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import write_audio
 
 import decoder
 import encoder
-from ravekit.decoding import Decoder
-from ravekit.encoding import Encoder
-from ravekit.model import load_model
-from ravekit.parallel import plan_workers
-from ravekit.progress import PREFIX
+from conftest import write_audio
+from ravekit.commands.parallel import plan_workers
+from ravekit.commands.progress import PREFIX
+from ravekit.engine.decode import Decoder
+from ravekit.engine.encode import Encoder
+from ravekit.engine.model import load_model
 
 
 class Terminal(io.StringIO):
@@ -90,8 +90,8 @@ def test_jobs_99_on_two_files_starts_two_workers(demo_model, tmp_path, monkeypat
         started.append(args[0])
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr("ravekit.parallel.os.cpu_count", lambda: 64)
-    monkeypatch.setattr("ravekit.parallel.subprocess.Popen", popen)
+    monkeypatch.setattr("ravekit.commands.parallel.os.cpu_count", lambda: 64)
+    monkeypatch.setattr("ravekit.commands.parallel.subprocess.Popen", popen)
     code = encoder.main(["-m", str(demo_model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "-j", "99"])
     out, err = capfd.readouterr()
     assert code == 0, err
@@ -103,7 +103,7 @@ def test_jobs_99_on_two_files_starts_two_workers(demo_model, tmp_path, monkeypat
 def test_jobs_2_on_one_file_runs_in_this_process(demo_model, tmp_path, monkeypatch, capfd):
     src = write_audio(tmp_path / "only.wav", seconds=0.2)
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{src}\n"))
-    monkeypatch.setattr("ravekit.parallel.subprocess.Popen", None)  # starting a process would fail
+    monkeypatch.setattr("ravekit.commands.parallel.subprocess.Popen", None)  # starting a process would fail
     code = encoder.main(["-m", str(demo_model), "-i", "-", "-o", str(tmp_path / "o"), "-j", "2"])
     out, err = capfd.readouterr()
     assert code == 0 and out.split() == [str(tmp_path / "o" / "only.npy")] and "1 file" in err
@@ -167,7 +167,7 @@ def test_jobs_2_with_null_reads_and_writes_whole_nul_records(script, demo_model,
         inputs, main, suffix = tmp_path / "in", encoder.main, ".npy"
     given = sorted(p for p in inputs.iterdir() if p.suffix in (".wav", ".npy"))
     monkeypatch.setattr("sys.stdin", stdin_bytes(b"".join(bytes(p) + b"\0" for p in given)))
-    monkeypatch.setattr("ravekit.parallel.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("ravekit.commands.parallel.os.cpu_count", lambda: 2)
     code = main(["-m", str(demo_model), "-i", "-", "-0", "-o", str(tmp_path / "out"), "--jobs", "2"])
     out, err = capfdbinary.readouterr()
     assert code == 0, err
@@ -179,7 +179,7 @@ def test_relay_with_null_writes_whole_records_only(tmp_path):
     """A record split across a worker's writes is not interleaved with another worker's paths."""
     import threading
 
-    from ravekit.parallel import _relay
+    from ravekit.commands.parallel import _relay
 
     class Pieces(io.BytesIO):
         def __init__(self, pieces):

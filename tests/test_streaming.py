@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FIXTURE_SPECS, write_audio
 
 import decoder
 import encoder
-from ravekit.decoding import Decoder
-from ravekit.latency import Latency, measure_latency
-from ravekit.model import load_model
-from ravekit.process import decode_latents, encode_blocks, encode_signal
+from conftest import FIXTURE_SPECS, write_audio
+from ravekit.engine.chunks import decode_latents, encode_blocks, encode_signal
+from ravekit.engine.decode import Decoder
+from ravekit.engine.latency import Latency, measure_latency
+from ravekit.engine.model import load_model
 
 KINDS = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent")) / "kinds"
 STREAMING = KINDS / "v2cap16_mono_44k_seed2_streaming.ts"

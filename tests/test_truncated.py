@@ -12,10 +12,10 @@ import soundfile as sf
 import decoder
 import encoder
 from conftest import write_audio
-from ravekit.audio import iter_audio, probe
-from ravekit.audio_header import truncation
 from ravekit.errors import RavekitError
-from ravekit.latents import save_latent_wav
+from ravekit.io.audio import iter_audio, probe
+from ravekit.io.header import truncation
+from ravekit.io.latents import save_latent_wav
 
 
 def run(capsys, script, *args):

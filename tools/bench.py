@@ -12,7 +12,7 @@ $RAVE_TEST_MODELS measures, each as a ratio to its floor:
 Timings are medians of --repeat runs, interleaved with their floors so that load on this shared
 machine hits both alike. Prints one table and writes _bench/bench.json. A benchmark, not a test.
 
-Usage: python tools/bench.py [--repeat 3] [--skip_long] [--skip_stats]
+Usage: python -m tools.bench [--repeat 3] [--skip_long] [--skip_stats]
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 BENCH = ROOT / "_bench"
 PY = sys.executable
 
@@ -68,7 +67,7 @@ def build_audio(folder: Path) -> None:
     import numpy as np
     import soundfile as sf
 
-    from ravekit.demo_model import demo_signal
+    from ravekit.demo.model import demo_signal
 
     folder.mkdir(parents=True, exist_ok=True)
     kinds = [("wav", 44100, "FLOAT"), ("flac", 48000, "PCM_24"), ("mp3", 44100, "MPEG_LAYER_III")]
@@ -100,10 +99,10 @@ def in_memory(model_path: Path, audio: Path, latents: Path, cache: Path) -> tupl
     """The floor's inputs: audio decoded, resampled and channel-matched; the tool's own latents."""
     import numpy as np
 
-    from ravekit.audio import read_audio
-    from ravekit.channels import match_channels
-    from ravekit.latents import load_npy
-    from ravekit.model import load_model
+    from ravekit.engine.model import load_model
+    from ravekit.io.audio import read_audio
+    from ravekit.io.channels import match_channels
+    from ravekit.io.latents import load_npy
 
     info = load_model(model_path, "cpu", checksum=False).info
     a_npz, z_npz = cache / "audio.npz", cache / "latents.npz"
@@ -145,7 +144,7 @@ def parallel_jobs(model: Path, repeat: int, rows: list) -> None:
 
 
 def memory(model: Path, rows: list) -> None:
-    from ravekit.model import load_model
+    from ravekit.engine.model import load_model
 
     sr = load_model(model, "cpu", checksum=False).info.sr
     work = BENCH / "work" / model.stem / "mem"
@@ -166,8 +165,8 @@ def memory(model: Path, rows: list) -> None:
 def exactness(model: Path, rows: list) -> None:
     import numpy as np
 
-    from ravekit.model import load_model
-    from ravekit.process import decode_latents, encode_blocks, encode_signal, measure_context
+    from ravekit.engine.chunks import decode_latents, encode_blocks, encode_signal, measure_context
+    from ravekit.engine.model import load_model
 
     m = load_model(model, "cpu", checksum=False)
     ctx = measure_context(m)
@@ -209,7 +208,7 @@ def startup(rows: list, runs: int = 15) -> None:
 
 
 def stats_bench(rows: list) -> None:
-    out = subprocess.run([PY, "tools/bench_stats.py"], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    out = subprocess.run([PY, "-m", "tools.bench_stats"], check=True, capture_output=True, text=True, cwd=ROOT).stdout
     for line in out.splitlines():
         if line.startswith("{"):
             r = json.loads(line)
@@ -237,7 +236,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip_long", action="store_true", help="no 60-minute memory runs")
     p.add_argument("--skip_stats", action="store_true", help="no 100-hour statistics run")
     args = p.parse_args(argv)
-    from ravekit.demo_model import build_demo_model
+    from ravekit.demo.model import build_demo_model
 
     demo = ROOT / "models" / "demo.ts"
     if not demo.exists():

@@ -3,11 +3,11 @@
 Builds 100 one-hour files of 16-dim latents (44.1 kHz / 2048: 77 520 frames each, 100 hours, 496 MB of
 float32) once, then measures in fresh processes, medians of --repeat interleaved runs, wall time and peak RSS of:
   reference: load every file, concatenate, mean/std/cov/corrcoef/min/max (+ np.quantile with quartiles)
-  ravekit:   ravekit.stats.compute_stats over the same files (streaming moments; quartiles by in-place
+  ravekit:   ravekit.generate.stats.compute_stats over the same files (streaming moments; quartiles by in-place
              partition of one float32 buffer)
 Prints one JSON line per case (without / with quartiles) with the ratios; target: both ratios <= 2.
 
-Usage: python tools/bench_stats.py [--data DIR] [--files 100] [--hours_per_file 1] [--repeat 3]
+Usage: python -m tools.bench_stats [--data DIR] [--files 100] [--hours_per_file 1] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 
 RAVEKIT = r'''
 import sys, time, resource
-sys.path.insert(0, sys.argv[3])
 from pathlib import Path
 t = time.perf_counter()
-from ravekit.stats import compute_stats
+from ravekit.generate.stats import compute_stats
 compute_stats(sorted(Path(sys.argv[1]).glob("*.npy")), quartiles=sys.argv[2] == "1")
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 '''
@@ -48,8 +47,7 @@ def build(data: Path, files: int, hours: float, dims: int = 16) -> None:
     """Write the corpus once (correlated Gaussian latents with sidecars); existing files are kept."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
-    from ravekit.latents import make_sidecar, save_npy
+    from ravekit.io.latents import make_sidecar, save_npy
 
     frames = round(3600 * hours * 44100 / 2048)
     rng = np.random.default_rng(0)
@@ -63,8 +61,8 @@ def build(data: Path, files: int, hours: float, dims: int = 16) -> None:
 
 def measure(code: str, data: Path, quartiles: bool) -> tuple[float, float]:
     """``(seconds, peak RSS in MB)`` of one fresh process."""
-    out = subprocess.run([sys.executable, "-c", code, str(data), "1" if quartiles else "0", str(ROOT)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code, str(data), "1" if quartiles else "0"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
     seconds, kb = out.split()
     return float(seconds), int(kb) / 1024
 

@@ -3,13 +3,11 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def main(argv=None) -> int:
     import soundfile as sf
 
-    from ravekit.demo_model import demo_signal
+    from ravekit.demo.model import demo_signal
 
     out = Path((argv or sys.argv[1:] or ["_demo/audio/melody.wav"])[0])
     out.parent.mkdir(parents=True, exist_ok=True)

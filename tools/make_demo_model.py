@@ -1,13 +1,10 @@
 """Build the toolkit's demo model (a scripted band vocoder with RAVE's interface).
 
-Usage: python tools/make_demo_model.py [OUT.ts] [--ratio N] [--sr HZ] [--latent_size N] [--channels N] [--streaming]
+Usage: python -m tools.make_demo_model [OUT.ts] [--ratio N] [--sr HZ] [--latent_size N] [--channels N] [--streaming]
 """
 
 import argparse
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:
@@ -20,7 +17,7 @@ def main(argv=None) -> int:
     parser.add_argument("--channels", type=int, default=1, choices=[1, 2])
     parser.add_argument("--streaming", action="store_true")
     args = parser.parse_args(argv)
-    from ravekit.demo_model import build_demo_model
+    from ravekit.demo.model import build_demo_model
 
     path = build_demo_model(args.output, sr=args.sr, ratio=args.ratio, latent_size=args.latent_size,
                             channels=args.channels, streaming=args.streaming)

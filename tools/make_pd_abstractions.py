@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ravekit.pd_file import Canvas
+from ravekit.puredata.file import Canvas
 
 OUTLETS = 16  # dims the player and crossfader carry as outlets (latent sizes of RAVE exports are 4-16)
 TABLES = 64  # soundfiler reads at most 64 channels
@@ -266,7 +266,7 @@ def example_pattern() -> None:
     """A small latent WAV (with sidecar) for the help patches: slow sines, so the position is audible."""
     import numpy as np
 
-    from ravekit.latents import make_sidecar, save_latent_wav
+    from ravekit.io.latents import make_sidecar, save_latent_wav
 
     frames, dims = 16, 8
     t = np.arange(frames)[None, :]

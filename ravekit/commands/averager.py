@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""averager.py: merge two or more RAVE models into one model that plays in nn~.
+
+The merged model is a copy of the first model (A) in which every entry that
+can be merged is replaced by the weighted average (or slerp) of the models'
+entries; everything else keeps A's value.  A CSV report lists every entry:
+merged or not, why, and how far the models' tensors are apart; a JSON
+recipe beside the model records the parents (sha256), weights and flags.
+
+Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
+fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
+tensors, entries missing from a model or whose shapes differ.
+A merge that would change nothing (every entry that can be merged is
+identical in all models: a model with itself, or models of other
+architectures) is refused; every run says what share of A it changed.
+Selection: --scope first (encoder: names under "encoder.", decoder: under
+"decoder."; other parts such as pqmf stay A's), then --include (a name must
+match one), then --exclude (wins over --include).
+
+examples:
+  averager.py --models a.ts b.ts --weights 0.7 0.3 -o hybrid.ts
+  averager.py --models a.ts b.ts --scope decoder --weights 0 1 -o a_enc-b_dec.ts
+  averager.py --models a.ts b.ts --method slerp --audio song.wav
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ravekit.choices import MERGE_METHODS, MERGE_SCOPES
+from ravekit.commands.flags import (
+    add_device_arg,
+    add_force_arg,
+    add_null_arg,
+    add_seed_arg,
+    check_common,
+    info,
+    make_parser,
+    parse_args,
+    print_path,
+    run_main,
+    warn,
+)
+
+PROG = "averager.py"
+DEFAULT_OUTPUT = "_averager-output/merged.ts"
+
+
+def get_parser():
+    parser = make_parser(PROG, __doc__.split("\n", 1)[1].strip())
+    parser.add_argument("--models", nargs="+", required=True, metavar="MODEL.ts",
+                        help="two or more exported models of one architecture; the first (A) is the base")
+    parser.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
+                        help="one weight per model, normalised to sum to 1; none given: equal weights")
+    parser.add_argument("--method", choices=MERGE_METHODS, default="linear",
+                        help="linear: weighted average; slerp: spherical interpolation per tensor "
+                        "(more than two models: A with B, the result with C, ...; nearly parallel "
+                        "tensors fall back to linear)")
+    parser.add_argument("--scope", choices=MERGE_SCOPES, default="all",
+                        help="merge only entries under encoder. or decoder. (all: every entry)")
+    parser.add_argument("--include", nargs="+", action="extend", default=None, metavar="REGEX",
+                        help="merge only entries whose name matches one of these regular expressions")
+    parser.add_argument("--exclude", nargs="+", action="extend", default=None, metavar="REGEX",
+                        help="never merge entries whose name matches one of these (wins over --include)")
+    parser.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="MERGED.ts",
+                        help="merged model to write; a folder (existing, ending in /, or a name without a suffix): "
+                        "merged.ts inside it, created if needed")
+    parser.add_argument("--report", default=None, metavar="REPORT.csv",
+                        help="CSV report, one row per entry; none given: the output with .csv")
+    parser.add_argument("--audio", default=None, metavar="FILE",
+                        help="also encode/decode this audio file through every model and the merged "
+                        "one, with the same seed, and write the WAVs beside the output")
+    add_seed_arg(parser)
+    add_device_arg(parser)
+    add_force_arg(parser)
+    add_null_arg(parser)
+    # The shared flags' help speaks of batch runs; say what they mean here.
+    for action in parser._actions:
+        if action.dest == "force":
+            action.help = ("overwrite existing outputs, and merge models whose sample rate, ratio or "
+                           "latent size differ (saying what will break)")
+        elif action.dest == "seed":
+            action.help = "random seed of the --audio renders: every model encodes and decodes with it"
+        elif action.dest == "device":
+            action.help = "where the --audio renders run (merging always runs on the CPU)"
+        elif action.dest == "null":
+            action.help = "print the paths written on stdout NUL-terminated instead of one per line (xargs -0)"
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = get_parser()
+    args = parse_args(parser, argv)
+
+    def body() -> int:
+        from ravekit.io.files import OutputSet
+        from ravekit.merging.outputs import output_paths
+        from ravekit.merging.plan import merge_models, model_labels, save_module
+        from ravekit.merging.report import summary, write_recipe, write_report
+
+        check_common(args)
+        out, report, recipe, renders = output_paths(args.output, args.report, args.models, args.audio,
+                                                    args.force)
+        if args.audio:
+            from ravekit.io.audio import probe
+
+            probe(args.audio)  # a bad audio file fails now, before anything is written
+        result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
+                              args.include, args.exclude, args.force)
+        for note in result.warnings:
+            warn(PROG, note)
+        for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
+            info(PROG, f"{label} = {path} (weight {w:.4g})")
+        info(PROG, summary(result.plans))
+        # Written as a whole: every file under a temporary name, then renamed with
+        # the recipe last, so a model without its recipe is known to be unfinished.
+        with OutputSet([out, report, *renders, recipe]) as staged:
+            save_module(result.module, staged[out])
+            write_report(staged[report], result.plans)
+            if args.audio:
+                from ravekit.merging.audio import render_comparison
+
+                models = [Path(m) for m in args.models] + [staged[out]]
+                render_comparison(Path(args.audio), models, [staged[r] for r in renders], args.seed, args.device,
+                                  lambda message: warn(PROG, message))
+            write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
+                         scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
+                         report=report, audio=args.audio, renders=renders)
+            staged.commit()
+        if out.suffix != ".ts":
+            warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
+        for path in (out, report, recipe, *renders):
+            print_path(path, args.null)
+        return 0
+
+    return run_main(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""inspector.py: what is inside a RAVE model, at a glance, in a CSV, or interactively."""
+
+from __future__ import annotations
+
+import sys
+
+from ravekit.choices import MODEL_EXTENSIONS, extensions_text
+from ravekit.commands.flags import (
+    add_null_arg,
+    add_output_arg,
+    check_printable,
+    fatal,
+    info,
+    make_parser,
+    parse_args,
+    parse_extensions,
+    print_path,
+    run_main,
+)
+from ravekit.errors import RavekitError
+
+PROG = "inspector.py"
+DESCRIPTION = """\
+Show what a model is: sample rate, channels, latent size, compression ratio,
+nn~ methods and attributes, streaming or not, prior or not, how many latent
+dims carry 80/90/95/99 % of the variance, and the size of each component.
+Works on exported models (.ts) and on training checkpoints (.ckpt, read
+safely: weights only, no code from the file is ever run).
+
+examples:
+  inspector.py -i model.ts                    summary of one model
+  inspector.py -i models/ --save              CSVs for every .ts under models/
+  inspector.py -i a.ts b.ts --compare         side by side, state_dict keys aligned
+  inspector.py -i model.ts --dict             every state_dict entry, then ask for one
+  echo fidelity | inspector.py -i model.ts --dict    the same, scripted
+  inspector.py -i run/version_0/checkpoints/best.ckpt --config
+"""
+
+
+def get_parser():
+    parser = make_parser(PROG, DESCRIPTION)
+    parser.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
+                        help="model files and/or folders (searched recursively for --extensions), "
+                        "or - to read paths from stdin")
+    add_null_arg(parser)
+    parser.add_argument("--extensions", default=extensions_text(MODEL_EXTENSIONS),
+                        help="comma-separated file endings picked up inside folders, e.g. .ts,.ckpt")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--compare", action="store_true",
+                      help="the models side by side, then their state_dict keys aligned "
+                      "(same shape in all / different shapes / only in some)")
+    mode.add_argument("--dict", action="store_true",
+                      help="list every state_dict entry, then show one on request "
+                      "(type its name; one name per line from a pipe; q to quit)")
+    mode.add_argument("--attr", action="store_true",
+                      help="list attributes, methods and submodules, then show one on request")
+    mode.add_argument("--config", action="store_true",
+                      help="print the training configuration stored with a checkpoint "
+                      "(config.gin beside it, or its hyper_parameters)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary (or --compare, --config) as JSON on stdout, for scripts")
+    parser.add_argument("--save", action="store_true",
+                        help="write CSVs (summary, components, one row per state_dict entry) under --output "
+                        "and print their paths on stdout; the text summary then goes to stderr")
+    add_output_arg(parser, "./_inspector-output")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = get_parser()
+    args = parse_args(parser, argv)
+
+    def body() -> int:
+        from pathlib import Path
+
+        from ravekit.commands.batch import collect_inputs
+        from ravekit.inspection import run as inspect_run
+
+        detail = "dict" if args.dict else "attr" if args.attr else None
+        if detail and (args.json or args.save):
+            raise RavekitError(f"--{detail} is interactive; --json and --save apply to the summary and --compare", 2)
+        if args.config and args.save:
+            raise RavekitError("--save applies to the summary and --compare, not to --config", 2)
+        if detail and "-" in args.input:
+            raise RavekitError(f"--{detail} reads its queries from stdin; give the model path to --input", 2)
+        out_dir = Path(args.output)
+        out = inspect_run.Reports(error=lambda m: fatal(PROG, m), info=lambda m: info(PROG, m),
+                                  output=lambda p: print_path(p, args.null),
+                                  check_output=lambda p: check_printable(p, args.null))
+        pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir, null=args.null)
+        if detail:
+            if len(pairs) != 1:
+                raise RavekitError(f"--{detail} shows one model at a time; {len(pairs)} files were given", 2)
+            return inspect_run.run_detail(pairs[0][0], detail, out)
+        if args.config:
+            return inspect_run.run_config([p for p, _ in pairs], args.json, out)
+        if args.compare:
+            return inspect_run.run_compare(pairs, args.json, args.save, out_dir, out)
+        return inspect_run.run_summary(pairs, args.json, args.save, out_dir, out)
+
+    return run_main(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Running a batch script as several worker processes, each on its share of the files.
+
+On two cores, two single-threaded processes encode RAVE exports about 20 %
+faster than one process whose torch uses both cores (tools/bench.py): the
+model's convolutions are too small to keep two threads busy.  ``--jobs N``
+runs N copies of the command (``python -m ravekit.commands.NAME``), each
+with ``--part k/N`` of the files and ``cores / N`` torch threads.  N is capped at the number of files and of
+cores: every worker loads torch and the model, so more would only load the
+machine.  The parent relays the workers' output paths line by line, parses
+their progress lines (``progress.PREFIX``) into one bar, shows each error
+once and prints one summary.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from ravekit.commands.flags import info, parse_extensions, parse_shard
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from ravekit.commands.progress import Progress
+
+
+def plan_workers(requested: int, files: int, cores: int | None) -> tuple[int, str | None]:
+    """How many workers ``--jobs requested`` starts for ``files`` files on ``cores`` cores.
+
+    Returns ``(workers, note)``: at most one per file and one per core, at
+    least one; ``note`` says why fewer than requested (None when not capped).
+    """
+    cores = cores or 1
+    workers = max(1, min(requested, files, cores))
+    if workers >= requested:
+        return workers, None
+    # Name what binds: the smaller of the two (both when equal).
+    why = [f"{files} file{'s' * (files != 1)}"] * (files <= cores) + [f"{cores} cores"] * (cores <= files)
+    return workers, f"--jobs {requested}: starting {workers} worker{'s' * (workers != 1)} ({' and '.join(why)})"
+
+
+def count_files(args: argparse.Namespace, stdin_bytes: bytes | None) -> int:
+    """Input files of this run (after ``--shard``), found as the workers will find them."""
+    from ravekit.commands.batch import collect_inputs
+
+    pairs = collect_inputs(args.input, parse_extensions(args.extensions), Path(args.output),
+                           _text_stream(stdin_bytes or b""), null=args.null)
+    shard = parse_shard(args.shard)
+    return len(pairs[shard[0] - 1::shard[1]]) if shard else len(pairs)
+
+
+def _read_stdin() -> bytes:
+    """All of stdin as bytes: the text layer could translate a "\r" in a name."""
+    raw = getattr(sys.stdin, "buffer", None)
+    return raw.read() if raw is not None else os.fsencode(sys.stdin.read())
+
+
+def _text_stream(data: bytes) -> io.TextIOWrapper:
+    """``data`` as a stdin-like stream: lines split at "\n" only, bytes kept under ``.buffer`` (``cli.read_paths``)."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding=sys.getfilesystemencoding(), errors="surrogateescape",
+                            newline="\n")
+
+
+def run_parallel(prog: str, module: str, argv: list[str], args: argparse.Namespace,
+                 run_here: Callable[[], int]) -> int:
+    """``--jobs``: plan the workers, then run them (or, capped to one, ``run_here`` in this process)."""
+    stdin_bytes = _read_stdin() if "-" in args.input else None
+    workers, note = plan_workers(args.jobs, count_files(args, stdin_bytes), os.cpu_count())
+    if note:
+        info(prog, note)
+    if workers == 1:
+        if stdin_bytes is not None:
+            sys.stdin = _text_stream(stdin_bytes)  # read once already: hand the paths on
+        return run_here()
+    return run_in_parts(prog, module, argv, workers, stdin_bytes, args.quiet, args.null)
+
+
+class _Workers:
+    """What the parent gathers from its workers' stderr."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.counts = {"written": 0, "skipped": 0, "failed": 0}
+        self.reports = 0
+        self.seen: set[str] = set()
+
+    def take(self, line: str) -> None:
+        from ravekit.commands.progress import PREFIX
+
+        with self.lock:
+            if line.startswith(PREFIX):
+                message = json.loads(line[len(PREFIX):])
+                if "total" in message:
+                    self.progress.add_total(message["total"])
+                if "advance" in message:
+                    self.progress.advance(message["advance"])
+                if "error" in message:
+                    self.progress.error(message["error"])
+                if "report" in message:
+                    self.reports += 1
+                    for key, n in message["report"].items():
+                        self.counts[key] = self.counts.get(key, 0) + n
+            elif line not in self.seen:
+                # Every worker meets the same early problem (a bad model, an interrupt): show it once.
+                self.seen.add(line)
+                self.progress.write(line.rstrip("\n"))
+
+
+def _write_bytes(out: TextIO, data: bytes) -> None:
+    raw = getattr(out, "buffer", None)
+    if raw is None:
+        out.write(os.fsdecode(data))
+    else:
+        out.flush()  # whatever the text layer holds goes first
+        raw.write(data)
+        raw.flush()
+    out.flush()
+
+
+def _relay(stream, out: TextIO, lock: threading.Lock, null: bool = False) -> None:
+    """Copy a worker's paths to ``out`` in whole records (lines, or NUL-terminated with ``null``), as bytes."""
+    if not null:
+        for line in iter(stream.readline, b""):
+            with lock:
+                _write_bytes(out, line)
+    else:
+        pending = b""
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            pending += chunk
+            cut = pending.rfind(b"\0") + 1
+            if cut:
+                with lock:
+                    _write_bytes(out, pending[:cut])
+                pending = pending[cut:]
+        if pending:  # a worker cut short mid-record: still its own write, never spliced into another's
+            with lock:
+                _write_bytes(out, pending)
+    stream.close()
+
+
+def _gather(stream, workers: _Workers) -> None:
+    for line in iter(stream.readline, b""):
+        workers.take(line.decode("utf-8", "backslashreplace"))
+    stream.close()
+
+
+def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
+                 stdin_bytes: bytes | None = None, quiet: bool = False, null: bool = False) -> int:
+    """Run ``python -m module argv --part k/parts`` for k = 1..parts at once; return the worst exit code.
+
+    Each worker gets ``cores // parts`` threads (at least one) through
+    ``OMP_NUM_THREADS``.  ``stdin_bytes`` (the paths of ``--input -``, read
+    once here) is given to every worker.  Paths (stdout) are relayed as bytes,
+    whole lines (NUL-terminated records with ``null``) at a time, so a
+    pipeline downstream still reads one path per record.
+    """
+    from ravekit.commands.batch import summary_line
+    from ravekit.commands.progress import WORKER_ENV, Progress
+
+    threads = max(1, (os.cpu_count() or 1) // parts)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **{WORKER_ENV: "1"})
+    # The workers import this very ravekit, installed or run from a checkout in any folder.
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    start = time.perf_counter()
+    progress = Progress(prog, quiet, worker=False)
+    gathered = _Workers(progress)
+    out_lock = threading.Lock()
+    procs, readers = [], []
+    try:
+        for k in range(1, parts + 1):
+            cmd = [sys.executable, "-m", module, *argv, "--jobs", "1", "--part", f"{k}/{parts}"]
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            proc.stdin.write(stdin_bytes or b"")
+            proc.stdin.close()
+            procs.append(proc)
+            readers += [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout, out_lock, null), daemon=True),
+                        threading.Thread(target=_gather, args=(proc.stderr, gathered), daemon=True)]
+            readers[-2].start()
+            readers[-1].start()
+        try:
+            codes = [p.wait() for p in procs]
+        except KeyboardInterrupt:
+            # Ctrl-C reaches the workers too; each says it was interrupted, shown once.
+            for p in procs:
+                p.wait()
+            for t in readers:
+                t.join()
+            if any("interrupted" in line for line in gathered.seen):
+                return 130
+            raise
+        for t in readers:
+            t.join()
+    finally:
+        progress.close()
+    counts = gathered.counts
+    # Workers that stopped before their batch (a model that does not load) said why already.
+    if gathered.reports and (not quiet or counts["failed"]):
+        info(prog, summary_line(**counts, seconds=time.perf_counter() - start))
+    return max(codes)

@@ -1,0 +1,317 @@
+"""Running a model over signals of any length in bounded memory.
+
+A RAVE encoder or decoder sees a limited neighbourhood around each frame (its
+receptive field).  Long signals are cut into chunks of whole frames, each
+processed with enough context on both sides that its interior equals
+whole-signal processing; the context is measured on the model itself once,
+at load (:func:`measure_context`).  Streaming exports instead carry state
+between calls: their caches are reset for every signal and chunks are fed in
+order, without context, and their fixed delay (:mod:`ravekit.engine.latency`) is
+compensated: silence or the held last frame flushes it out, and as much is
+dropped from the start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ravekit.engine.model import RaveModel
+
+DEFAULT_CHUNK_SECONDS = 30.0
+PROBE_FRAMES = 32
+MAX_PROBE_FRAMES = 1024
+
+
+@dataclass
+class Context:
+    """Frames of context each side that make chunked processing exact (``None``: unbounded)."""
+
+    encode: int | None
+    decode: int | None
+
+
+def _affected(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int] | None:
+    """First and last index along the last axis where ``a`` and ``b`` differ noticeably."""
+    diff = (a - b).abs().amax(dim=tuple(range(a.dim() - 1)))
+    # Far below the 1e-4 exactness promised for chunking, far above float noise;
+    # relative to the output's own scale, which is ~0.03 for quiet models
+    # (an absolute floor missed tails that a discrete export's decoder feels).
+    tol = 1e-7 * float(a.abs().max())
+    idx = torch.nonzero(diff > tol).flatten()
+    if not len(idx):
+        return None
+    return int(idx[0]), int(idx[-1])
+
+
+def _same_draws(model: RaveModel, call, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """``call`` on each input from the same state and seed, so only the inputs differ."""
+    outs = []
+    for x in inputs:
+        model.reset_state()
+        torch.manual_seed(0)
+        outs.append(call(x))
+    return outs
+
+
+def _probe_encode(model: RaveModel, frames: int) -> int | None:
+    r, ch = model.info.ratio, model.info.n_channels
+    gen = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(1, ch, frames * r, generator=gen)
+    centre = frames // 2
+    y = x.clone()
+    y[..., centre * r:(centre + 1) * r] += 0.1 * torch.randn(1, ch, r, generator=gen)
+    outs = _same_draws(model, model.encode, x, y)
+    span = _affected(*outs)
+    if span is None:
+        return 0
+    lo, hi = span
+    if lo == 0 or hi >= outs[0].shape[-1] - 1:
+        return None  # reaches the probe's edges: look wider
+    return max(centre - lo, hi - centre)
+
+
+def _probe_decode(model: RaveModel, frames: int) -> int | None:
+    r = model.info.ratio
+    # Latents the model made itself: valid codes for discrete models too.
+    gen = torch.Generator().manual_seed(0)
+    model.reset_state()
+    torch.manual_seed(0)
+    z = model.encode(0.1 * torch.randn(1, model.info.n_channels, frames * r, generator=gen)).cpu()
+    centre = frames // 2
+    w = z.clone()
+    w[..., centre] = z[..., centre // 2]
+    if torch.equal(w, z):
+        w[..., centre] += 1.0
+    span = _affected(*_same_draws(model, model.decode, z, w))
+    if span is None:
+        return 0
+    lo, hi = span[0] // r, span[1] // r
+    if lo == 0 or hi >= frames - 1:
+        return None
+    return max(centre - lo, hi - centre)
+
+
+def measure_context(model: RaveModel, parts: tuple[str, ...] = ("encode", "decode")) -> Context:
+    """Measure, on the model itself, how many frames of context chunks need.
+
+    One frame of the input (audio for encode, latents for decode) is perturbed
+    in the middle of a probe signal, and the extent of the output that changes
+    is the receptive field.  One frame of margin is added each side.  Models
+    whose influence reaches past ``MAX_PROBE_FRAMES`` get ``None`` (process
+    whole).  Streaming exports need no context.  ``parts`` names what to
+    measure (the others are left ``None``), so a run pays only for its own.
+    """
+    if model.info.streaming:
+        return Context(0, 0)
+    found = {}
+    for part, probe in (("encode", _probe_encode), ("decode", _probe_decode)):
+        if part not in parts:
+            continue
+        frames, ctx = PROBE_FRAMES, None
+        while frames <= MAX_PROBE_FRAMES:
+            try:
+                ctx = probe(model, frames)
+            except (RuntimeError, ValueError):
+                break  # a model that refuses the probe is processed whole: slower, never wrong
+            if ctx is not None:
+                break
+            frames *= 2
+        found[part] = None if ctx is None else ctx + 1
+    model.reset_state()
+    return Context(found.get("encode"), found.get("decode"))
+
+
+def chunk_frames_for(model: RaveModel, seconds: float) -> int:
+    """Chunk length in whole latent frames for ``seconds`` of audio (at least one frame)."""
+    return max(1, int(round(seconds * model.info.sr / model.info.ratio)))
+
+
+def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | None = 0,
+                  chunk: int = 512, context: int | None = 0, latency: int = 0,
+                  progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Encode a signal given as consecutive blocks, chunk by chunk.
+
+    Parameters
+    ----------
+    blocks : iterable of float32 ``(n_channels, n)`` arrays, in order.
+    seed : ``torch.manual_seed`` before the first call, so results repeat bit for bit.
+    chunk : frames produced per model call.
+    context : frames of context each side (``measure_context``); ``None`` encodes whole.
+    latency : frames a streaming export's latents come late (``latency.measure_latency``):
+        that many frames of silence follow the signal and as many leading frames are dropped.
+    progress : called after every model call with the seconds of audio it
+        encoded; the calls of one signal sum to its duration.
+
+    Returns
+    -------
+    float32 ``(1, latent_size, ceil(samples / ratio))``
+    """
+    r = model.info.ratio
+    if seed is not None:
+        torch.manual_seed(seed)
+    model.reset_state()
+    if context is None:
+        chunk, context = 1 << 40, 0
+    hop, ctx = chunk * r, context * r
+    pending: list[np.ndarray] = []  # samples from absolute index `held_from` to `total`
+    held_from, total, done, outs = 0, 0, 0, []
+
+    def run(stop: int | None) -> None:
+        """Encode frames from `done` on, up to `chunk` of them (all that is left if stop is None)."""
+        nonlocal held_from, done
+        data = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+        start = max(0, done * r - ctx)
+        x = data[:, start - held_from:None if stop is None else stop - held_from]
+        if model.info.streaming and x.shape[1] % r:
+            # Cached convolutions want whole frames; zeros equal the model's own end padding.
+            x = np.pad(x, ((0, 0), (0, r - x.shape[1] % r)))
+        z = model.encode(torch.from_numpy(np.ascontiguousarray(x))[None]).cpu().numpy()
+        skip = (done * r - start) // r
+        keep = chunk if stop is not None else math.ceil(total / r) - done
+        outs.append(z[..., skip:skip + keep])
+        if progress is not None:
+            # Only the signal counts, not the silence that flushes a streaming model.
+            end = real if real else total
+            progress((min(end, (done + keep) * r) - min(end, done * r)) / model.info.sr)
+        done += keep
+        drop = max(0, done * r - ctx)
+        pending[:] = [data[:, drop - held_from:]]
+        held_from = drop
+
+    real = 0
+    for block, signal in _then_silence(blocks, latency * r, model.info.n_channels):
+        if block.shape[1]:
+            pending.append(block)
+            total += block.shape[1]
+        real = total if signal else real
+        while total >= done * r + hop + ctx:
+            run(done * r + hop + ctx)
+    if real == 0:
+        raise ValueError("no audio samples")
+    if done < math.ceil(total / r):
+        run(None)
+    z = np.concatenate(outs, axis=-1).astype(np.float32, copy=False)
+    return z[..., latency:latency + math.ceil(real / r)]
+
+
+def _then_silence(blocks: Iterable[np.ndarray], samples: int,
+                  channels: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """``(block, True)`` for each block, then ``(zeros, False)`` for ``samples`` samples.
+
+    Silence is what follows the end of a recording, so it is what flushes a
+    streaming model's delayed frames out.
+    """
+    for block in blocks:
+        yield block, True
+    if samples > 0:
+        yield np.zeros((channels, samples), np.float32), False
+
+
+def encode_signal(model: RaveModel, x: np.ndarray, seed: int | None = 0, chunk: int | None = None,
+                  context: int | None = 0, latency: int = 0) -> np.ndarray:
+    """Encode a whole in-memory signal ``(n_channels, samples)`` -> ``(1, latent_size, frames)``.
+
+    With ``chunk=None`` the signal goes through the model in one call.
+    """
+    if chunk is None:
+        return encode_blocks(model, [x], seed, context=None, latency=latency)
+    return encode_blocks(model, [x], seed, chunk, context, latency)
+
+
+def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int = 512,
+                  context: int | None = 0, latency: int = 0,
+                  progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+    """Decode latents ``(1, dims, frames)`` chunk by chunk.
+
+    Yields float32 ``(target_channels, n)`` blocks that join into
+    ``frames * ratio`` samples; only one chunk of audio is in memory at once.
+    ``latency`` is the samples a streaming export's audio comes late
+    (``latency.measure_latency``): they are dropped from the start, and the
+    last frame is held long enough to flush as many out at the end.
+    ``progress`` is called after every model call with the seconds of audio
+    it decoded (``frames * ratio / sr`` in all).
+    """
+    if latency <= 0:
+        yield from _decode_chunks(model, z, seed, chunk, context, progress)
+        return
+    r, frames = model.info.ratio, z.shape[-1]
+    # Holding the last frame continues the sound as it was; zeros (or any
+    # other value) would be a new sound whose onset leaks into the kept end.
+    extra = math.ceil(latency / r)
+    held = np.concatenate([z, np.repeat(z[..., -1:], extra, axis=-1)], axis=-1)
+    skip, left = latency, frames * r
+    for y in _decode_chunks(model, held, seed, chunk, context):
+        drop = min(skip, y.shape[1])
+        skip -= drop
+        y = y[:, drop:drop + left]
+        if y.shape[1]:
+            left -= y.shape[1]
+            if progress is not None:
+                progress(y.shape[1] / model.info.sr)
+            yield y
+        if left <= 0:
+            return
+
+
+def _decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int, context: int | None,
+                   progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+    r, frames = model.info.ratio, z.shape[-1]
+    if seed is not None:
+        torch.manual_seed(seed)
+    model.reset_state()
+    if context is None:
+        chunk, context = frames, 0
+    zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+    # A discrete model decodes its code dims only (RAVE-INTERFACE.md): noise rows for it would be work for nothing.
+    missing = 0 if model.info.discrete else model.info.full_latent_size - zt.shape[1]
+    noise = NoiseRows(missing, seed) if missing > 0 else None
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        lo, hi = max(0, start - context), min(frames, stop + context)
+        window = zt[..., lo:hi]
+        if noise is not None:
+            fill = torch.from_numpy(noise.window(lo, hi).T.copy())[None].expand(zt.shape[0], -1, -1)
+            window = torch.cat([window, fill], 1)
+        y = model.decode(window).cpu().numpy()[0]
+        if progress is not None:
+            progress((stop - start) * r / model.info.sr)
+        yield y[:, (start - lo) * r:(stop - lo) * r]
+
+
+class NoiseRows:
+    """Standard normal values for the latent dims a file leaves out, frame by frame.
+
+    RAVE fills missing dims with fresh noise on every decode call.  Drawn here
+    frame after frame from one seeded generator instead, every frame gets the
+    same values whatever the chunking (no seams where chunks meet), and only
+    the current window is held, not the whole file.
+    """
+
+    def __init__(self, dims: int, seed: int | None):
+        self.dims = dims
+        self._rng = np.random.default_rng(seed)
+        self._start = 0
+        self._rows = np.empty((0, dims), dtype=np.float32)
+
+    def window(self, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo:hi``, float32 ``(hi - lo, dims)``; ``lo`` may only move forward."""
+        end = self._start + len(self._rows)
+        if hi > end:
+            fresh = self._rng.standard_normal((hi - end, self.dims), dtype=np.float32)
+            self._rows = np.concatenate([self._rows, fresh])
+        self._rows = self._rows[lo - self._start:]
+        self._start = lo
+        return self._rows[:hi - lo]
+
+
+def decode_latents(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int | None = None,
+                   context: int | None = 0, latency: int = 0) -> np.ndarray:
+    """Decode latents ``(1, dims, frames)`` -> float32 ``(target_channels, frames * ratio)``."""
+    if chunk is None:
+        return np.concatenate(list(decode_chunks(model, z, seed, context=None, latency=latency)), axis=1)
+    return np.concatenate(list(decode_chunks(model, z, seed, chunk, context, latency)), axis=1)

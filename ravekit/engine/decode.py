@@ -1,0 +1,212 @@
+"""Latents -> audio files: the work behind ``decoder.py``, importable on its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_chunks, measure_context
+from ravekit.engine.latency import measure_latency
+from ravekit.engine.model import RaveModel
+from ravekit.errors import RavekitError, first_line, shown
+from ravekit.io.channels import spans
+from ravekit.io.codes import check_codes
+from ravekit.io.files import write_json
+from ravekit.io.latents import load_latents, sidecar_path
+from ravekit.io.records import discard_record, make_record, read_record, record_path, source_identity, stale_error
+from ravekit.io.writer import AudioWriter
+
+
+def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike | str) -> list[str]:
+    """Refuse latents the model cannot decode; return warnings for doubtful ones.
+
+    ``z`` is ``(1, dims, frames)``.  More dims than ``full_latent_size`` is an
+    error; a count other than ``latent_size`` or metadata from another model
+    is a warning (RAVE fills missing dims with noise).  A discrete model takes
+    only codes: fewer than ``latent_size`` dims, or a value in its code dims
+    that is not a whole number in ``0 .. codebook_size - 1``, is an error (the
+    model itself would clamp and truncate it silently).
+    """
+    m = model.info
+    dims = z.shape[1]
+    name = Path(m.path).name
+    if dims > m.full_latent_size:
+        raise RavekitError(
+            f"{path}: {dims} latent dims, but {name} decodes at most {m.full_latent_size}; "
+            "decode with the model that made these latents")
+    if m.discrete:
+        if dims < m.latent_size:
+            raise RavekitError(f"{path}: {dims} latent dims, but {name} is a discrete model and needs all "
+                               f"{m.latent_size} code dims; decode codes made by its encoder or generator.py")
+        check_codes(z[0, :m.latent_size], m.codebook_size, path, name,
+                    "decode codes made by this model's encoder, or generator.py from their statistics")
+    warnings = []
+    if m.discrete and dims > m.latent_size:
+        # The model reads its code dims only: the rest would go without a word.
+        warnings.append(f"{path}: dims {spans(list(range(m.latent_size, dims)))} are ignored: a discrete model "
+                        f"decodes only its {m.latent_size} code dims")
+    elif dims != m.latent_size:
+        warnings.append(f"{path}: {dims} latent dims, the model's latent_size is {m.latent_size}"
+                        + ("; the missing dims are filled with noise" if dims < m.latent_size else ""))
+    ratio = meta.get("ratio")
+    if isinstance(ratio, int) and ratio != m.ratio:
+        warnings.append(f"{path}: made for compression ratio {ratio}, the model's is {m.ratio}; "
+                        "timing will differ from the source")
+    made_by = (meta.get("model") or {}).get("sha256")
+    if made_by and m.sha256 and made_by != m.sha256:
+        warnings.append(f"{path}: encoded with {(meta.get('model') or {}).get('file', 'another model')}, "
+                        f"decoding with {Path(m.path).name}")
+    return warnings
+
+
+class Decoder:
+    """A model ready to decode many latent files into audio.
+
+    Parameters
+    ----------
+    model : a loaded model.
+    seed : seed set before every file (decode fills missing dims with noise).
+    subtype : soundfile subtype of the output (``FLOAT``, ``PCM_16``, ``PCM_24``).
+    chunk_seconds : audio per model call; ``0`` decodes each file in one call.
+    trim : cut the audio to the source's length when the sidecar knows it.
+    warn : called with warnings about what is written (RF64, clipping); default ``warnings.warn``.
+    """
+
+    def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, trim: bool = True,
+                 warn: Callable[[str], None] | None = None):
+        self.model, self.seed, self.subtype, self.trim, self.warn = model, seed, subtype, trim, warn
+        self.context = measure_context(model, ("decode",)).decode if chunk_seconds > 0 else None
+        self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
+        # Samples a streaming export's audio comes late; compensated, so output starts with the source.
+        self.latency = measure_latency(model, ("decode",)).decode
+        # With the seed, the model and the latents, what makes the bytes (see records.py).
+        self.processing = {
+            "subtype": subtype,
+            "trim": trim,
+            "chunk_frames": self.chunk if self.context is not None else None,
+            "context_frames": self.context,
+            "latency_samples": self.latency,
+            "device": str(model.device),
+        }
+
+    def _trim_to(self, meta: dict) -> int | None:
+        """Samples to keep (the source's length), or None to keep every decoded sample."""
+        m = self.model.info
+        limit = (meta.get("source") or {}).get("samples") if self.trim else None
+        # The source's length is counted at the encoding model's rate and ratio:
+        # it only applies when this model shares them.
+        same_timing = meta.get("sr", m.sr) == m.sr and meta.get("ratio", m.ratio) == m.ratio
+        return int(limit) if isinstance(limit, int) and limit > 0 and same_timing else None
+
+    def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str, source: dict | None = None,
+                       progress: Callable[[float], None] | None = None, extra: dict | None = None) -> Path:
+        """Decode ``z`` ``(1, dims, frames)`` into ``out`` at the model's sr, chunk by chunk.
+
+        Returns the path written.  Samples beyond ``meta['source']['samples']``
+        (the padding of the last frame) are cut when ``trim`` is on.  With
+        ``source`` (``records.source_identity`` of the latents), the record
+        ``out``'s ``.json`` is written too, after the audio (order in ``records``).
+        ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
+        ``extra`` sections are added to the record as given (``transfer``: encoder, bending).
+        """
+        m = self.model.info
+        out = Path(out)
+        remaining = trim_to = self._trim_to(meta)
+        frames = z.shape[2] * m.ratio if trim_to is None else min(trim_to, z.shape[2] * m.ratio)
+        if source is not None:
+            discard_record(out)
+        try:
+            with AudioWriter(out, m.sr, m.target_channels, self.subtype, frames=frames, warn=self.warn) as writer:
+                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context, self.latency, progress):
+                    if remaining is not None:
+                        block = block[:, :remaining]
+                        remaining -= block.shape[1]
+                    if block.shape[1]:
+                        writer.write(block)
+        except RuntimeError as exc:
+            raise RavekitError(f"{out}: the model failed to decode ({first_line(exc)})") from None
+        if source is not None:
+            output = {"file": out.name, "bytes": out.stat().st_size, **writer.summary,
+                      "clipped_share": writer.clipped / max(1, writer.frames * m.target_channels)}
+            record = make_record(
+                created_by="decoder.py", sr=m.sr, channels=m.target_channels,
+                model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
+                source={**source, "latent_dims": int(z.shape[1]), "latent_frames": int(z.shape[2])},
+                seed=self.seed, processing={**self.processing, "trimmed_to": trim_to}, output=output, **(extra or {}))
+            write_json(record_path(out), record)
+        return out
+
+    def decode_file(self, path: os.PathLike | str, out: os.PathLike | str,
+                    progress: Callable[[float], None] | None = None) -> tuple[Path, list[str]]:
+        """Read a latent file (``.npy`` or latent WAV), check it, decode it into ``out`` with its record.
+
+        ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
+        """
+        source = self.source_of(path) if Path(path).exists() else None
+        z, meta = load_latents(path)
+        warnings = check_latents(z, meta, self.model, path)
+        return self.decode_to_file(z, meta, out, source, progress), warnings
+
+    def source_of(self, path: os.PathLike | str) -> dict:
+        """What identifies input ``path`` in a record: the file and its sidecar (``records.source_identity``)."""
+        return source_identity(path, sidecar_path(path))
+
+    def differences(self, record: dict, source: dict) -> list[str]:
+        """The settings in an existing output's record that do not match this decoder's.
+
+        ``source`` (``source_of`` the input) lets subclasses tell audio from latents.
+        """
+        m = self.model.info
+        old_model = (record.get("model") or {}).get("sha256")
+        old = record.get("processing") or {}
+        found = []
+        if old_model and m.sha256 and old_model != m.sha256:
+            found.append(f"model {(record.get('model') or {}).get('file')}")
+        if record.get("seed") != self.seed:
+            found.append(f"seed {record.get('seed')}")
+        for key in ("subtype", "trim", "chunk_frames"):
+            if key in old and old[key] != self.processing[key]:
+                found.append(f"{key} {old[key]}")
+        return found
+
+    @staticmethod
+    def inputs_changed(record: dict, source: dict) -> list[str]:
+        """Which of the latents and their sidecar changed since the output was decoded from them."""
+        made_from = record.get("source") or {}
+        if made_from.get("sha256") != source["sha256"]:
+            what = "the latents" if source.get("sidecar_sha256") is not None or made_from.get("sidecar_sha256") \
+                else "the input"
+            return [f"{what} {shown(source['file'])} " + ("have" if what == "the latents" else "has")
+                    + " changed since it was decoded"]
+        if made_from.get("sidecar_sha256") != source["sidecar_sha256"]:
+            return [f"their sidecar {shown(sidecar_path(source['file']))} has changed since it was decoded"]
+        return []
+
+    def finished(self, path: os.PathLike | str, out: os.PathLike | str) -> bool:
+        """Whether ``out`` is already this decoder's result for latents ``path`` (resume).
+
+        False when ``out`` does not exist.  Raises ``RavekitError`` when it
+        exists but was made otherwise, or when nothing records how it was made.
+        """
+        out = Path(out)
+        if not out.exists():
+            return False
+        record = read_record(out)
+        if record is None:
+            raise RavekitError(f"{shown(path)}: {shown(out)}: no record ({record_path(out).name}) says how it was "
+                               "made (an older ravekit, "
+                               "or an interrupted run); use --force to redo it, or another --output")
+        source = self.source_of(path)
+        changed = self.differences(record, source)
+        causes = self.inputs_changed(record, source)
+        recorded, size = (record.get("output") or {}).get("bytes"), out.stat().st_size
+        if recorded != size:
+            causes.append(f"it is {size} bytes, its record says {recorded}: cut short or replaced since it was "
+                          "written")
+        if changed or causes:
+            raise stale_error(out, changed, causes, path)
+        return True

@@ -1,0 +1,242 @@
+"""Audio in, audio out: resynthesis and A-to-B timbre transfer in one step, the work behind
+``decoder.py --encoder``.
+
+An audio input is encoded by the encoder model (``encoding.Encoder``: its
+channel plan, chunking with measured context, streaming latency and seed),
+bent (:mod:`ravekit.engine.bending`), and decoded by the decoder model
+(``decoding.Decoder``: chunking, streaming latency, noise for missing dims,
+trimming, the record).  Nothing is written in between, and the file's audio
+is never held whole: it is read block by block and written chunk by chunk.
+The file's latents are held, as ``encoder.py`` holds them before writing its
+``.npy``; they are ``ratio`` times smaller than its audio (2.5 MB for an hour
+of a v2 model), and holding them is what makes the result bit-identical to
+``encoder.py | decoder.py`` with the same seed (encoding draws from torch's
+generator first, decoding after, in both).
+
+Latent inputs (``.npy``, latent WAV) go through the same bending.  A ``.wav``
+is audio or latents by what it is (:func:`input_kind`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ravekit.engine.bending import Bending, describe_record
+from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS
+from ravekit.engine.decode import Decoder, check_latents
+from ravekit.engine.encode import Encoder
+from ravekit.engine.model import ModelInfo, RaveModel
+from ravekit.errors import RavekitError
+from ravekit.io.audio import AudioInfo
+from ravekit.io.latents import AUDIO_RATE_FLOOR, load_latents, read_sidecar, sidecar_path
+from ravekit.io.latents import FORMAT as LATENTS_FORMAT
+from ravekit.io.records import source_identity
+
+AUDIO, LATENTS = "audio", "latents"
+WAV_AS = ("auto", AUDIO, LATENTS)
+
+
+def input_kind(path: os.PathLike | str, wav_as: str = "auto", latent_size: int | None = None) -> str:
+    """Whether an input holds audio to encode or latents to decode: ``AUDIO`` or ``LATENTS``.
+
+    ``.npy`` is latents and any other ending but ``.wav`` is audio.  A WAV is
+    latents when ``wav_as`` says so; with ``auto``, by its header: a rate of
+    ``AUDIO_RATE_FLOOR`` (4 kHz) or more is audio (latent rates are
+    ``sr / ratio``, tens of Hz); below it, a latents sidecar, more than two
+    channels or exactly ``latent_size`` channels make it latents.  A low-rate
+    WAV of one or two channels and nothing else to go by is refused: it may be
+    either, and ``--wav_as`` decides.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        return LATENTS
+    if suffix != ".wav":
+        return AUDIO
+    if wav_as != "auto":
+        return wav_as
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(p))
+    except Exception:  # noqa: BLE001 - the audio reader says what is wrong with it, with the fix
+        return AUDIO
+    if info.samplerate >= AUDIO_RATE_FLOOR:
+        return AUDIO
+    if read_sidecar(p).get("format") == LATENTS_FORMAT or info.channels > 2 or info.channels == latent_size:
+        return LATENTS
+    raise RavekitError(
+        f"{p}: a {info.samplerate} Hz WAV of {info.channels} channel{'s' if info.channels > 1 else ''} without a "
+        f"latents sidecar ({sidecar_path(p).name}) may be low-rate audio or latents; say which with "
+        "--wav_as audio or --wav_as latents")
+
+
+def check_bending_model(model: ModelInfo, bending: Bending) -> None:
+    """Refuse (exit 2) bending a discrete model's codes.
+
+    Codes are indices, so scaling or shifting them means nothing, and each of
+    RAVE's residual quantizers has its own codebook (16 different ones in the
+    real discrete export), so code k moved to another dim means something else.
+    """
+    if model.discrete and bending.active:
+        raise RavekitError(
+            f"{bending.describe()}: {Path(model.path).name} is a discrete model; its latents are codebook "
+            "indices, one codebook per dim, so scaled, shifted or moved codes mean nothing; bend a continuous "
+            "model's latents", 2)
+
+
+def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[str], list[str]]:
+    """Refuse (exit 2) an encoder and decoder that cannot be chained.
+
+    Returns ``(notes, warnings)`` to tell the user once: the rates, and a
+    change of timing or missing dims.
+
+    A different latent size or ratio needs ``--dims`` (which of the encoder's
+    dims the decoder gets): then timing follows the decoder's latent rate.
+    A discrete model's codes and continuous latents never mix.
+    """
+    a, b = Path(enc.path).name, Path(dec.path).name
+    if enc.discrete != dec.discrete:
+        kind = {True: "codebook indices (discrete)", False: "continuous latents"}
+        raise RavekitError(f"--encoder {a} makes {kind[enc.discrete]}, --model {b} decodes {kind[dec.discrete]}; "
+                           "pair models of the same kind", 2)
+    differ = []
+    if enc.latent_size != dec.latent_size:
+        differ.append(f"latent size ({enc.latent_size} and {dec.latent_size} dims)")
+    if enc.ratio != dec.ratio:
+        differ.append(f"compression ratio ({enc.ratio} and {dec.ratio})")
+    if differ and bending.dims is None:
+        example = ",".join(str(d + 1) for d in range(min(enc.latent_size, dec.latent_size)))
+        raise RavekitError(f"--encoder {a} and --model {b} differ in {' and '.join(differ)}; to transfer anyway, "
+                           f"say which of {a}'s dims {b} gets, in order, with --dims (e.g. --dims {example})", 2)
+    bending.check(enc.latent_size, f"--encoder {a}", 2)
+    notes, warnings = [], []
+    if enc.sr != dec.sr:
+        notes.append(f"encoding at {a}'s {enc.sr} Hz, decoding at {b}'s {dec.sr} Hz: the outputs are at {dec.sr} Hz")
+    stretch = (dec.ratio / dec.sr) / (enc.ratio / enc.sr)
+    if stretch != 1:
+        warnings.append(f"a latent frame lasts {1000 * enc.ratio / enc.sr:.2f} ms in {a} and "
+                     f"{1000 * dec.ratio / dec.sr:.2f} ms in {b}: outputs last {stretch:.4g} times their sources")
+    given = bending.decoded_dims(enc.latent_size)
+    if given < dec.latent_size:
+        warnings.append(f"{b} gets {given} of its {dec.latent_size} latent dims; the others are filled with noise "
+                     "from --seed")
+    return notes, warnings
+
+
+class Transfer(Decoder):
+    """A decoder that also takes audio (encoded on the way by ``encoder``) and bends latents.
+
+    Parameters
+    ----------
+    model : the decoding model.
+    seed, subtype, chunk_seconds, trim, warn : as for ``Decoder``; the seed
+        is set before encoding a file and again before decoding it, as
+        ``encoder.py`` and ``decoder.py`` each do.
+    bending : applied to every input's latents before decoding (default: none).
+    wav_as : ``auto``, ``audio`` or ``latents``: how ``.wav`` inputs are read (:func:`input_kind`).
+    """
+
+    def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, trim: bool = True,
+                 warn: Callable[[str], None] | None = None, bending: Bending | None = None, wav_as: str = "auto"):
+        bending = bending or Bending()
+        check_bending_model(model.info, bending)
+        super().__init__(model, seed, subtype, chunk_seconds, trim, warn)
+        self.bending, self.wav_as = bending, wav_as
+        self.encoder: Encoder | None = None
+        self._identities: dict[tuple, dict] = {}
+
+    def use_encoder(self, encoder: Encoder) -> tuple[list[str], list[str]]:
+        """Encode audio inputs with ``encoder``; refuses a pair that does not fit (``check_pair``)."""
+        said = check_pair(encoder.model.info, self.model.info, self.bending)
+        self.encoder = encoder
+        return said
+
+    def kind(self, path: os.PathLike | str) -> str:
+        """``AUDIO`` or ``LATENTS`` (:func:`input_kind` with this decoder's ``wav_as``)."""
+        return input_kind(path, self.wav_as, self.model.info.latent_size)
+
+    def source_of(self, path: os.PathLike | str) -> dict:
+        """The input's identity; audio has no sidecar.  Hashed once per run (resume checks ask twice)."""
+        st = os.stat(path)
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._identities:
+            if self.kind(path) == AUDIO:
+                self._identities[key] = source_identity(path, None)
+            else:
+                self._identities[key] = super().source_of(path)
+        return self._identities[key]
+
+    def _encoder_section(self, kind: str) -> dict | None:
+        if kind != AUDIO or self.encoder is None:
+            return None
+        m = self.encoder.model.info
+        return {"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name,
+                "processing": self.encoder.processing}
+
+    def _bend(self, z: np.ndarray, path: os.PathLike | str) -> np.ndarray:
+        if not self.bending.active:
+            return z
+        self.bending.check(z.shape[1], str(path))
+        return self.bending.apply(z)
+
+    def decode_file(self, path: os.PathLike | str, out: os.PathLike | str,
+                    progress: Callable[[float], None] | None = None,
+                    reading: tuple[AudioInfo, Iterator[np.ndarray]] | None = None) -> tuple[Path, list[str]]:
+        """Decode latents, or encode then decode audio, into ``out`` with its record.
+
+        ``reading`` is an audio input's info and blocks when they are already
+        being read (``prefetch.AudioPrefetcher``).  ``progress(seconds)`` is
+        called after every model call, encoding and decoding alike.
+        Returns the path written and warnings for the user.
+        """
+        if not Path(path).exists():
+            raise RavekitError(f"{path}: file not found (removed since the run started?); check the path")
+        kind = self.kind(path)
+        source = self.source_of(path)
+        extra = {"encoder": self._encoder_section(kind), "bending": self.bending.to_record()}
+        if kind == LATENTS:
+            z, meta = load_latents(path)
+            z = self._bend(z, path)
+            warnings = check_latents(z, meta, self.model, path)
+            return self.decode_to_file(z, meta, out, source, progress, extra), warnings
+        if self.encoder is None:
+            raise RavekitError(f"{path}: audio, but no model to encode it with; give --encoder")
+        passes = list(self.encoder.encode_file(path, reading, progress))
+        encoded = passes[0]
+        z = self._bend(encoded.z, path)
+        # Only its errors matter (codes a discrete decoder cannot take): the pair was reported on once.
+        check_latents(z, {}, self.model, path)
+        made = encoded.meta["source"]
+        source = {**source, **{k: made[k] for k in ("sr", "channels", "channel_map", "samples", "duration")}}
+        return self.decode_to_file(z, self._timing(encoded.meta), out, source, progress, extra), encoded.warnings
+
+    def _timing(self, meta: dict) -> dict:
+        """The encoder's sidecar restated at the decoder's rate and ratio, so trimming cuts only the padding.
+
+        The source lasts ``samples / enc.ratio`` frames; at the decoder's ratio
+        that is ``samples * dec.ratio / enc.ratio`` of its samples.
+        """
+        m = self.model.info
+        samples = round(meta["source"]["samples"] * m.ratio / meta["ratio"])
+        return {**meta, "sr": m.sr, "ratio": m.ratio, "source": {**meta["source"], "samples": samples}}
+
+    def differences(self, record: dict, source: dict) -> list[str]:
+        """``Decoder.differences``, plus the encoder (model, channels, chunking) and the bending."""
+        found = super().differences(record, source)
+        old, new = record.get("encoder") or {}, self._encoder_section(self.kind(source["file"])) or {}
+        if old.get("sha256") != new.get("sha256"):
+            found.append(f"encoder {old.get('file') or 'none'}")
+        else:
+            before, now = old.get("processing") or {}, new.get("processing") or {}
+            found.extend(f"encoder {key} {before[key]}" for key in ("channel_mode", "channels", "chunk_frames")
+                         if key in before and before[key] != now.get(key))
+        bent = record.get("bending")
+        if bent != self.bending.to_record():
+            found.append(f"bending {describe_record(bent)}")
+        return found

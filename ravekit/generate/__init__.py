@@ -1,0 +1,1 @@
+"""Generating latents: pooled statistics, distributions, tempo, patterns, plots and the generator run."""

@@ -1,0 +1,200 @@
+"""generator.py's work: inputs, rates, drawing bases, running a pattern, writing outputs.
+
+Randomness: file ``i`` of a run gets its own generator,
+``default_rng(SeedSequence(seed, spawn_key=(i,)))``, which feeds both the
+distribution draws and the pattern's choices.  The same seed therefore gives
+byte-identical files, and file ``i`` does not depend on ``--num_files``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from ravekit.commands.flags import check_seed
+from ravekit.errors import RavekitError
+from ravekit.generate.tempo import bpm_of, double_time_of, latent_rate
+
+STATS_NAME = "stats.json"
+Warn = Callable[[str], None]
+
+
+def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Iterable[str] | None = None,
+                  exclude_dir: os.PathLike | str | None = None, null: bool = False) -> list[Path]:
+    """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin,
+    NUL-separated with ``null``).
+
+    Files inside ``exclude_dir`` (the output folder) are skipped, so earlier
+    generations are not analysed as sources.  A file named twice counts once.
+    A broken symbolic link in a folder is an error naming it: the statistics
+    would silently leave that file out.
+    """
+    from ravekit.commands.batch import check_link, collect_inputs
+
+    pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin, null)
+    seen: set[Path] = set()
+    unique = []
+    for f, _ in pairs:
+        check_link(f)
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def resolve_rate(sample_rate: int | None, ratio: int | None, model_info: tuple[int, int] | None,
+                 data_rate: tuple[int | None, int | None], warn: Warn) -> tuple[int, int]:
+    """``(sr, ratio)``: flags first, then the model, then the inputs' sidecars.
+
+    ``data_rate`` is what the sidecars (or a stats file) say; a flag that
+    contradicts them is obeyed with a warning.
+    """
+    sources = [("flags", (sample_rate, ratio)), ("--model", model_info or (None, None)), ("inputs", data_rate)]
+    # "is not None": a 0 given on the command line must be refused above, not skipped as "unset".
+    sr = next((v[0] for _, v in sources if v[0] is not None), None)
+    rt = next((v[1] for _, v in sources if v[1] is not None), None)
+    if sr is None or rt is None:
+        missing = " and ".join(x for x, v in (("--sample_rate", sr), ("--ratio", rt)) if v is None)
+        raise RavekitError(f"the inputs have no sidecar saying the model's sample rate and ratio; pass --model "
+                           f"MODEL.ts or {missing} (e.g. --sample_rate 44100 --ratio 2048)", 2)
+    if None not in data_rate and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
+        warn(f"the inputs were made at sr {data_rate[0]} / ratio {data_rate[1]}, but {sr} / {rt} is used "
+             "as given; tempi follow the latter")
+    if int(sr) <= 0 or int(rt) <= 0:
+        raise RavekitError(f"sample rate {sr} and ratio {rt} must be positive", 2)
+    return int(sr), int(rt)
+
+
+def output_name(pattern: str, distribution: str, iqr: bool, k: int, seed: int, index: int, ext: str) -> str:
+    """e.g. ``loop_normal_k11_s1_000.wav``; ``_iqr`` after the distribution with --iqr."""
+    dist = distribution + ("_iqr" if iqr else "")
+    return f"{pattern}_{dist}_k{k}_s{seed}_{index:03d}{ext}"
+
+
+def file_rng(seed: int, index: int):
+    """The generator of output file ``index``: independent of how many files are made."""
+    import numpy as np
+
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def check_size(module, name: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
+               rate: float) -> int | None:
+    """Refuse a request whose output would exceed ``max_frames``; returns its length if known."""
+    fn = getattr(module, "output_frames", None)
+    if fn is None:
+        return None
+    frames = int(fn(k, dims, num_loops, **options))
+    if frames > max_frames:
+        mb = frames * dims * 4 / 1e6
+        raise RavekitError(
+            f"--pattern {name} with --num_latents {k}, {dims} dims and --num_loops {num_loops} would make "
+            f"{frames} frames per file ({frames / rate / 3600:.1f} hours, {mb:.0f} MB); lower --num_latents or "
+            f"--num_loops, or raise --max_frames", 2)
+    return frames
+
+
+def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int, num_loops: int, rng,
+                 options: dict, warn: Warn, bases: list | None = None):
+    """Draw the bases (unless given, e.g. by a prior) and run the pattern: float32 ``(frames, latent_dims)``.
+
+    Each base has ``k`` frames, or ``module.base_frames(k, num_loops, **options)`` when the pattern says.
+
+    For discrete ``stats`` the bases hold codes, and so must the pattern's
+    output: a value that is not a code of the codebook is refused, never
+    rounded into one (codes are categories; the nearest index means nothing).
+    """
+    import numpy as np
+
+    from ravekit.generate.distributions import sample
+
+    if bases is None:
+        size = int(module.base_frames(k, num_loops, **options)) if hasattr(module, "base_frames") else k
+        bases = [sample(stats, distribution, size, rng, iqr=iqr, warn=warn) for _ in range(module.NUM_BASES)]
+    # Patterns see whether the run is robust through ``stats.scale`` (a shallow copy: arrays are shared).
+    view = dataclasses.replace(stats, robust=iqr)
+    try:
+        out = module.generate(bases, num_loops, rng, view, **options)
+    except RavekitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a pattern (maybe a user's) failed
+        raise RavekitError(f"pattern {name!r} failed: {type(exc).__name__}: {exc}") from None
+    where = getattr(module, "__file__", None) or name
+    try:
+        arr = np.asarray(out)
+    except (TypeError, ValueError):  # ragged lists, objects numpy cannot hold in one array
+        arr = None
+    numeric = arr is not None and arr.dtype.kind in "biuf"
+    if not numeric or arr.ndim != 2 or arr.shape[1] != stats.latent_dims or arr.shape[0] < 1:
+        got = type(out).__name__
+        if arr is not None and not (arr.ndim == 0 and arr.dtype.kind == "O"):  # not a bare object such as None
+            got += f" of shape {arr.shape}" + ("" if numeric else f" and dtype {arr.dtype}")
+        raise RavekitError(f"{where}: pattern {name!r} returned a {got}; generate() must return a numeric "
+                           f"array of shape (frames, {stats.latent_dims}) with frames >= 1 (see patterns/__init__.py)")
+    if not np.isfinite(arr).all():
+        raise RavekitError(f"{where}: pattern {name!r} produced NaN or infinite values; fix the pattern")
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    if stats.discrete:
+        from ravekit.io.codes import first_bad_code, show, valid_range
+
+        bad = first_bad_code(out.T, stats.codebook_size)
+        if bad is not None:
+            raise RavekitError(
+                f"{where}: pattern {name!r} produced {show(bad[2])} at frame {bad[0] + 1}, dim {bad[1] + 1}, which is "
+                f"not a code of the discrete model ({valid_range(stats.codebook_size)}); a pattern for discrete "
+                "latents must only rearrange the bases' codes or draw codes (see patterns/__init__.py)")
+    return out
+
+
+def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict,
+                 warn: Warn | None = None) -> Path:
+    """Write ``array`` (``(frames, dims)``) as ``.npy`` ``(1, dims, frames)`` or as a latent WAV."""
+    from ravekit.io.latents import save_latent_wav, save_npy
+
+    if embeddings:
+        return save_npy(path, array.T[None], meta)
+    return save_latent_wav(path, array.T, sr, ratio, meta, double=double, warn=warn)
+
+
+def generate_files(*, module, pattern: str, stats, distribution: str, iqr: bool, k: int, num_loops: int,
+                   num_files: int, seed: int, sr: int, ratio: int, output: Path, embeddings: bool,
+                   double: bool, options: dict, max_frames: int, model_file: str | None,
+                   stats_file: str, warn: Warn, on_file: Callable[[Path, object], None]) -> list[Path]:
+    """Make ``num_files`` pattern files; ``on_file(path, array)`` follows each write."""
+    from ravekit.io.latents import make_sidecar
+
+    check_seed(seed)
+    rate = latent_rate(sr, ratio)
+    check_size(module, pattern, k, stats.latent_dims, num_loops, options, max_frames, rate)
+    ext = ".npy" if embeddings else ".wav"
+    inputs = {Path(s).resolve() for s in stats.sources}
+    paths = []
+    for index in range(num_files):
+        path = output / output_name(pattern, distribution, iqr, k, seed, index, ext)
+        if path.resolve() in inputs:
+            raise RavekitError(f"{path}: is one of the inputs and would be overwritten; choose another --output")
+        array = make_pattern(module, pattern, stats, distribution, iqr, k, num_loops, file_rng(seed, index),
+                             options, warn)
+        if array.shape[0] > max_frames:
+            raise RavekitError(f"pattern {pattern!r} made {array.shape[0]} frames, more than --max_frames "
+                               f"{max_frames}; lower --num_latents or --num_loops")
+        meta = make_sidecar(
+            sr=sr, ratio=ratio, latent_dims=stats.latent_dims, frames=array.shape[0],
+            model={"file": Path(model_file).name} if model_file else None,
+            source={"stats": stats_file, "files": len(stats.sources), "frames": stats.frames},
+            seed=seed, created_by="generator.py", discrete=stats.discrete, codebook_size=stats.codebook_size,
+            generator={
+                "pattern": pattern, "pattern_options": options, "distribution": distribution, "iqr": iqr,
+                "num_latents": k, "num_loops": num_loops, "index": index, "smoothing": stats.smoothing,
+                "bpm": bpm_of(k, sr, ratio), "double_time_bpm": double_time_of(k, sr, ratio),
+                "stats_source": stats_file,
+            },
+        )
+        written = write_output(path, array, embeddings=embeddings, double=double, sr=sr, ratio=ratio, meta=meta,
+                               warn=warn)
+        paths.append(written)
+        on_file(written, array)
+    return paths

@@ -1,0 +1,211 @@
+"""Atomic writes: an output either appears whole or not at all.
+
+Every file the toolkit writes goes to a temporary name in the destination
+folder first and is renamed into place, so an interrupted run never leaves a
+half-written file that a resumed run would take for finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ravekit.errors import RavekitError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs should get the
+# permissions any new file gets (shared clusters, web servers).
+FILE_MODE = 0o666 & ~_umask()
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+
+
+def write_error(path: os.PathLike | str, cause: BaseException | str) -> RavekitError:
+    """The one message for a failed write: ``could not write PATH: reason; what to do``.
+
+    ``cause`` is the ``OSError`` (its ``strerror`` is the reason, e.g. "No
+    space left on device") or a reason already put into words by a library
+    that does not raise ``OSError`` (libsndfile, torch).
+    """
+    if isinstance(cause, OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        full = cause.errno in _FULL
+    else:
+        reason = str(cause).strip() or type(cause).__name__
+        full = any(w in reason.lower() for w in ("space", "quota", "too large"))
+    hint = "free some space or choose another --output" if full else \
+        "check the disk and the folder's permissions, or choose another --output"
+    return RavekitError(f"could not write {path}: {reason}; {hint}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary name keeps the destination's suffix, because writers such as
+    soundfile choose the format from it.
+    """
+    dest = Path(path)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}", dir=dest.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise RavekitError(
+            f"{dest.parent}: cannot write there ({exc.strerror}); choose another --output folder"
+        ) from None
+    try:
+        yield Path(tmp)
+        try:
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise write_error(dest, exc) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_writable(folder: Path) -> None:
+    """Fail once, before any work, when outputs could not be written to ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ravekit-check-"):
+            pass
+    except OSError as exc:
+        raise RavekitError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --output") from None
+
+
+def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically.
+
+    An ``OSError`` while writing (a full disk, a lost mount) becomes
+    :func:`write_error`; the partial temporary file is removed.
+    """
+    with atomic_path(path) as tmp:
+        try:
+            write(tmp)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+    return Path(path)
+
+
+def write_json(path: os.PathLike | str, data: dict) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: os.PathLike | str) -> dict:
+    """Read a JSON object; a broken file is a user-facing error naming it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RavekitError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RavekitError(f"{path}: not a readable JSON file ({exc}); delete or regenerate it") from None
+    if not isinstance(data, dict):
+        raise RavekitError(f"{path}: expected a JSON object; delete or regenerate it")
+    return data
+
+
+def sha256_of(path: os.PathLike | str, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class OutputSet:
+    """Several files that belong together, written as a whole: the last one marks the set complete.
+
+    Each file is first written to a hidden temporary name beside it
+    (``staged[path]``); :meth:`commit` then removes the old marker, renames
+    every other file into place and the marker last.  Leaving the ``with``
+    block without committing removes the temporaries, so an interrupted run
+    leaves either nothing new or files without their marker, which
+    :func:`incomplete_set` recognises.
+
+    >>> with OutputSet([model, report, recipe]) as staged:   # recipe = the marker
+    ...     save(staged[model]); write(staged[report]); write(staged[recipe])
+    ...     staged.commit()
+    """
+
+    def __init__(self, paths: list[Path]):
+        self.paths = [Path(p) for p in paths]
+        self._tmp: dict[Path, Path] = {}  # every staged name, committed or not
+        self._pending: list[Path] = []  # temporaries not renamed into place yet
+
+    def __getitem__(self, path: os.PathLike | str) -> Path:
+        return self._tmp[Path(path)]
+
+    def __enter__(self) -> Self:
+        for dest in self.paths:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}", dir=dest.parent)
+                os.close(fd)
+            except OSError as exc:
+                self._cleanup()
+                raise RavekitError(f"{dest.parent}: cannot write there ({exc.strerror}); "
+                                   "choose another --output folder") from None
+            self._tmp[dest] = Path(tmp)
+            self._pending.append(Path(tmp))
+        return self
+
+    def commit(self) -> None:
+        """Rename the files into place, the marker (the last path) last."""
+        *rest, marker = self.paths
+        # An older set's marker would vouch for a set that is only half replaced.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+        for dest in [*rest, marker]:
+            tmp = self._tmp[dest]
+            try:
+                os.chmod(tmp, FILE_MODE)
+                os.replace(tmp, dest)
+            except OSError as exc:
+                raise write_error(dest, exc) from None
+            self._pending.remove(tmp)
+
+    def _cleanup(self) -> None:
+        for tmp in self._pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._pending.clear()
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self._cleanup()
+        if isinstance(exc, RavekitError):
+            # Writers name the file they were given: give the user the real name.
+            message = str(exc)
+            for dest, tmp in self._tmp.items():
+                message = message.replace(str(tmp), str(dest))
+            if message != str(exc):
+                raise RavekitError(message, exc.exit_code) from None
+
+
+def incomplete_set(paths: list[Path]) -> list[Path]:
+    """The files of a set (marker last, as for :class:`OutputSet`) on disk without their marker."""
+    *rest, marker = [Path(p) for p in paths]
+    return [] if marker.exists() else [p for p in rest if p.exists()]

@@ -1,0 +1,94 @@
+"""The record beside each decoded sound file: how it was made, so a resumed run can tell.
+
+``song.wav`` gets ``song.json``: the latents it came from (path, size,
+sha256, and its sidecar's sha256), the model, the seed, the settings that
+change the bytes (``processing``) and what was written (``output``: container,
+subtype, frames, peak, clipped samples).  It is a plain dict: new sections or
+keys (say, a streaming latency) are added by the code that knows them, and
+readers ignore what they do not know.
+
+Order of writes, so an interrupted run is always recognised: the old record
+is removed first, then the sound file is written (to a temporary name, renamed
+into place) and the record last, atomically.  A record therefore always
+describes the file beside it; a sound file without one (interrupted in the
+instant between the two renames, or made by an older ravekit) is reported,
+never taken as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from ravekit import __version__
+from ravekit.errors import RavekitError
+from ravekit.io.files import read_json, sha256_of
+
+FORMAT = "ravekit.io.audio"
+FORMAT_VERSION = 1
+
+
+def record_path(path: os.PathLike | str) -> Path:
+    """``song.wav`` -> ``song.json``, as for latent files."""
+    return Path(path).with_suffix(".json")
+
+
+def source_identity(path: os.PathLike | str, sidecar: os.PathLike | str | None) -> dict:
+    """What identifies an input: path, size and sha256, and its sidecar's sha256 (None if absent).
+
+    The sidecar counts because it changes the result (the trim length).
+    """
+    p = Path(path)
+    side = Path(sidecar) if sidecar is not None else None
+    return {"file": str(p), "bytes": p.stat().st_size, "sha256": sha256_of(p),
+            "sidecar_sha256": sha256_of(side) if side is not None and side.exists() else None}
+
+
+def make_record(*, created_by: str, sr: int, channels: int, model: dict | None, source: dict,
+                seed: int | None, processing: dict, output: dict, **extra) -> dict:
+    """The record dict; ``extra`` sections are stored as given."""
+    record = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "ravekit_version": __version__,
+        "created_by": created_by, "sr": int(sr), "channels": int(channels),
+        "frames": int(output.get("frames", 0)), "model": model, "source": source, "seed": seed,
+        "processing": processing, "output": output,
+    }
+    record.update(extra)
+    return record
+
+
+def read_record(path: os.PathLike | str) -> dict | None:
+    """The record of sound file ``path``, or None when there is none (or it is no such record)."""
+    side = record_path(path)
+    if not side.exists():
+        return None
+    record = read_json(side)
+    if record.get("format") != FORMAT:
+        return None
+    version = record.get("format_version", 1)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise RavekitError(f"{side}: written by a newer ravekit (format {version}); upgrade ravekit")
+    return record
+
+
+def discard_record(path: os.PathLike | str) -> None:
+    """Remove the record of ``path`` before the file is rewritten (see the order of writes)."""
+    with contextlib.suppress(FileNotFoundError):
+        record_path(path).unlink()
+
+
+def stale_error(path: os.PathLike | str, changed: list[str], causes: list[str] = (),
+                source: os.PathLike | str | None = None) -> RavekitError:
+    """An existing output that is not this run's result: the encoder's and decoder's one message.
+
+    ``changed`` lists settings that differ (``seed 1``); ``causes`` says what
+    else makes the output stale, by cause (an input changed since, an output
+    cut short).  ``source``, the input, starts the message as in other per-file errors.
+    """
+    from ravekit.errors import shown
+
+    parts = [f"made by an earlier run with other settings ({', '.join(changed)})"] if changed else []
+    head = f"{shown(source)}: " if source is not None else ""
+    return RavekitError(f"{head}{shown(path)}: {'; '.join(parts + list(causes))}; "
+                        "use --force to redo it, or another --output")

@@ -1,0 +1,53 @@
+"""Hearing a merge: one audio file through each parent model and the merged one.
+
+Every model encodes and decodes the same file with the same seed, so the
+renders differ only by the models' weights.  Files are written beside the
+merged model as ``<audio stem>.A.wav``, ``<audio stem>.B.wav``, ... and
+``<audio stem>.<merged model stem>.wav``, 32-bit float, each at its model's
+sample rate and trimmed to the input's duration so they line up in an editor.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ravekit.merging.plan import model_labels
+
+
+def render_paths(audio: str | Path, merged: Path, n_models: int) -> list[Path]:
+    """Where the renders of ``n_models`` parents and the merged model go."""
+    stem = Path(audio).stem
+    labels = model_labels(n_models)
+    merged_label = merged.stem if merged.stem not in labels else "merged"
+    return [merged.parent / f"{stem}.{label}.wav" for label in [*labels, merged_label]]
+
+
+def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Path], seed: int | None = 0,
+                      device: str = "auto", warn: Callable[[str], None] | None = None) -> list[Path]:
+    """Encode/decode ``audio`` through each model; write ``outputs[i]`` for ``models[i]``.
+
+    The audio is streamed block by block (resampled to each model's rate, its
+    channels matched to the model's input) through ``encoding.Encoder``, and
+    the latents decoded straight into the file by ``decoding.Decoder``, cut
+    to the input's duration; chunks with measured context, as encoder.py and
+    decoder.py use, so any length they handle works here without holding
+    the audio in memory.  One model is in memory at a time.  ``warn`` gets
+    the writer's warnings (RF64 for 4 GiB or more).
+    """
+    from ravekit.engine import chunks as process
+    from ravekit.engine.decode import Decoder
+    from ravekit.engine.encode import Encoder
+    from ravekit.engine.model import load_model
+
+    chunk_seconds = process.DEFAULT_CHUNK_SECONDS  # read at call time: tests shorten it
+    written = []
+    for model_path, out in zip(models, outputs):
+        model = load_model(model_path, device, checksum=False)
+        for encoded in Encoder(model, seed, "auto", chunk_seconds).encode_file(audio):
+            written.append(Decoder(model, seed, chunk_seconds=chunk_seconds, warn=warn).decode_to_file(
+                encoded.z, encoded.meta, out))
+        del model
+        gc.collect()
+    return written

@@ -1,0 +1,331 @@
+"""Merging the weights of two or more RAVE models of one architecture.
+
+The merged model is a copy of the first model (A) whose state_dict entries
+are overwritten, in place, by a weighted combination of every model's entry
+wherever that is meaningful; everything else keeps A's value.  Saving the
+edited ScriptModule with ``torch.jit.save`` keeps every method, attribute and
+nn~ buffer of A, so the result plays in Max and Pure Data like A does.
+
+Per entry, the first rule that applies decides (``plan_merge``):
+
+1. nn~ metadata buffers (``*_params``), ``latent_pca``, ``latent_mean``,
+   ``fidelity`` and streaming caches (``.pad``/``.cache``): never merged.  A
+   PCA rotation averaged is no longer a rotation, and it describes one
+   model's latent space; caches are state, not weights.
+2. Missing from a model, shapes differ, not floating point, zero elements:
+   cannot be merged.
+3. ``scope``, then ``include``, then ``exclude`` (exclude wins): the user's
+   choice.  Nothing above can be overridden by ``include``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ravekit.choices import MERGE_METHODS, MERGE_SCOPES
+from ravekit.engine.model import STREAMING_BUFFER_SUFFIXES, ModelInfo, load_module, quiet_jit, read_info
+from ravekit.errors import RavekitError
+from ravekit.io.files import atomic_write
+from ravekit.merging.keys import KeyAlignment, align_state_dicts
+from ravekit.merging.math import linear_merge, slerp_merge
+
+SCOPES = MERGE_SCOPES
+METHODS = MERGE_METHODS
+LATENT_STATS = ("latent_pca", "latent_mean", "fidelity")
+DIST_EPS = 1e-12
+
+
+@dataclass
+class EntryPlan:
+    """What happens to one state_dict entry, and why.
+
+    ``shapes[i]`` is the entry's shape in model ``i`` (None: missing);
+    ``rel_dist[i]`` is ``||A - model_i|| / (||A|| + eps)`` (None where it
+    cannot be computed; ``rel_dist[0]`` is always None).
+    """
+
+    name: str
+    kind: str
+    dtype: str
+    shapes: list
+    merged: bool
+    reason: str
+    rel_dist: list = field(default_factory=list)
+    changed: int = 0  # values of A the merge actually changed (set by ``apply_merge``)
+
+    @property
+    def numel(self) -> int:
+        shape = next((s for s in self.shapes if s is not None), ())
+        return math.prod(shape)
+
+
+def model_labels(n: int) -> list[str]:
+    """``A``, ``B``, ... ``Z``, then ``M27``, ``M28`` ..."""
+    return [chr(ord("A") + i) if i < 26 else f"M{i + 1}" for i in range(n)]
+
+
+def normalise_weights(weights: Sequence[float] | None, n: int) -> list[float]:
+    """One non-negative weight per model, scaled to sum to 1 (default: equal)."""
+    if weights is None:
+        return [1.0 / n] * n
+    if len(weights) != n:
+        raise RavekitError(f"--weights: {len(weights)} weights for {n} models; give exactly one per model", 2)
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise RavekitError("--weights: weights must be finite and not negative, e.g. --weights 0.7 0.3", 2)
+    total = math.fsum(weights)
+    if total <= 0:
+        raise RavekitError("--weights: at least one weight must be above 0", 2)
+    return [w / total for w in weights]
+
+
+def compile_patterns(patterns: Sequence[str] | None, flag: str) -> list[re.Pattern]:
+    out = []
+    for p in patterns or ():
+        try:
+            out.append(re.compile(p))
+        except re.error as exc:
+            raise RavekitError(f"{flag} {p!r}: not a valid regular expression ({exc}); quote it in the shell",
+                               2) from None
+    return out
+
+
+def check_compatible(infos: Sequence[ModelInfo], force: bool = False) -> list[str]:
+    """Refuse models that do not share A's sample rate, ratio and latent size.
+
+    Returns the warnings to print (with ``force``, what will break; channel
+    differences, which only make some entries unmergeable).
+    """
+    a, labels, problems, notes = infos[0], model_labels(len(infos)), [], []
+    consequence = {
+        "sr": "the merged model runs at A's rate, so layers taken from {x} hear audio at a rate "
+              "they were not trained on (expect pitch and timbre shifts)",
+        "ratio": "the merged model keeps A's ratio; {x}'s layers were trained on another time scale "
+                 "and its up/downsampling layers differ in shape (kept from A)",
+        "latent_size": "the merged model keeps A's latent dims; {x}'s latent dims mean something "
+                       "else, so latents encoded by {x} will not decode as they did",
+    }
+    for label, other in zip(labels[1:], infos[1:]):
+        for attr in ("sr", "ratio", "latent_size"):
+            if getattr(other, attr) != getattr(a, attr):
+                problems.append((f"{attr} differs: A {getattr(a, attr)}, {label} {getattr(other, attr)} "
+                                 f"({other.path})", consequence[attr].format(x=label)))
+        if (other.n_channels, other.target_channels) != (a.n_channels, a.target_channels):
+            notes.append(f"{label} ({other.path}) has {other.n_channels}->{other.target_channels} channels, "
+                         f"A has {a.n_channels}->{a.target_channels}: layers whose shape depends on it stay A's")
+    if problems and not force:
+        what = "; ".join(p for p, _ in problems)
+        raise RavekitError(f"{infos[0].path}: models are not compatible ({what}); merge models of one "
+                           "architecture, or pass --force to merge what matches anyway")
+    return [f"{p}: {c}" for p, c in problems] + notes
+
+
+def _fixed_reason(name: str, tensors: list, alignment: KeyAlignment) -> str | None:
+    """The reason an entry can never be merged, or None."""
+    last = name.rsplit(".", 1)[-1]
+    if last.endswith("_params"):
+        return "nn~ metadata buffer"
+    if last in LATENT_STATS:
+        return "latent PCA statistics (one model's latent space)"
+    if name.endswith(STREAMING_BUFFER_SUFFIXES):
+        return "streaming cache (state, not weights)"
+    if name in alignment.only_in_some:
+        holders = set(alignment.only_in_some[name])
+        return f"missing from {', '.join(m for m in alignment.models if m not in holders)}"
+    if name in alignment.different_shape:
+        return "shapes differ"
+    if not all(t.is_floating_point() for t in tensors):
+        return "integer or boolean tensor"
+    if tensors[0].numel() == 0:
+        return "zero elements"
+    return None
+
+
+def _choice_reason(name: str, scope: str, include: list, exclude: list) -> str | None:
+    """The reason the user's selection leaves an entry out, or None."""
+    if scope != "all" and not name.startswith(scope + "."):
+        return f"outside --scope {scope}"
+    if include and not any(p.search(name) for p in include):
+        return "not matched by --include"
+    for p in exclude:
+        if p.search(name):
+            return f"matched --exclude {p.pattern}"
+    return None
+
+
+def relative_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``||a - b|| / (||a|| + eps)`` over all elements, in float64."""
+    a64, b64 = a.detach().double(), b.detach().double()
+    return float(torch.linalg.vector_norm(a64 - b64) / (torch.linalg.vector_norm(a64) + DIST_EPS))
+
+
+def plan_merge(state_dicts: Sequence[dict], param_names: set, scope: str = "all",
+               include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+               method: str = "linear") -> list[EntryPlan]:
+    """Decide, for every entry of any model, whether it is merged and why.
+
+    Parameters
+    ----------
+    state_dicts : one ``{name: tensor}`` per model, A first.
+    param_names : names of A's (or any model's) parameters, for the report's ``kind``.
+    scope : ``all``, ``encoder`` (names starting ``encoder.``) or ``decoder``.
+    include, exclude : regular expressions searched in entry names.
+    """
+    if scope not in SCOPES:
+        raise RavekitError(f"--scope {scope}: choose one of {', '.join(SCOPES)}", 2)
+    inc, exc = compile_patterns(include, "--include"), compile_patterns(exclude, "--exclude")
+    # The same alignment inspector.py --compare shows; its key order is first
+    # appearance, A first, so the report follows A's state_dict.
+    alignment = align_state_dicts(dict(zip(model_labels(len(state_dicts)), state_dicts)))
+    names = alignment.same_shape + list(alignment.different_shape) + list(alignment.only_in_some)
+    order = {k: i for i, k in enumerate(dict.fromkeys(k for sd in state_dicts for k in sd))}
+    plans = []
+    for name in sorted(names, key=order.__getitem__):
+        tensors = [sd.get(name) for sd in state_dicts]
+        reason = _fixed_reason(name, tensors, alignment)
+        if reason is None:
+            reason = _choice_reason(name, scope, inc, exc)
+        a = tensors[0]
+        dists = [None]
+        for t in tensors[1:]:
+            ok = (a is not None and t is not None and a.shape == t.shape and a.numel() > 0
+                  and not a.is_complex() and not t.is_complex())
+            dists.append(relative_distance(a, t) if ok else None)
+        present = next(t for t in tensors if t is not None)
+        plans.append(EntryPlan(
+            name=name, kind="parameter" if name in param_names else "buffer",
+            dtype=str(present.dtype).replace("torch.", ""),
+            shapes=[tuple(t.shape) if t is not None else None for t in tensors],
+            merged=reason is None, reason=reason or f"merged ({method})", rel_dist=dists,
+        ))
+    return plans
+
+
+def apply_merge(module: torch.jit.ScriptModule, state_dicts: Sequence[dict], plans: list[EntryPlan],
+                weights: Sequence[float], method: str = "linear") -> None:
+    """Overwrite A's live tensors (``module`` is A, loaded) with merged values, in place.
+
+    Sets each plan's ``changed`` to the number of A's values that now differ
+    from before (0 for an entry whose models agree, or with weights ``1 0``).
+    """
+    if method not in METHODS:
+        raise RavekitError(f"--method {method}: choose one of {', '.join(METHODS)}", 2)
+    live = module.state_dict()
+    with torch.no_grad():
+        for plan in plans:
+            if not plan.merged:
+                continue
+            tensors = [sd[plan.name] for sd in state_dicts]
+            if method == "linear":
+                value = linear_merge(tensors, weights)
+            else:
+                value, fell_back = slerp_merge(tensors, weights)
+                if fell_back:
+                    plan.reason = "merged (slerp; nearly parallel, so linear)"
+            plan.changed = changed_values(tensors[0], value)
+            live[plan.name].copy_(value)
+
+
+def changed_values(before: torch.Tensor, after: torch.Tensor) -> int:
+    """How many elements of ``after`` differ from ``before`` (NaN where both are NaN counts as equal)."""
+    differ = before != after
+    if before.is_floating_point():
+        differ &= ~(before.isnan() & after.isnan())
+    return int(differ.sum())
+
+
+def differing_entries(state_dicts: Sequence[dict], plans: list[EntryPlan]) -> list[EntryPlan]:
+    """The merged entries whose value is not the same in every model: the ones a merge can change."""
+    return [p for p in plans if p.merged and any(
+        changed_values(state_dicts[0][p.name], sd[p.name]) for sd in state_dicts[1:])]
+
+
+def nothing_differs(path: Path, plans: list[EntryPlan]) -> str:
+    """Why a merge whose mergeable entries are all identical would be a copy of A."""
+    merged = [p for p in plans if p.merged]
+    shape = sum(p.reason == "shapes differ" for p in plans)
+    missing = sum(p.reason.startswith("missing from") for p in plans)
+    what = (f"the {len(merged)} entries that could be merged ({', '.join(p.name for p in merged[:3])}"
+            f"{', ...' if len(merged) > 3 else ''}) are identical in every model")
+    if shape or missing:
+        apart = [f"{shape} differ in shape"] * bool(shape) + [f"{missing} are missing from a model"] * bool(missing)
+        what += (f", and of the entries that tell them apart {' and '.join(apart)}: models of other "
+                 "architectures (v1 vs v2, another capacity or ratio?), inspector.py --compare shows them")
+    else:
+        what += " (the same model twice?)"
+    return (f"{path}: nothing to merge: {what}; the result would be a copy of A, so nothing was written. "
+            "Merge models of one architecture trained apart")
+
+
+def save_module(module: torch.jit.ScriptModule, path: Path) -> Path:
+    """``torch.jit.save`` atomically, after checking that the written file loads back.
+
+    The model is serialised in memory and written by Python: torch's own file
+    writer aborts the whole process when the disk fills up, Python's raises
+    an ``OSError`` that ``atomic_write`` reports as a write error.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    with quiet_jit():
+        torch.jit.save(module, buffer)
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(buffer.getbuffer())
+        with quiet_jit():
+            check = torch.jit.load(str(tmp), map_location="cpu")
+        if hasattr(module, "get_methods"):
+            check.get_methods()
+
+    return atomic_write(path, write)
+
+
+@dataclass
+class MergeResult:
+    module: torch.jit.ScriptModule
+    infos: list
+    plans: list
+    weights: list
+    warnings: list
+
+
+def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, method: str = "linear",
+                 scope: str = "all", include: Sequence[str] | None = None,
+                 exclude: Sequence[str] | None = None, force: bool = False) -> MergeResult:
+    """Load the models (on the CPU, so the result plays anywhere), check, plan and merge.
+
+    Returns the edited copy of A (not saved yet) with the per-entry plan.
+    Raises ``RavekitError`` when nothing can be merged, or when every entry
+    that can be merged is identical in all models (the result would be A;
+    ``force`` does not change that: there is nothing to overwrite A with).
+    """
+    if len(paths) < 2:
+        raise RavekitError("--models: give at least two models to merge", 2)
+    w = normalise_weights(weights, len(paths))
+    modules = [load_module(p, "cpu") for p in paths]
+    infos = [read_info(m, str(p)) for m, p in zip(modules, paths)]
+    notes = check_compatible(infos, force)
+    state_dicts = [m.state_dict() for m in modules]
+    params = {n for m in modules for n, _ in m.named_parameters()}
+    plans = plan_merge(state_dicts, params, scope, include, exclude, method)
+    if not any(p.merged for p in plans):
+        reasons = sorted({p.reason for p in plans})
+        raise RavekitError(f"{paths[0]}: nothing to merge: none of the {len(plans)} entries can be merged "
+                           f"({'; '.join(reasons)}); nothing was written. Check that the models share an "
+                           "architecture and that --scope/--include/--exclude select something")
+    if not differing_entries(state_dicts, plans):
+        raise RavekitError(nothing_differs(paths[0], plans))
+    if w[0] < max(w) and any(p.merged and p.name.startswith("encoder.") for p in plans):
+        # encode() keeps the first latent_size dims of A's PCA rotation; an encoder
+        # dominated by another model puts its important dims elsewhere.
+        notes.append("the latent PCA buffers (latent_pca, latent_mean, fidelity) stay A's while the encoder "
+                     "is mostly another model's, so latents may lose detail; put the model whose latent "
+                     "space you want first, or use --scope decoder")
+    # Only A's live tensors are edited: the other state dicts are read, never written.
+    apply_merge(modules[0], state_dicts, plans, w, method)
+    return MergeResult(modules[0], infos, plans, w, notes)
