@@ -57,6 +57,10 @@ def get_parser():
                         "merged.ts inside it, created if needed")
     parser.add_argument("--report", default=None, metavar="REPORT.csv",
                         help="CSV report, one row per entry; none given: the output with .csv")
+    parser.add_argument("--align", action="store_true",
+                        help="before merging, permute every model after A into A's channel order (weight "
+                        "matching over permutation groups derived from the architecture; RAVE v2 family only); "
+                        "writes <report>.align.csv with the similarity per group before and after")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
                         "one, with the same seed, and write the WAVs beside the output")
@@ -70,7 +74,8 @@ def get_parser():
             action.help = ("overwrite existing outputs, and merge models whose sample rate, ratio or "
                            "latent size differ (saying what will break)")
         elif action.dest == "seed":
-            action.help = "random seed of the --audio renders: every model encodes and decodes with it"
+            action.help = ("random seed of the --audio renders (every model encodes and decodes with it) and of "
+                           "--align's order of visiting the permutation groups")
         elif action.dest == "device":
             action.help = "where the --audio renders run (merging always runs on the CPU)"
         elif action.dest == "null":
@@ -95,13 +100,17 @@ def merged_path(output: str) -> Path:
 
 
 def output_paths(output: str, report: str | None, models: list[str], audio: str | None,
-                 force: bool) -> tuple[Path, Path, Path, list[Path]]:
-    """The merged model, report, recipe and audio renders (A, B, ..., merged), checked against inputs."""
+                 force: bool, align: bool = False) -> tuple[Path, Path, Path, list[Path]]:
+    """The merged model, report, recipe and extra files (audio renders A, B, ..., merged; then the
+    alignment CSV with ``align``), checked against inputs."""
+    from ravekit.align_report import alignment_path
     from ravekit.merge_audio import render_paths
 
     out = merged_path(output)
     report_path = Path(report).expanduser() if report else out.with_suffix(".csv")
     renders = render_paths(audio, out, len(models)) if audio else []
+    if align:
+        renders.append(alignment_path(report_path))
     inputs = {_resolve(m): m for m in models}
     if audio:
         inputs[_resolve(audio)] = audio
@@ -136,27 +145,38 @@ def main(argv=None) -> int:
     def body() -> int:
         from ravekit.fileio import OutputSet
         from ravekit.merge import merge_models, model_labels, save_module
+        from ravekit.align_report import alignment_record
         from ravekit.merge_report import summary, write_recipe, write_report
 
         check_common(args)
-        out, report, recipe, renders = output_paths(args.output, args.report, args.models, args.audio,
-                                                    args.force)
+        out, report, recipe, extras = output_paths(args.output, args.report, args.models, args.audio,
+                                                   args.force, args.align)
+        renders = extras[:-1] if args.align else extras
         if args.audio:
             from ravekit.audio import probe
 
             probe(args.audio)  # a bad audio file fails now, before anything is written
         result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
-                              args.include, args.exclude, args.force)
+                              args.include, args.exclude, args.force, args.align, args.seed or 0)
         for note in result.warnings:
             warn(PROG, note)
+        if args.align:
+            from ravekit.align_report import alignment_summary
+
+            for line in alignment_summary(result.alignment):
+                info(PROG, line)
         for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
             info(PROG, f"{label} = {path} (weight {w:.4g})")
         info(PROG, summary(result.plans))
         # Written as a whole: every file under a temporary name, then renamed with
         # the recipe last, so a model without its recipe is known to be unfinished.
-        with OutputSet([out, report, *renders, recipe]) as staged:
+        with OutputSet([out, report, *extras, recipe]) as staged:
             save_module(result.module, staged[out])
             write_report(staged[report], result.plans)
+            if args.align:
+                from ravekit.align_report import write_alignment
+
+                write_alignment(staged[extras[-1]], result.alignment)
             if args.audio:
                 from ravekit.merge_audio import render_comparison
 
@@ -165,11 +185,12 @@ def main(argv=None) -> int:
                                   lambda message: warn(PROG, message))
             write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
                          scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
-                         report=report, audio=args.audio, renders=renders)
+                         report=report, audio=args.audio, renders=renders,
+                         alignment=alignment_record(result.alignment))
             staged.commit()
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
-        for path in (out, report, recipe, *renders):
+        for path in (out, report, recipe, *extras):
             print_path(path, args.null)
         return 0
 
