@@ -22,7 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .align_groups import PermGroup, UnsupportedArchitecture, derive_groups, permute_state
+from .align_groups import (
+    PermGroup,
+    UnsupportedArchitecture,
+    derive_groups,
+    permute_state,
+)
 
 MAX_SWEEPS = 100
 IMPROVE_TOL = 1e-12

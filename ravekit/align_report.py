@@ -15,8 +15,8 @@ one row per model after A and per group:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .fileio import atomic_write
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REAL_MODELS, real_models
 
 import averager
@@ -88,7 +87,7 @@ def test_permuted_export_plays_exactly_like_the_original(real_model):
         assert float((a - b).abs().max()) <= 1e-5, name
     # It is a real permutation, not the identity: the weights did change.
     sd = jit_load(real_model).state_dict()
-    name, dim = groups[0].members[0]
+    name = groups[0].members[0][0]
     assert not torch.equal(sd[name], m.state_dict()[name])
 
 
