@@ -68,6 +68,10 @@ def get_parser():
                         "merged.ts inside it, created if needed")
     parser.add_argument("--report", default=None, metavar="REPORT.csv",
                         help="CSV report, one row per entry; none given: the output with .csv")
+    parser.add_argument("--align", action="store_true",
+                        help="before merging, permute every model after A into A's channel order (weight "
+                        "matching over permutation groups derived from the architecture; RAVE v2 family only); "
+                        "writes <report>.align.csv with the similarity per group before and after")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
                         "one, with the same seed, and write the WAVs beside the output")
@@ -81,7 +85,8 @@ def get_parser():
             action.help = ("overwrite existing outputs, and merge models whose sample rate, ratio or "
                            "latent size differ (saying what will break)")
         elif action.dest == "seed":
-            action.help = "random seed of the --audio renders: every model encodes and decodes with it"
+            action.help = ("random seed of the --audio renders (every model encodes and decodes with it) and of "
+                           "--align's order of visiting the permutation groups")
         elif action.dest == "device":
             action.help = "where the --audio renders run (merging always runs on the CPU)"
         elif action.dest == "null":
@@ -95,29 +100,40 @@ def main(argv=None) -> int:
 
     def body() -> int:
         from ravekit.io.files import OutputSet
+        from ravekit.merging.align_report import alignment_record
         from ravekit.merging.outputs import output_paths
         from ravekit.merging.plan import merge_models, model_labels, save_module
         from ravekit.merging.report import summary, write_recipe, write_report
 
         check_common(args)
-        out, report, recipe, renders = output_paths(args.output, args.report, args.models, args.audio,
-                                                    args.force)
+        out, report, recipe, extras = output_paths(args.output, args.report, args.models, args.audio,
+                                                   args.force, args.align)
+        renders = extras[:-1] if args.align else extras
         if args.audio:
             from ravekit.io.audio import probe
 
             probe(args.audio)  # a bad audio file fails now, before anything is written
         result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
-                              args.include, args.exclude, args.force)
+                              args.include, args.exclude, args.force, args.align, args.seed or 0)
         for note in result.warnings:
             warn(PROG, note)
+        if args.align:
+            from ravekit.merging.align_report import alignment_summary
+
+            for line in alignment_summary(result.alignment):
+                info(PROG, line)
         for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
             info(PROG, f"{label} = {path} (weight {w:.4g})")
         info(PROG, summary(result.plans))
         # Written as a whole: every file under a temporary name, then renamed with
         # the recipe last, so a model without its recipe is known to be unfinished.
-        with OutputSet([out, report, *renders, recipe]) as staged:
+        with OutputSet([out, report, *extras, recipe]) as staged:
             save_module(result.module, staged[out])
             write_report(staged[report], result.plans)
+            if args.align:
+                from ravekit.merging.align_report import write_alignment
+
+                write_alignment(staged[extras[-1]], result.alignment)
             if args.audio:
                 from ravekit.merging.audio import render_comparison
 
@@ -126,11 +142,12 @@ def main(argv=None) -> int:
                                   lambda message: warn(PROG, message))
             write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
                          scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
-                         report=report, audio=args.audio, renders=renders)
+                         report=report, audio=args.audio, renders=renders,
+                         alignment=alignment_record(result.alignment))
             staged.commit()
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
-        for path in (out, report, recipe, *renders):
+        for path in (out, report, recipe, *extras):
             print_path(path, args.null)
         return 0
 

@@ -292,14 +292,18 @@ class MergeResult:
     plans: list
     weights: list
     warnings: list
+    alignment: list | None = None  # with align: per model after A, its ``align.GroupAlignment`` list
 
 
 def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, method: str = "linear",
                  scope: str = "all", include: Sequence[str] | None = None,
-                 exclude: Sequence[str] | None = None, force: bool = False) -> MergeResult:
+                 exclude: Sequence[str] | None = None, force: bool = False, align: bool = False,
+                 align_seed: int = 0) -> MergeResult:
     """Load the models (on the CPU, so the result plays anywhere), check, plan and merge.
 
     Returns the edited copy of A (not saved yet) with the per-entry plan.
+    ``align``: permute every model after A into A's channel order first
+    (``align.align_models``; refused for an architecture it does not cover).
     Raises ``RavekitError`` when nothing can be merged, or when every entry
     that can be merged is identical in all models (the result would be A;
     ``force`` does not change that: there is nothing to overwrite A with).
@@ -311,6 +315,11 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     infos = [read_info(m, str(p)) for m, p in zip(modules, paths)]
     notes = check_compatible(infos, force)
     state_dicts = [m.state_dict() for m in modules]
+    alignment = None
+    if align:
+        from ravekit.merging.align import align_models
+
+        state_dicts, alignment = align_models(modules, list(paths), align_seed)
     params = {n for m in modules for n, _ in m.named_parameters()}
     plans = plan_merge(state_dicts, params, scope, include, exclude, method)
     if not any(p.merged for p in plans):
@@ -319,6 +328,10 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
                            f"({'; '.join(reasons)}); nothing was written. Check that the models share an "
                            "architecture and that --scope/--include/--exclude select something")
     if not differing_entries(state_dicts, plans):
+        if align:
+            raise RavekitError(f"{paths[0]}: nothing to merge: after --align every other model is A with its "
+                               "channels reordered (the same network), so the result would be a copy of A and "
+                               "nothing was written. Merge models trained apart")
         raise RavekitError(nothing_differs(paths[0], plans))
     if w[0] < max(w) and any(p.merged and p.name.startswith("encoder.") for p in plans):
         # encode() keeps the first latent_size dims of A's PCA rotation; an encoder
@@ -328,4 +341,4 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
                      "space you want first, or use --scope decoder")
     # Only A's live tensors are edited: the other state dicts are read, never written.
     apply_merge(modules[0], state_dicts, plans, w, method)
-    return MergeResult(modules[0], infos, plans, w, notes)
+    return MergeResult(modules[0], infos, plans, w, notes, alignment)

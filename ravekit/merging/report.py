@@ -94,11 +94,12 @@ def summary(plans: Sequence[EntryPlan]) -> str:
 def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], weights: Sequence[float],
                  plans: Sequence[EntryPlan], *, method: str, scope: str, include: Sequence[str] | None,
                  exclude: Sequence[str] | None, forced: bool, report: os.PathLike | str,
-                 audio: os.PathLike | str | None = None, renders: Sequence[os.PathLike | str] = ()) -> Path:
+                 audio: os.PathLike | str | None = None, renders: Sequence[os.PathLike | str] = (),
+                 alignment: dict | None = None) -> Path:
     """Write how a merged model was made (JSON sidecar beside it), so a merge can be redone.
 
     Records each parent's path, sha256 and normalised weight, the method and
-    the selection flags, the counts of the summary line and the files of the
+    the selection flags, whether (and how) models were aligned, the counts of the summary line and the files of the
     set (report, renders).  It is written last: a model without its recipe is
     an unfinished merge.
     """
@@ -127,4 +128,5 @@ def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], w
         "report": str(report),
         "audio": None if audio is None else str(audio),
         "renders": [str(r) for r in renders],
+        "alignment": alignment or {"used": False},
     })
