@@ -75,18 +75,28 @@ def _probe_encode(model: RaveModel, frames: int) -> int | None:
     return max(centre - lo, hi - centre)
 
 
-def _probe_decode(model: RaveModel, frames: int) -> int | None:
-    r = model.info.ratio
-    # Latents the model made itself: valid codes for discrete models too.
+def latent_probe(model: RaveModel, frames: int, at: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents ``(1, latent_size, frames)`` the model encoded itself, and a copy with frame ``at`` changed.
+
+    Self-made latents are valid codes for discrete models too; the change
+    copies an earlier frame's values (a code of the model's own), or adds 1
+    where that frame happens to equal it.
+    """
     gen = torch.Generator().manual_seed(0)
     model.reset_state()
     torch.manual_seed(0)
-    z = model.encode(0.1 * torch.randn(1, model.info.n_channels, frames * r, generator=gen)).cpu()
-    centre = frames // 2
+    z = model.encode(0.1 * torch.randn(1, model.info.n_channels, frames * model.info.ratio, generator=gen)).cpu()
     w = z.clone()
-    w[..., centre] = z[..., centre // 2]
+    w[..., at] = z[..., at // 2]
     if torch.equal(w, z):
-        w[..., centre] += 1.0
+        w[..., at] += 1.0
+    return z, w
+
+
+def _probe_decode(model: RaveModel, frames: int) -> int | None:
+    r = model.info.ratio
+    centre = frames // 2
+    z, w = latent_probe(model, frames, centre)
     span = _affected(*_same_draws(model, model.decode, z, w))
     if span is None:
         return 0

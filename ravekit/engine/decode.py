@@ -16,7 +16,15 @@ from ravekit.io.channels import spans
 from ravekit.io.codes import check_codes
 from ravekit.io.files import write_json
 from ravekit.io.latents import load_latents, sidecar_path
-from ravekit.io.records import discard_record, make_record, read_record, record_path, source_identity, stale_error
+from ravekit.io.records import (
+    discard_record,
+    make_record,
+    read_record,
+    record_path,
+    settings_differences,
+    source_identity,
+    stale_error,
+)
 from ravekit.io.writer import AudioWriter
 
 
@@ -160,18 +168,8 @@ class Decoder:
 
         ``source`` (``source_of`` the input) lets subclasses tell audio from latents.
         """
-        m = self.model.info
-        old_model = (record.get("model") or {}).get("sha256")
-        old = record.get("processing") or {}
-        found = []
-        if old_model and m.sha256 and old_model != m.sha256:
-            found.append(f"model {(record.get('model') or {}).get('file')}")
-        if record.get("seed") != self.seed:
-            found.append(f"seed {record.get('seed')}")
-        for key in ("subtype", "trim", "chunk_frames"):
-            if key in old and old[key] != self.processing[key]:
-                found.append(f"{key} {old[key]}")
-        return found
+        return settings_differences(record, self.model.info, self.seed, self.processing,
+                                    ("subtype", "trim", "chunk_frames"))
 
     @staticmethod
     def inputs_changed(record: dict, source: dict) -> list[str]:

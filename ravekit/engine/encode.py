@@ -24,7 +24,7 @@ from ravekit.io.audio import AudioInfo, iter_audio, probe
 from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from ravekit.io.files import sha256_of
 from ravekit.io.latents import make_sidecar, read_sidecar
-from ravekit.io.records import stale_error
+from ravekit.io.records import settings_differences, stale_error
 
 
 @dataclass
@@ -80,18 +80,8 @@ class Encoder:
 
     def differences(self, meta: dict) -> list[str]:
         """What in an earlier output's sidecar does not match this encoder's settings."""
-        m = self.model.info
-        old_model = (meta.get("model") or {}).get("sha256")
-        old = meta.get("processing") or {}
-        found = []
-        if old_model and m.sha256 and old_model != m.sha256:
-            found.append(f"model {(meta.get('model') or {}).get('file')}")
-        if meta.get("seed") != self.seed:
-            found.append(f"seed {meta.get('seed')}")
-        for key in ("channel_mode", "channels", "chunk_frames"):
-            if key in old and old[key] != self.processing[key]:
-                found.append(f"{key} {old[key]}")
-        return found
+        return settings_differences(meta, self.model.info, self.seed, self.processing,
+                                    ("channel_mode", "channels", "chunk_frames"))
 
     @staticmethod
     def source_changed(meta: dict, path: os.PathLike | str) -> bool:

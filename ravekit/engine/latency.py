@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ravekit.engine.chunks import MAX_PROBE_FRAMES, PROBE_FRAMES, _same_draws
+from ravekit.engine.chunks import MAX_PROBE_FRAMES, PROBE_FRAMES, _same_draws, latent_probe
 from ravekit.engine.model import RaveModel
 
 
@@ -73,16 +73,8 @@ def _encode_latency(model: RaveModel, frames: int) -> int | None:
 
 def _decode_latency(model: RaveModel, frames: int) -> int | None:
     r = model.info.ratio
-    gen = torch.Generator().manual_seed(0)
-    model.reset_state()
-    torch.manual_seed(0)
-    # Latents the model made itself, so discrete models get valid codes.
-    z = model.encode(0.1 * torch.randn(1, model.info.n_channels, frames * r, generator=gen)).cpu()
     f = frames // 4
-    w = z.clone()
-    w[..., f] = z[..., f // 2]
-    if torch.equal(w, z):
-        w[..., f] += 1.0
+    z, w = latent_probe(model, frames, f)
     span = _affected(*_same_draws(model, model.decode, z, w))
     if span is None:
         return 0

@@ -58,6 +58,25 @@ def make_record(*, created_by: str, sr: int, channels: int, model: dict | None, 
     return record
 
 
+def settings_differences(record: dict, model, seed: int | None, processing: dict, keys: tuple[str, ...]) -> list[str]:
+    """The settings in an earlier output's sidecar or record that differ from this run's, as ``"seed 1"``.
+
+    ``model`` is this run's :class:`~ravekit.engine.model.ModelInfo`; of
+    ``processing`` only ``keys`` are compared, and only where the record has
+    them (records of older versions lack some).  The encoder's resume and the
+    decoder's share this rule.
+    """
+    old_model = (record.get("model") or {}).get("sha256")
+    old = record.get("processing") or {}
+    found = []
+    if old_model and model.sha256 and old_model != model.sha256:
+        found.append(f"model {(record.get('model') or {}).get('file')}")
+    if record.get("seed") != seed:
+        found.append(f"seed {record.get('seed')}")
+    found += [f"{key} {old[key]}" for key in keys if key in old and old[key] != processing[key]]
+    return found
+
+
 def read_record(path: os.PathLike | str) -> dict | None:
     """The record of sound file ``path``, or None when there is none (or it is no such record)."""
     side = record_path(path)
