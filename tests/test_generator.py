@@ -17,7 +17,7 @@ import soundfile as sf
 
 import generator
 from conftest import ROOT, export_facts, real_models
-from ravekit.generate.stats_io import load_stats
+from ravekit.generate.stats import load_stats
 from ravekit.io.latents import make_sidecar, save_latent_wav, save_npy
 
 SR, RATIO = 44100, 2048

@@ -11,7 +11,7 @@ import soundfile as sf
 from test_generator import latents, run, write_latents  # noqa: F401 (latents is a fixture)
 
 from ravekit.generate.distributions import sample
-from ravekit.generate.stats import compute_stats
+from ravekit.generate.pooling import compute_stats
 
 # --- statistics -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 
 import generator
 from ravekit.generate import patterns as reg
-from ravekit.generate.stats import compute_stats
+from ravekit.generate.pooling import compute_stats
 from ravekit.io.latents import make_sidecar, save_npy
 
 
@@ -112,7 +112,7 @@ def test_swapper_only_exchanges_values_between_the_two_bases(stats):
 
 def test_pattern_flags_reach_the_pattern(stats, tmp_path, capsys):
     stats_json = tmp_path / "stats.json"
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(stats_json, stats)
     code = generator.main(["--stats", str(stats_json), "--pattern", "orale", "--orale_levels", "1",
@@ -150,7 +150,7 @@ def test_plugin_folder_adds_a_pattern_with_its_own_flag(stats, tmp_path, capsys)
     assert "mirror" in listing and "Reverses the base, then loops it." in listing
     assert "broken" in listing and "_helper" not in listing and "fibo" in listing  # listing imports nothing
 
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     common = ["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins), "--num_latents", "4",
@@ -172,7 +172,7 @@ def test_plugin_breaking_the_contract_is_named(stats, tmp_path, capsys):
     (plugins / "wrong.py").write_text('"""Returns the wrong shape."""\nNUM_BASES = 1\n'
                                       "def generate(bases, num_loops, rng, stats):\n    return bases[0][:, :1]\n")
     (plugins / "nobases.py").write_text('"""No NUM_BASES."""\ndef generate(*a):\n    return a\n')
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     for name, words in (("wrong", "returned a ndarray of shape (10, 1)"), ("nobases", "NUM_BASES")):
@@ -211,7 +211,7 @@ def test_user_pattern_named_like_a_builtin_is_refused(stats, tmp_path, capsys):
     plugins.mkdir()
     (plugins / "loop.py").write_text('"""My loop."""\nNUM_BASES = 1\ndef generate(bases, num_loops, rng, stats):\n'
                                      "    return bases[0] * 0\n")
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     for extra in ([], ["--list_patterns"]):
@@ -243,7 +243,7 @@ def test_pattern_returning_the_wrong_type_gets_the_contract_message(stats, tmp_p
     plugins.mkdir()
     (plugins / "odd.py").write_text('"""Returns something else."""\nNUM_BASES = 1\n'
                                     f"def generate(bases, num_loops, rng, stats):\n    return {returned}\n")
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     code = generator.main(["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins), "--pattern", "odd",

@@ -36,7 +36,8 @@ def base_frames(module, k: int, num_loops: int, options: dict) -> int:
 
 def frames_stats(frames: np.ndarray, *, iqr: bool, smoothing: float, codebook_size: int | None):
     """:class:`~ravekit.generate.stats.Stats` of generated ``(frames, dims)`` latents, for the pattern's variations."""
-    from ravekit.generate.stats import MomentAccumulator, Stats, _finalize, quartiles_in_place
+    from ravekit.generate.pooling import MomentAccumulator, _finalize, quartiles_in_place
+    from ravekit.generate.stats import Stats
     from ravekit.io.codes import histogram
 
     n, dims = frames.shape

@@ -86,7 +86,7 @@ def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: 
               stdin: Iterable[str] | None, null: bool = False) -> tuple[int | None, int | None]:
     """``(sr, ratio)`` the data says: the stats file, else the first input's sidecar."""
     if stats_file:
-        from ravekit.generate.stats_io import load_stats
+        from ravekit.generate.stats import load_stats
 
         st = load_stats(stats_file)
         return st.sr, st.ratio
@@ -154,7 +154,7 @@ def check_k_fits(module, pattern: str, k: int, dims: int, num_loops: int, option
 def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None], int | None, bool | None]:
     """``((sr, ratio), latent_dims, discrete)`` from the inputs' sidecars, as the analysis will pool them.
 
-    The rate is the first sidecar's that has one (as :func:`~ravekit.generate.stats.compute_stats`
+    The rate is the first sidecar's that has one (as :func:`~ravekit.generate.pooling.compute_stats`
     takes it); ``discrete`` is None when no sidecar says.  Only sidecars are
     read, not the latents.
     """
@@ -227,8 +227,8 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     import math
 
     from ravekit.generate.distributions import check_distribution, needs_quartiles
-    from ravekit.generate.stats import compute_stats
-    from ravekit.generate.stats_io import load_stats, save_stats
+    from ravekit.generate.pooling import compute_stats
+    from ravekit.generate.stats import load_stats, save_stats
     from ravekit.io.files import check_writable
 
     check_request(seed=seed, bpm=bpm, sample_rate=sample_rate, ratio=ratio, pattern_module=module,
