@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import generator
+from conftest import run_cli
 from ravekit.generate import patterns as reg
 from ravekit.generate.pooling import compute_stats
 from ravekit.io.latents import make_sidecar, save_npy
@@ -188,8 +189,8 @@ def test_orale_with_iqr_varies_by_the_robust_std(tmp_path, capsys):
     z = rng.standard_cauchy((1, 4, 4000)).astype(np.float32)
     save_npy(tmp_path / "lat" / "a.npy", z, make_sidecar(sr=44100, ratio=2048, latent_dims=4, frames=4000))
     k = 5
-    code, out, err = _run(capsys, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--iqr",
-                          "--pattern", "orale", "--orale_levels", "1", "--num_latents", k, "--embeddings")
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--iqr",
+                             "--pattern", "orale", "--orale_levels", "1", "--num_latents", k, "--embeddings")
     assert code == 0, err
     st = json.loads((tmp_path / "o" / "stats.json").read_text())
     assert min(np.divide(st["std"], st["robust_std"])) > 5
@@ -197,12 +198,6 @@ def test_orale_with_iqr_varies_by_the_robust_std(tmp_path, capsys):
     offset = y[3 * k] - y[0]
     assert np.all(np.abs(offset) <= np.asarray(st["robust_std"]) * (1 + 1e-5)), (offset, st["robust_std"])
     assert np.any(offset != 0)
-
-
-def _run(capsys, *args):
-    code = generator.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_user_pattern_named_like_a_builtin_is_refused(stats, tmp_path, capsys):
