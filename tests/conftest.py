@@ -96,6 +96,20 @@ def demo_model(fixture_models) -> Path:
     return fixture_models["demo"]
 
 
+def run_cli(capsys, command, *args, lines: bool = False) -> tuple[int, str | list[str], str]:
+    """Run ``command.main(args)`` in-process, as a user's command line would: ``(exit code, stdout, stderr)``.
+
+    ``command`` is a script module (``encoder``, ``generator``, ...); ``args``
+    are turned into strings.  stdout is the text, or with ``lines`` its
+    non-empty lines.  A traceback on stderr fails the test: bad input gets one
+    line, never a traceback.
+    """
+    code = command.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, ([line for line in out.splitlines() if line] if lines else out), err
+
+
 def synth(sr: int, seconds: float, channels: int = 1, seed: int = 0, freq: float = 440.0) -> np.ndarray:
     """A tone plus a little noise, float32 ``(samples, channels)``; channels differ."""
     rng = np.random.default_rng(seed)

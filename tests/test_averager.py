@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import averager
-from conftest import REAL_MODELS, real_models
+from conftest import REAL_MODELS, real_models, run_cli
 from ravekit.merging.math import linear_merge, slerp_merge, slerp_pair
 
 
@@ -46,12 +46,6 @@ def perturbed(src: Path, dst: Path, seed: int, scale: float = 0.1) -> Path:
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(m, str(dst))
     return dst
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = averager.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def weighted(tensors, weights) -> torch.Tensor:
@@ -95,7 +89,7 @@ def real_pair() -> tuple[Path, Path]:
 def test_linear_merge_of_one_architecture(fixture_models, demo_c, tmp_path, capsys):
     a_path = fixture_models["demo"]
     out = tmp_path / "m.ts"
-    code, stdout, err = run(capsys, "--models", a_path, demo_c, "--weights", 3, 1, "-o", out)
+    code, stdout, err = run_cli(capsys, averager, "--models", a_path, demo_c, "--weights", 3, 1, "-o", out)
     assert code == 0, err
     report = tmp_path / "m.csv"
     assert stdout.split() == [str(out), str(report), str(tmp_path / "m.json")]
@@ -125,7 +119,7 @@ def test_linear_merge_of_one_architecture(fixture_models, demo_c, tmp_path, caps
 
 def test_saved_model_loads_and_plays_like_its_first_parent(fixture_models, tmp_path, capsys):
     out = tmp_path / "m.ts"
-    assert run(capsys, "--models", fixture_models["demo"], fixture_models["demo_b"], "-o", out)[0] == 0
+    assert run_cli(capsys, averager, "--models", fixture_models["demo"], fixture_models["demo_b"], "-o", out)[0] == 0
     a, b = state(fixture_models["demo"]), state(fixture_models["demo_b"])
     assert not torch.equal(a["decoder.gain"], b["decoder.gain"])
     assert torch.equal(state(out)["decoder.gain"], weighted([a["decoder.gain"], b["decoder.gain"]], [1, 1]))
@@ -143,8 +137,8 @@ def test_saved_model_loads_and_plays_like_its_first_parent(fixture_models, tmp_p
 def test_weights_one_zero_reproduce_first_model_bit_for_bit(fixture_models, demo_c, tmp_path, capsys):
     out = tmp_path / "m.ts"
     for method in ("linear", "slerp"):
-        code, _, err = run(capsys, "--models", fixture_models["demo"], demo_c, "--weights", 1, 0,
-                           "--method", method, "-o", out, "--force")
+        code, _, err = run_cli(capsys, averager, "--models", fixture_models["demo"], demo_c, "--weights", 1, 0,
+                               "--method", method, "-o", out, "--force")
         assert code == 0, err
         a, merged = state(fixture_models["demo"]), state(out)
         assert all(torch.equal(merged[k], a[k]) for k in a), method
@@ -154,7 +148,7 @@ def test_weights_one_zero_reproduce_first_model_bit_for_bit(fixture_models, demo
 def test_real_export_weights_one_zero_and_plays(real_model, tmp_path, capsys):
     partner = perturbed(real_model, tmp_path / "partner.ts", seed=5)
     out = tmp_path / "m.ts"
-    code, _, err = run(capsys, "--models", real_model, partner, "--weights", 1, 0, "-o", out)
+    code, _, err = run_cli(capsys, averager, "--models", real_model, partner, "--weights", 1, 0, "-o", out)
     assert code == 0, err
     a, merged = state(real_model), state(out)
     assert all(torch.equal(merged[k], a[k]) for k in a)
@@ -172,7 +166,7 @@ def test_real_export_weights_one_zero_and_plays(real_model, tmp_path, capsys):
 def test_real_pair_weighted_average(real_pair, tmp_path, capsys):
     a_path, b_path = real_pair
     out = tmp_path / "m.ts"
-    code, _, err = run(capsys, "--models", a_path, b_path, "--weights", 0.3, 0.7, "-o", out)
+    code, _, err = run_cli(capsys, averager, "--models", a_path, b_path, "--weights", 0.3, 0.7, "-o", out)
     assert code == 0, err
     assert "warning: the latent PCA buffers" in err and "stay A's" in err
     a, b, merged = state(a_path), state(b_path), state(out)
@@ -196,7 +190,8 @@ def test_real_pair_weighted_average(real_pair, tmp_path, capsys):
 def test_scope_decoder_gives_encoder_of_a_and_decoder_of_b(real_pair, tmp_path, capsys):
     a_path, b_path = real_pair
     out = tmp_path / "m.ts"
-    code, _, err = run(capsys, "--models", a_path, b_path, "--scope", "decoder", "--weights", 0, 1, "-o", out)
+    code, _, err = run_cli(capsys, averager, "--models", a_path, b_path, "--scope", "decoder", "--weights", 0, 1,
+                           "-o", out)
     assert code == 0, err
     assert "latent PCA buffers" not in err  # A's encoder goes with A's PCA: nothing to warn about
     a, b, merged = state(a_path), state(b_path), state(out)
@@ -223,7 +218,7 @@ def test_include_exclude_and_scope_select_exactly(fixture_models, demo_c, tmp_pa
     a, b = state(a_path), state(demo_c)
     for i, (flags, chosen) in enumerate(cases):
         out = tmp_path / f"m{i}.ts"
-        code, _, err = run(capsys, "--models", a_path, demo_c, "-o", out, *flags)
+        code, _, err = run_cli(capsys, averager, "--models", a_path, demo_c, "-o", out, *flags)
         assert code == 0, (flags, err)
         rows = report_of(out.with_suffix(".csv"))
         assert set(rows.loc[rows["merged"] == "yes", "entry"]) == chosen, flags
@@ -257,7 +252,8 @@ def test_slerp_follows_the_arc_between_orthogonal_tensors():
 def test_slerp_cli_three_models_and_report_columns(fixture_models, demo_c, tmp_path, capsys):
     d = perturbed(fixture_models["demo"], tmp_path / "demo_d.ts", seed=9)
     out = tmp_path / "m.ts"
-    code, _, err = run(capsys, "--models", fixture_models["demo"], demo_c, d, "--method", "slerp", "-o", out)
+    code, _, err = run_cli(capsys, averager, "--models", fixture_models["demo"], demo_c, d, "--method", "slerp",
+                           "-o", out)
     assert code == 0, err
     rows = report_of(out.with_suffix(".csv"))
     for col in ("shape_A", "shape_B", "shape_C", "rel_dist", "rel_dist_B", "rel_dist_C", "merged", "reason"):
@@ -279,14 +275,14 @@ def test_streaming_caches_stay_first_models(fixture_models, tmp_path, capsys):
     a = fixture_models["streaming"]
     b = perturbed(a, tmp_path / "streaming_b.ts", seed=11)
     out = tmp_path / "m.ts"
-    assert run(capsys, "--models", a, b, "-o", out)[0] == 0
+    assert run_cli(capsys, averager, "--models", a, b, "-o", out)[0] == 0
     sa, sb, merged = state(a), state(b), state(out)
     cache = "encoder.smooth_cache.cache"
     assert not torch.equal(sa[cache], sb[cache]) and torch.equal(merged[cache], sa[cache])
     assert torch.equal(merged["encoder.smooth"], weighted([sa["encoder.smooth"], sb["encoder.smooth"]], [1, 1]))
     # A streaming model merged with a non-streaming one: the cache exists only in A.
     out2 = tmp_path / "m2.ts"
-    assert run(capsys, "--models", a, fixture_models["demo"], "-o", out2)[0] == 0
+    assert run_cli(capsys, averager, "--models", a, fixture_models["demo"], "-o", out2)[0] == 0
     row = report_of(out2.with_suffix(".csv")).set_index("entry").loc[cache]
     assert (row["shape_B"], row["merged"]) == ("missing", "no") and row["reason"].startswith("streaming cache")
 

@@ -20,6 +20,7 @@ import decoder
 import encoder
 import generator
 import inspector
+from conftest import run_cli
 from ravekit.demo.model import demo_signal
 from ravekit.engine.model import load_model, quiet_jit, read_codebook_size
 from ravekit.io.latents import load_latents, save_latent_wav, save_npy
@@ -30,17 +31,10 @@ real_discrete = pytest.mark.skipif(not REAL_DISCRETE.exists(), reason="real disc
 PATTERNS = ("loop", "orale", "blender", "swapper", "fibo")
 
 
-def run(capsys, script, *args):
-    code = script.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, [line for line in out.splitlines() if line], err
-
-
 def encode(tmp_path, capsys, model, seconds=3.0, name="melody") -> Path:
     src = tmp_path / f"{name}.wav"
     sf.write(src, demo_signal(44100, seconds), 44100, subtype="FLOAT")
-    code, out, err = run(capsys, encoder, "-m", model, "-i", src, "-o", tmp_path / "lat")
+    code, out, err = run_cli(capsys, encoder, "-m", model, "-i", src, "-o", tmp_path / "lat", lines=True)
     assert code == 0, err
     return Path(out[0])
 
@@ -120,13 +114,13 @@ def test_real_discrete_export_codebook_is_read_from_its_quantizers():
 @pytest.mark.parametrize("which", ["fixture", pytest.param("real", marks=real_discrete)])
 def test_inspector_shows_the_codebook(capsys, fixture_models, which):
     path, size = (fixture_models["discrete"], FIXTURE_CODEBOOK) if which == "fixture" else (REAL_DISCRETE, 1024)
-    code, out, err = run(capsys, inspector, "-i", path)
+    code, out, err = run_cli(capsys, inspector, "-i", path, lines=True)
     assert code == 0, err
     assert f"discrete: codebook indices 0 to {size - 1} (codebook of {size} per dim)" in "\n".join(out)
-    code, out, _ = run(capsys, inspector, "-i", path, "--json")
+    code, out, _ = run_cli(capsys, inspector, "-i", path, "--json", lines=True)
     data = json.loads("\n".join(out))[0]
     assert data["discrete"] is True and data["codebook_size"] == size
-    code, out, _ = run(capsys, inspector, "-i", fixture_models["demo"])
+    code, out, _ = run_cli(capsys, inspector, "-i", fixture_models["demo"], lines=True)
     assert any(line.split() == ["latents", "continuous"] for line in out)
 
 
@@ -154,7 +148,7 @@ def test_decoder_refuses_values_that_are_not_codes_and_goes_on(tmp_path, capsys,
         z[0, dim, frame] = value
         z[0, dim, frame + 1:] = value + 0.25  # later offenders are not the one named
         save_npy(tmp_path / "in" / f"{name}.npy", z)
-    code, out, err = run(capsys, decoder, "-m", model, "-i", tmp_path / "in", "-o", tmp_path / "out")
+    code, out, err = run_cli(capsys, decoder, "-m", model, "-i", tmp_path / "in", "-o", tmp_path / "out", lines=True)
     assert code == 1
     assert [Path(p).name for p in out] == ["good.wav"]
     lines = [line for line in err.splitlines() if "error:" in line]
@@ -168,8 +162,8 @@ def test_decoder_refuses_values_that_are_not_codes_and_goes_on(tmp_path, capsys,
 
 def test_decoder_refuses_too_few_code_dims(tmp_path, capsys, fixture_models):
     save_npy(tmp_path / "few.npy", np.zeros((1, 3, 4), np.float32))
-    code, _, err = run(capsys, decoder, "-m", fixture_models["discrete"], "-i", tmp_path / "few.npy",
-                       "-o", tmp_path / "out")
+    code, _, err = run_cli(capsys, decoder, "-m", fixture_models["discrete"], "-i", tmp_path / "few.npy",
+                           "-o", tmp_path / "out", lines=True)
     assert code == 1 and "3 latent dims, but discrete.ts is a discrete model and needs all 8 code dims" in err
 
 
@@ -179,8 +173,8 @@ def test_latent_wav_carries_codes_exactly(tmp_path, capsys, fixture_models):
     save_latent_wav(tmp_path / "codes.wav", z, 44100, 1024)
     back, _ = load_latents(tmp_path / "codes.wav")
     assert np.array_equal(back, z)
-    code, _, err = run(capsys, decoder, "-m", fixture_models["discrete"], "-i", tmp_path / "codes.wav",
-                       "-o", tmp_path / "out")
+    code, _, err = run_cli(capsys, decoder, "-m", fixture_models["discrete"], "-i", tmp_path / "codes.wav",
+                           "-o", tmp_path / "out", lines=True)
     assert code == 0, err
 
 
@@ -188,7 +182,7 @@ def test_latent_wav_carries_codes_exactly(tmp_path, capsys, fixture_models):
 
 
 def generate(capsys, *args):
-    code, out, err = run(capsys, generator, *args)
+    code, out, err = run_cli(capsys, generator, *args, lines=True)
     return code, out, err
 
 
@@ -206,7 +200,8 @@ def test_every_pattern_emits_valid_codes(tmp_path, capsys, fixture_models, codes
         for d in range(z.shape[0]):
             assert set(np.unique(z[d])) <= set(np.unique(material[d]))
         assert Path(path).name.startswith(f"{pattern}_histogram_")
-    code, decoded, err = run(capsys, decoder, "-m", fixture_models["discrete"], "-i", *out, "-o", tmp_path / "d")
+    code, decoded, err = run_cli(capsys, decoder, "-m", fixture_models["discrete"], "-i", *out, "-o", tmp_path / "d",
+                                 lines=True)
     assert code == 0 and len(decoded) == 2, err
 
 
@@ -267,7 +262,8 @@ def test_stats_of_the_wrong_kind_are_refused(tmp_path, capsys, fixture_models, c
     code, _, err = generate(capsys, "-i", codes_dir, "-m", fixture_models["discrete"], "-o", tmp_path / "d")
     assert code == 0, err
     sf.write(tmp_path / "s.wav", demo_signal(44100, 1.0), 44100)
-    code, _, err = run(capsys, encoder, "-m", fixture_models["demo"], "-i", tmp_path / "s.wav", "-o", tmp_path / "cont")
+    code, _, err = run_cli(capsys, encoder, "-m", fixture_models["demo"], "-i", tmp_path / "s.wav",
+                           "-o", tmp_path / "cont", lines=True)
     assert code == 0, err
     code, _, err = generate(capsys, "-i", tmp_path / "cont", "-o", tmp_path / "c")
     assert code == 0, err
@@ -317,7 +313,7 @@ def test_real_discrete_export_round_trip_through_the_generator(tmp_path, capsys)
     assert code == 0, err
     g = np.load(out[0])
     assert (g == np.floor(g)).all() and g.min() >= 0 and g.max() < 1024
-    code, dec, err = run(capsys, decoder, "-m", REAL_DISCRETE, "-i", out[0], "-o", tmp_path / "d")
+    code, dec, err = run_cli(capsys, decoder, "-m", REAL_DISCRETE, "-i", out[0], "-o", tmp_path / "d", lines=True)
     assert code == 0, err
     audio, sr = sf.read(dec[0])
     assert sr == 44100 and np.isfinite(audio).all()
@@ -330,8 +326,8 @@ def test_real_discrete_export_decodes_codes_alone_as_with_every_dim_filled(tmp_p
     z = np.load(lat)
     save_npy(tmp_path / "in" / "codes.npy", z)
     save_npy(tmp_path / "in" / "wide.npy", np.concatenate([z, np.full((1, 2, z.shape[2]), 5.0, np.float32)], 1))
-    code, _, err = run(capsys, decoder, "-m", REAL_DISCRETE, "-i", tmp_path / "in", "-o", tmp_path / "d",
-                         "--chunk", 0, "--seed", 3)
+    code, _, err = run_cli(capsys, decoder, "-m", REAL_DISCRETE, "-i", tmp_path / "in", "-o", tmp_path / "d",
+                           "--chunk", 0, "--seed", 3, lines=True)
     assert code == 0 and "wide.npy: dims 17-18 are ignored" in err, err
     codes, wide = (sf.read(tmp_path / "d" / f"{n}.wav", dtype="float32")[0] for n in ("codes", "wide"))
     with quiet_jit():

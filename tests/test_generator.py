@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 
 import generator
-from conftest import ROOT, export_facts, real_models
-from ravekit.generate.stats_io import load_stats
+from conftest import ROOT, export_facts, real_models, run_cli
+from ravekit.generate.stats import load_stats
 from ravekit.io.latents import make_sidecar, save_latent_wav, save_npy
 
 SR, RATIO = 44100, 2048
@@ -45,12 +45,6 @@ def latents(tmp_path) -> tuple[Path, np.ndarray]:
     arrays = corpus()
     write_latents(tmp_path / "lat", arrays)
     return tmp_path / "lat", np.concatenate(arrays, axis=1)
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = generator.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_python(code: str) -> str:
@@ -98,7 +92,7 @@ def test_help_and_list_patterns_import_neither_numpy_nor_patterns():
 def test_bad_flag_exits_2_before_reading_or_writing(latents, tmp_path, capsys, flags, needle):
     folder, _ = latents
     (folder / "part0.npy").write_bytes(b"corrupt: a run that analysed the inputs would name this file")
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path / "o", *flags)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "o", *flags)
     lines = err.strip().splitlines()
     assert code == 2 and out == "" and len(lines) == 1 and needle in lines[0], err
     assert "part0.npy" not in err and not (tmp_path / "o").exists()
@@ -107,19 +101,19 @@ def test_bad_flag_exits_2_before_reading_or_writing(latents, tmp_path, capsys, f
 def test_bpm_far_from_any_loop_warns_with_the_achieved_tempo(latents, tmp_path, capsys):
     folder, _ = latents
     top = 60 * SR / RATIO  # k = 1, the fastest loop
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path, "--bpm", 1.04 * top)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path, "--bpm", 1.04 * top)
     assert code == 0 and "warning" not in err  # within 5 % of k = 1
     assert json.loads(Path(out.split()[0]).with_suffix(".json").read_text())["generator"]["num_latents"] == 1
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path / "a", "--bpm", 900)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "a", "--bpm", 900)
     assert code == 0 and "warning" in err and f"{top / 2:.2f}" in err  # between k = 1 and 2: k = 2, 28 % off
-    code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "b", "--bpm", 120)
+    code, _, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "b", "--bpm", 120)
     assert code == 0 and "warning" not in err  # 120 BPM is reachable within 5 %
 
 
 def test_swapper_steps_sets_the_length(latents, tmp_path, capsys):
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path, "--pattern", "swapper",
-                         "--num_latents", 4, "--swapper_steps", 1, "--embeddings")
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path, "--pattern", "swapper",
+                             "--num_latents", 4, "--swapper_steps", 1, "--embeddings")
     assert code == 0, err
     assert np.load(out.split()[0]).shape == (1, 6, 1 * 4 * 1)
 
@@ -128,7 +122,7 @@ def test_swapper_steps_sets_the_length(latents, tmp_path, capsys):
 
 def test_tempo_table_from_the_sidecars(latents, capsys):
     folder, _ = latents
-    code, out, _ = run(capsys, "--input", folder, "--tempo_table")
+    code, out, _ = run_cli(capsys, generator, "--input", folder, "--tempo_table")
     assert code == 0
     rows = {int(r.split()[0]): r.split()[1:] for r in out.splitlines() if r.strip()[:1].isdigit()}
     assert sorted(rows) == list(range(1, 65))
@@ -137,15 +131,15 @@ def test_tempo_table_from_the_sidecars(latents, capsys):
 
 
 def test_tempo_table_follows_the_ratio_of_the_model(fixture_models, capsys):
-    code, out, _ = run(capsys, "--tempo_table", "--model", fixture_models["stereo512"])
+    code, out, _ = run_cli(capsys, generator, "--tempo_table", "--model", fixture_models["stereo512"])
     assert code == 0 and "latent rate 93.7500 Hz" in out  # 48000 / 512
-    code, out, _ = run(capsys, "--tempo_table", "--sample_rate", 44100, "--ratio", 512)
+    code, out, _ = run_cli(capsys, generator, "--tempo_table", "--sample_rate", 44100, "--ratio", 512)
     assert "86.1328" in out
 
 
 def test_bpm_picks_the_nearest_loop_length(latents, tmp_path, capsys):
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--bpm", 120, "--output", tmp_path, "--embeddings")
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--bpm", 120, "--output", tmp_path, "--embeddings")
     assert code == 0, err
     # 60 * 21.533 / 120 = 10.77 frames: k = 11 gives 117.45 BPM, k = 10 129.20
     assert "k = 11" in err and "117.45 BPM" in err
@@ -156,10 +150,10 @@ def test_bpm_picks_the_nearest_loop_length(latents, tmp_path, capsys):
 
 def test_missing_rate_says_which_flag_to_pass(tmp_path, capsys):
     write_latents(tmp_path / "lat", corpus(sizes=(20,)), sidecar=False)
-    code, _, err = run(capsys, "--input", tmp_path / "lat", "--output", tmp_path / "o")
+    code, _, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o")
     assert code == 2 and "--model" in err and "--sample_rate" in err and "--ratio" in err
-    code, out, err = run(capsys, "--input", tmp_path / "lat", "--output", tmp_path / "o",
-                         "--sample_rate", 48000, "--ratio", 1024)
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o",
+                             "--sample_rate", 48000, "--ratio", 1024)
     assert code == 0, err
     assert sf.info(out.split()[0]).samplerate == round(48000 / 1024)
 
@@ -168,13 +162,14 @@ def test_missing_rate_says_which_flag_to_pass(tmp_path, capsys):
 
 def test_latent_wav_layout_sidecar_and_names(latents, tmp_path, capsys):
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path / "o", "--num_latents", 7,
-                         "--num_loops", 3, "--num_files", 2, "--seed", 5, "--distribution", "uniform")
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "o", "--num_latents", 7,
+                             "--num_loops", 3, "--num_files", 2, "--seed", 5, "--distribution", "uniform")
     assert code == 0, err
     paths = [Path(p) for p in out.split()]
     assert [p.name for p in paths] == ["loop_uniform_k7_s5_000.wav", "loop_uniform_k7_s5_001.wav"]
-    code, again, _ = run(capsys, "--input", folder, "--output", tmp_path / "d", "--num_latents", 7, "--num_loops", 3,
-                         "--seed", 5, "--distribution", "uniform", "--pattern", "default")  # UnRAVEl's name for loop
+    code, again, _ = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "d", "--num_latents", 7,
+                             "--num_loops", 3, "--seed", 5, "--distribution", "uniform",
+                             "--pattern", "default")  # UnRAVEl's name for loop
     assert code == 0 and Path(again.split()[0]).read_bytes() == paths[0].read_bytes()
     info = sf.info(str(paths[0]))
     assert (info.channels, info.frames, info.subtype, info.samplerate) == (6, 21, "FLOAT", round(SR / RATIO))
@@ -189,7 +184,7 @@ def test_latent_wav_layout_sidecar_and_names(latents, tmp_path, capsys):
 
 def test_double_warns_about_pure_data(latents, tmp_path, capsys):
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path, "--double")
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path, "--double")
     assert code == 0 and "Pure Data" in err
     assert sf.info(out.split()[0]).subtype == "DOUBLE"
 
@@ -201,7 +196,7 @@ def test_inputs_from_stdin_and_latent_wavs(latents, tmp_path, capsys, monkeypatc
     import io
 
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{wav}\n\n"))
-    code, _, err = run(capsys, "--input", "-", "--output", tmp_path / "o")
+    code, _, err = run_cli(capsys, generator, "--input", "-", "--output", tmp_path / "o")
     assert code == 0, err
     st = load_stats(tmp_path / "o" / "stats.json")
     assert st.frames == allz.shape[1] and st.sources == [str(wav)]
@@ -211,7 +206,7 @@ def test_inputs_from_stdin_and_latent_wavs(latents, tmp_path, capsys, monkeypatc
 def test_outputs_inside_the_input_folder_are_not_reanalysed(latents, capsys):
     folder, allz = latents
     for again in ([], ["--force"]):
-        code, _, err = run(capsys, "--input", folder, "--output", folder / "gen", "--embeddings", *again)
+        code, _, err = run_cli(capsys, generator, "--input", folder, "--output", folder / "gen", "--embeddings", *again)
         assert code == 0, err
     assert load_stats(folder / "gen" / "stats.json").frames == allz.shape[1]
 
@@ -219,41 +214,41 @@ def test_outputs_inside_the_input_folder_are_not_reanalysed(latents, capsys):
 def test_a_second_run_into_the_same_folder_is_refused_unless_force(latents, tmp_path, capsys):
     folder, _ = latents
     args = ["--input", folder, "--output", tmp_path / "o", "--num_files", 2, "--plot"]
-    code, out, err = run(capsys, *args)
+    code, out, err = run_cli(capsys, generator, *args)
     assert code == 0, err
     before = {p: p.read_bytes() for p in (tmp_path / "o").iterdir()}
     assert len(before) == 3 + 2 * 3  # stats.json, two stats plots; each pattern with its sidecar and plot
     (folder / "part1.npy").write_bytes(b"corrupt: a run that analysed the inputs would name this file")
-    code, out, err = run(capsys, *args, "--seed", 0)
+    code, out, err = run_cli(capsys, generator, *args, "--seed", 0)
     lines = err.strip().splitlines()
     assert code == 1 and out == "" and len(lines) == 1, err
     assert f"{tmp_path / 'o' / 'stats.json'}: already exists (9 of the 9 files" in lines[0]
     assert "--force" in lines[0] and "--output" in lines[0] and "part1.npy" not in err
     assert {p: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
     # Another seed writes stats.json and its plots again: refused as well, naming the first.
-    code, _, err = run(capsys, *args, "--seed", 1)
+    code, _, err = run_cli(capsys, generator, *args, "--seed", 1)
     assert code == 1 and "stats.json: already exists (3 of the 9" in err
     # --force redoes it (here failing on the corrupted input, which it now reads).
-    code, _, err = run(capsys, *args, "--force")
+    code, _, err = run_cli(capsys, generator, *args, "--force")
     assert code == 1 and "part1.npy" in err
 
 
 def test_default_output_folder_is_kept_and_not_overwritten(latents, tmp_path, capsys, monkeypatch):
     folder, _ = latents
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, "--input", folder, "--embeddings")
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--embeddings")
     assert code == 0 and out.startswith("_generator-output/loop_normal_k10_s0_000.npy"), err
-    code, out, err = run(capsys, "--input", folder, "--embeddings")
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--embeddings")
     assert code == 1 and "_generator-output/stats.json: already exists" in err
 
 
 def test_output_that_is_an_input_is_refused_even_with_force(latents, tmp_path, capsys):
     folder, _ = latents
     gen = tmp_path / "gen"
-    code, out, _ = run(capsys, "--input", folder, "--output", gen, "--embeddings")
+    code, out, _ = run_cli(capsys, generator, "--input", folder, "--output", gen, "--embeddings")
     assert code == 0
     # Analyse a generated file into its own folder: its sidecar and itself would be rewritten.
-    code, out, err = run(capsys, "--input", out.split()[0], "--output", gen, "--embeddings", "--force")
+    code, out, err = run_cli(capsys, generator, "--input", out.split()[0], "--output", gen, "--embeddings", "--force")
     assert code == 2 and "is one of the inputs" in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -261,22 +256,22 @@ def test_unwritable_output_is_refused_before_reading(latents, tmp_path, capsys):
     folder, _ = latents
     (folder / "part0.npy").write_bytes(b"corrupt: a run that analysed the inputs would name this file")
     (tmp_path / "afile").write_text("x")
-    code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "afile" / "sub")
+    code, _, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "afile" / "sub")
     assert code == 1 and "afile" in err and "part0.npy" not in err
 
 
 def test_oversized_pattern_is_refused_with_its_size(latents, tmp_path, capsys):
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--pattern", "blender", "--num_latents", 64,
-                         "--num_loops", 100, "--output", tmp_path)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--pattern", "blender", "--num_latents", 64,
+                             "--num_loops", 100, "--output", tmp_path)
     # (64 * 6 + 1) * 64 * 100 frames > the default --max_frames
     assert code == 2 and out == "" and str((64 * 6 + 1) * 64 * 100) in err
 
 
 def test_plots_are_pngs(latents, tmp_path, capsys):
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path, "--plot", "--iqr", "--pattern", "fibo",
-                         "--num_latents", 8)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path, "--plot", "--iqr",
+                             "--pattern", "fibo", "--num_latents", 8)
     assert code == 0, err
     for name in ("stats_distributions.png", "stats_correlation.png", Path(out.split()[0]).with_suffix(".png").name):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -287,14 +282,14 @@ def test_plots_are_pngs(latents, tmp_path, capsys):
 @pytest.mark.parametrize("pattern", ["loop", "fibo", "orale", "blender", "swapper"])
 def test_same_seed_same_bytes_for_every_distribution(latents, tmp_path, capsys, pattern):
     folder, _ = latents
-    run(capsys, "--input", folder, "--iqr", "--output", tmp_path / "s")
+    run_cli(capsys, generator, "--input", folder, "--iqr", "--output", tmp_path / "s")
     stats = tmp_path / "s" / "stats.json"
     for dist in ("normal", "uniform", "iqr-uniform", "correlation-based"):
         outs = []
         for rep, seed in (("a", 9), ("b", 9), ("c", 10)):
-            code, out, err = run(capsys, "--stats", stats, "--pattern", pattern, "--distribution", dist,
-                                 "--num_latents", 3, "--num_loops", 2, "--num_files", 2, "--seed", seed,
-                                 "--output", tmp_path / f"{pattern}{dist}{rep}")
+            code, out, err = run_cli(capsys, generator, "--stats", stats, "--pattern", pattern, "--distribution", dist,
+                                     "--num_latents", 3, "--num_loops", 2, "--num_files", 2, "--seed", seed,
+                                     "--output", tmp_path / f"{pattern}{dist}{rep}")
             assert code == 0, err
             outs.append([Path(p).read_bytes() for p in out.split()])
         assert outs[0] == outs[1], f"{pattern}/{dist}: same seed, different files"
@@ -303,8 +298,10 @@ def test_same_seed_same_bytes_for_every_distribution(latents, tmp_path, capsys, 
 
 def test_file_i_does_not_depend_on_num_files(latents, tmp_path, capsys):
     folder, _ = latents
-    _, one, _ = run(capsys, "--input", folder, "--output", tmp_path / "a", "--num_files", 1, "--embeddings")
-    _, three, _ = run(capsys, "--input", folder, "--output", tmp_path / "b", "--num_files", 3, "--embeddings")
+    _, one, _ = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "a", "--num_files", 1,
+                        "--embeddings")
+    _, three, _ = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "b", "--num_files", 3,
+                          "--embeddings")
     assert Path(one.split()[0]).read_bytes() == Path(three.split()[0]).read_bytes()
 
 
@@ -314,9 +311,9 @@ def test_demo_flags_then_decoder(demo_model, tmp_path, capsys):
     """The Makefile's demo step: generate .npy from latents with a model, then decode them."""
     arrays = corpus(dims=8, sizes=(40, 60))
     write_latents(tmp_path / "lat", arrays)
-    code, out, err = run(capsys, "--input", tmp_path / "lat", "--model", demo_model, "--num_latents", 11,
-                         "--num_loops", 4, "--pattern", "loop", "--num_files", 2, "--output", tmp_path / "gen",
-                         "--embeddings", "--seed", 1)
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--model", demo_model, "--num_latents", 11,
+                             "--num_loops", 4, "--pattern", "loop", "--num_files", 2, "--output", tmp_path / "gen",
+                             "--embeddings", "--seed", 1)
     assert code == 0, err
     assert len(out.split()) == 2 and all(np.load(p).shape == (1, 8, 44) for p in out.split())
     if not (ROOT / "decoder.py").exists():
@@ -336,8 +333,8 @@ def test_real_export_gives_rate_and_ratio(real_model, tmp_path, capsys):
         rng = np.random.default_rng(0)
         arrays = [rng.integers(0, 8, (facts["latent_size"], 30)).astype(np.float32)]
     write_latents(tmp_path / "lat", arrays, sidecar=False)
-    code, out, err = run(capsys, "--input", tmp_path / "lat", "--model", real_model, "--output", tmp_path / "o",
-                         "--bpm", 90)
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--model", real_model,
+                             "--output", tmp_path / "o", "--bpm", 90)
     assert code == 0, err
     meta = json.loads(Path(out.split()[0]).with_suffix(".json").read_text())
     assert (meta["sr"], meta["ratio"]) == (facts["sr"], facts["ratio"])
@@ -350,8 +347,8 @@ def test_pure_data_reads_the_latent_wav_exactly(latents, tmp_path, capsys):
     if shutil.which("pd") is None:
         pytest.skip("Pure Data (`pd`) is not on PATH; install Debian's puredata-core to run this check")
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path, "--num_latents", 4,
-                         "--num_loops", 2, "--distribution", "uniform", "--seed", 2)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path, "--num_latents", 4,
+                             "--num_loops", 2, "--distribution", "uniform", "--seed", 2)
     assert code == 0, err
     wav = Path(out.split()[0])
     expected, _ = sf.read(str(wav), dtype="float32")  # (frames, dims)

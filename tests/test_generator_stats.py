@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_generator import latents, run, write_latents  # noqa: F401 (latents is a fixture)
+from test_generator import latents, write_latents  # noqa: F401 (latents is a fixture)
 
+import generator
+from conftest import run_cli
 from ravekit.generate.distributions import sample
-from ravekit.generate.stats import compute_stats
+from ravekit.generate.pooling import compute_stats
 
 # --- statistics -------------------------------------------------------------------------------
 
 def test_pooled_statistics_match_numpy_on_the_concatenated_frames(latents, tmp_path, capsys):
     folder, allz = latents
-    code, _, err = run(capsys, "--input", folder, "--iqr", "--output", tmp_path / "o", "--num_files", "1")
+    code, _, err = run_cli(capsys, generator, "--input", folder, "--iqr", "--output", tmp_path / "o",
+                           "--num_files", "1")
     assert code == 0, err
     st = json.loads((tmp_path / "o" / "stats.json").read_text())
     assert st["frames"] == allz.shape[1] and st["files"] == 3 and st["latent_dims"] == 6
@@ -46,8 +49,9 @@ def test_median_is_the_true_median_not_the_midhinge(tmp_path):
 
 def test_stats_file_feeds_a_later_run(latents, tmp_path, capsys):
     folder, _ = latents
-    assert run(capsys, "--input", folder, "--output", tmp_path / "a", "--seed", "3")[0] == 0
-    code, out, err = run(capsys, "--stats", tmp_path / "a" / "stats.json", "--output", tmp_path / "b", "--seed", "3")
+    assert run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "a", "--seed", "3")[0] == 0
+    code, out, err = run_cli(capsys, generator, "--stats", tmp_path / "a" / "stats.json", "--output", tmp_path / "b",
+                             "--seed", "3")
     assert code == 0, err
     name = Path(out.split()[0]).name
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
@@ -57,8 +61,9 @@ def test_stats_file_feeds_a_later_run(latents, tmp_path, capsys):
 
 def test_stats_without_quartiles_cannot_feed_iqr(latents, tmp_path, capsys):
     folder, _ = latents
-    run(capsys, "--input", folder, "--output", tmp_path / "a")
-    code, _, err = run(capsys, "--stats", tmp_path / "a" / "stats.json", "--iqr", "--output", tmp_path / "b")
+    run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "a")
+    code, _, err = run_cli(capsys, generator, "--stats", tmp_path / "a" / "stats.json", "--iqr",
+                           "--output", tmp_path / "b")
     assert code == 1 and "stats.json" in err and "--iqr" in err
 
 
@@ -66,7 +71,7 @@ def test_stats_without_quartiles_cannot_feed_iqr(latents, tmp_path, capsys):
 
 def test_single_frame_is_a_clear_error(tmp_path, capsys):
     write_latents(tmp_path / "lat", [np.ones((4, 1), np.float32)])
-    code, out, err = run(capsys, "--input", tmp_path / "lat", "--output", tmp_path / "o")
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o")
     assert code == 1 and out == "" and "part0.npy" in err and "at least 2" in err
     assert "Traceback" not in err
 
@@ -76,8 +81,8 @@ def test_constant_dim_is_generated_as_its_constant(tmp_path, capsys, distributio
     z = np.random.default_rng(1).standard_normal((3, 50)).astype(np.float32)
     z[1] = 0.25
     write_latents(tmp_path / "lat", [z])
-    code, out, err = run(capsys, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--embeddings",
-                         "--distribution", distribution, "--num_latents", "64")
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--embeddings",
+                             "--distribution", distribution, "--num_latents", "64")
     assert code == 0, err
     assert "dim 2 is constant" in err
     g = np.load(out.split()[0])
@@ -88,28 +93,29 @@ def test_nan_input_names_the_file(tmp_path, capsys):
     z = np.zeros((3, 10), np.float32)
     z[0, 4] = np.nan
     np.save(tmp_path / "bad.npy", z)
-    code, _, err = run(capsys, "--input", tmp_path / "bad.npy", "--ratio", 2048, "--sample_rate", 44100,
-                       "--output", tmp_path / "o")
+    code, _, err = run_cli(capsys, generator, "--input", tmp_path / "bad.npy", "--ratio", 2048, "--sample_rate", 44100,
+                           "--output", tmp_path / "o")
     assert code == 1 and "bad.npy" in err and "NaN" in err
 
 
 def test_mismatched_dims_name_the_odd_file(tmp_path, capsys):
     write_latents(tmp_path / "a", [np.ones((4, 10), np.float32) * np.arange(10)])
     write_latents(tmp_path / "b", [np.ones((5, 10), np.float32) * np.arange(10)])
-    code, _, err = run(capsys, "--input", tmp_path / "a", tmp_path / "b", "--output", tmp_path / "o")
+    code, _, err = run_cli(capsys, generator, "--input", tmp_path / "a", tmp_path / "b", "--output", tmp_path / "o")
     assert code == 1 and str(tmp_path / "b" / "part0.npy") in err and "5 latent dims" in err
 
 
 def test_non_psd_covariance_is_repaired_with_a_warning(latents, tmp_path, capsys):
     folder, _ = latents
-    run(capsys, "--input", folder, "--output", tmp_path / "a")
+    run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "a")
     st = json.loads((tmp_path / "a" / "stats.json").read_text())
     cov = np.array(st["cov"])
     cov[0, 1] = cov[1, 0] = 3 * np.sqrt(cov[0, 0] * cov[1, 1])  # |corr| > 1: not PSD
     st["cov"] = cov.tolist()
     (tmp_path / "edited.json").write_text(json.dumps(st))
-    code, out, err = run(capsys, "--stats", tmp_path / "edited.json", "--distribution", "correlation-based",
-                         "--output", tmp_path / "b", "--embeddings", "--num_latents", "32")
+    code, out, err = run_cli(capsys, generator, "--stats", tmp_path / "edited.json",
+                             "--distribution", "correlation-based", "--output", tmp_path / "b", "--embeddings",
+                             "--num_latents", "32")
     assert code == 0, err
     assert "not positive semi-definite" in err
     assert np.isfinite(np.load(out.split()[0])).all()
@@ -118,11 +124,11 @@ def test_non_psd_covariance_is_repaired_with_a_warning(latents, tmp_path, capsys
 def test_audio_wav_or_corrupt_file_among_inputs_is_named(latents, tmp_path, capsys):
     folder, _ = latents
     sf.write(str(folder / "song.wav"), np.zeros((4410, 1), np.float32), 44100)
-    code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "o")
+    code, _, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "o")
     assert code == 1 and "song.wav" in err and "encoder.py" in err
     (folder / "song.wav").unlink()
     (folder / "junk.npy").write_bytes(b"not a numpy file at all")
-    code, _, err = run(capsys, "--input", folder, "--output", tmp_path / "o")
+    code, _, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "o")
     assert code == 1 and "junk.npy" in err and "Traceback" not in err
 
 

@@ -16,19 +16,13 @@ import pytest
 import torch
 
 import inspector
-from conftest import DOCUMENTED_EXPORTS, REAL_MODELS, export_facts, real_models
+from conftest import DOCUMENTED_EXPORTS, REAL_MODELS, export_facts, real_models, run_cli
 from ravekit.engine.model import quiet_jit
 from ravekit.merging.keys import align_state_dicts
 
 
-def run(capsys, *argv):
-    code = inspector.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def run_json(capsys, *argv):
-    code, out, err = run(capsys, *argv, "--json")
+    code, out, err = run_cli(capsys, inspector, *argv, "--json")
     assert code == 0, err
     return json.loads(out)
 
@@ -69,7 +63,7 @@ def test_summary_reads_facts_from_the_model(fixture_models, capsys, name):
 @real_models
 def test_real_export_summary_and_csv(real_model, tmp_path, capsys):
     m = load(real_model)
-    code, out, err = run(capsys, "-i", real_model, "--save", "-o", tmp_path)
+    code, out, err = run_cli(capsys, inspector, "-i", real_model, "--save", "-o", tmp_path)
     assert code == 0, err
     paths = [Path(line) for line in out.splitlines()]
     assert paths and all(p.is_file() and p.parent == tmp_path for p in paths)
@@ -118,7 +112,7 @@ def test_real_export_fidelity_levels(real_model, capsys):
 
 
 def test_text_summary_is_readable(demo_model, capsys):
-    code, out, err = run(capsys, "-i", demo_model)
+    code, out, err = run_cli(capsys, inspector, "-i", demo_model)
     assert code == 0 and err == ""
     m = load(demo_model)
     assert f"sample rate     {m.sr} Hz" in out
@@ -160,7 +154,7 @@ def test_model_without_nn_metadata_prints_unknown(tmp_path, capsys):
     path = tmp_path / "bare.ts"
     with quiet_jit():
         torch.jit.script(Bare()).save(str(path))
-    code, out, err = run(capsys, "-i", path)
+    code, out, err = run_cli(capsys, inspector, "-i", path)
     assert code == 0, err
     assert "sample rate     unknown" in out and "ratio           unknown" in out
     (s,) = run_json(capsys, "-i", path)
@@ -171,7 +165,7 @@ def test_model_without_nn_metadata_prints_unknown(tmp_path, capsys):
 
 def test_dict_mode_answers_piped_queries(demo_model, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("fidelity\n\nfidelty\nq\nencode_params\n"))
-    code, out, err = run(capsys, "-i", demo_model, "--dict")
+    code, out, err = run_cli(capsys, inspector, "-i", demo_model, "--dict")
     assert code == 1, err  # a scripted query that names nothing must not pass unnoticed
     m = load(demo_model)
     assert all(name in out for name in m.state_dict())  # the listing
@@ -185,7 +179,7 @@ def test_dict_mode_answers_piped_queries(demo_model, capsys, monkeypatch):
 @real_models
 def test_dict_mode_summarises_large_tensors(real_model, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("latent_pca\nencode_params\n"))
-    code, out, _ = run(capsys, "-i", real_model, "--dict")
+    code, out, _ = run_cli(capsys, inspector, "-i", real_model, "--dict")
     assert code == 0
     answer = out.split("latent_pca  (buffer)", 1)[1].split("encode_params  (buffer)")[0]
     assert len(answer.splitlines()) < 20 and "..." in answer and "edges only" in answer
@@ -196,7 +190,7 @@ def test_dict_mode_summarises_large_tensors(real_model, capsys, monkeypatch):
 def test_attr_mode_lists_and_details_members(fixture_models, capsys, monkeypatch):
     path = fixture_models["rave_named"]
     monkeypatch.setattr(sys, "stdin", io.StringIO("latent_size\ndecode\nget_sample_rat\nencoder\n"))
-    code, out, err = run(capsys, "-i", path, "--attr")
+    code, out, err = run_cli(capsys, inspector, "-i", path, "--attr")
     assert code == 1, err  # get_sample_rat named nothing
     m = load(path)
     assert f"value  {m.latent_size}" in out
@@ -206,7 +200,7 @@ def test_attr_mode_lists_and_details_members(fixture_models, capsys, monkeypatch
 
 
 def test_detail_mode_takes_one_model(fixture_models, capsys):
-    code, _, err = run(capsys, "-i", fixture_models["demo"], fixture_models["demo_b"], "--dict")
+    code, _, err = run_cli(capsys, inspector, "-i", fixture_models["demo"], fixture_models["demo_b"], "--dict")
     assert code == 2
     assert_one_line_error(err, "one model")
 
@@ -246,7 +240,7 @@ def test_compare_two_seeds_all_keys_match(capsys):
     # fixed filter banks are identical across seeds; trained weights are not
     assert "pqmf.forward_conv.weight" in keys["identical"]
     assert "decoder.net.0.weight" not in keys["identical"]
-    code, out, _ = run(capsys, "-i", first, second, "--compare")
+    code, out, _ = run_cli(capsys, inspector, "-i", first, second, "--compare")
     assert code == 0 and "all keys match" in out
 
 
@@ -259,7 +253,7 @@ def test_compare_fixture_models_same_architecture(fixture_models, capsys):
 
 @real_models
 def test_compare_demo_with_real_export_differs(real_model, demo_model, tmp_path, capsys):
-    code, out, err = run(capsys, "-i", demo_model, real_model, "--compare", "--save", "-o", tmp_path)
+    code, out, err = run_cli(capsys, inspector, "-i", demo_model, real_model, "--compare", "--save", "-o", tmp_path)
     assert code == 0, err
     assert "different shapes:" in err and "only in some models:" in err
     table = pd.read_csv(tmp_path / "compare.csv")
@@ -273,7 +267,7 @@ def test_compare_demo_with_real_export_differs(real_model, demo_model, tmp_path,
 
 
 def test_compare_needs_two_models(demo_model, capsys):
-    code, _, err = run(capsys, "-i", demo_model, "--compare")
+    code, _, err = run_cli(capsys, inspector, "-i", demo_model, "--compare")
     assert code == 2
     assert_one_line_error(err, "two or more")
 
@@ -294,7 +288,7 @@ def test_dict_mode_suggests_the_real_entry_of_an_export(capsys, monkeypatch):
     if not real:
         pytest.skip("RAVE_TEST_MODELS not set")
     monkeypatch.setattr(sys, "stdin", io.StringIO("encoder.net.0.weight\nfidelity\n"))
-    code, out, err = run(capsys, "-i", real[0], "--dict")
+    code, out, err = run_cli(capsys, inspector, "-i", real[0], "--dict")
     assert code == 1 and "fidelity  (buffer)" in out  # answered the good name, failed for the bad one
     lines = err.strip().splitlines()
     assert "no entry named 'encoder.net.0.weight'; did you mean: encoder.encoder.net.0.weight" in lines[0]
@@ -303,5 +297,5 @@ def test_dict_mode_suggests_the_real_entry_of_an_export(capsys, monkeypatch):
 
 def test_dict_mode_known_names_only_exits_0(demo_model, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("fidelity\n"))
-    code, out, err = run(capsys, "-i", demo_model, "--dict")
+    code, out, err = run_cli(capsys, inspector, "-i", demo_model, "--dict")
     assert code == 0 and err == "" and "fidelity  (buffer)" in out

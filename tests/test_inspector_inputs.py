@@ -10,7 +10,10 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from test_inspector import assert_one_line_error, load, run, run_json
+from test_inspector import assert_one_line_error, load, run_json
+
+import inspector
+from conftest import run_cli
 
 
 class Payload:
@@ -46,7 +49,7 @@ def checkpoint_run(tmp_path):
 def test_non_model_file_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "notes.ts"
     bad.write_text("these are not weights\n")
-    code, out, err = run(capsys, "-i", bad)
+    code, out, err = run_cli(capsys, inspector, "-i", bad)
     assert code != 0 and out == ""
     assert str(bad) in err and "Traceback" not in err
 
@@ -55,7 +58,7 @@ def test_truncated_model_is_one_line_error(demo_model, tmp_path, capsys):
     data = demo_model.read_bytes()
     cut = tmp_path / "cut.ts"
     cut.write_bytes(data[: len(data) // 2])
-    code, out, err = run(capsys, "-i", cut)
+    code, out, err = run_cli(capsys, inspector, "-i", cut)
     assert code != 0 and out == ""
     assert str(cut) in err and "truncated" in err and "Traceback" not in err
 
@@ -66,7 +69,7 @@ def test_folder_with_a_bad_file_reports_it_and_shows_the_rest(demo_model, tmp_pa
     (folder / "good.ts").write_bytes(demo_model.read_bytes())
     (folder / "broken.ts").write_bytes(b"\x00" * 100)
     (folder / "readme.txt").write_text("not picked up: wrong extension")
-    code, out, err = run(capsys, "-i", folder)
+    code, out, err = run_cli(capsys, inspector, "-i", folder)
     assert code == 1
     assert "== good.ts ==" in out and "broken.ts" not in out
     assert "broken.ts" in err and "readme" not in err and "Traceback" not in err
@@ -83,7 +86,7 @@ def test_malicious_checkpoint_never_runs_code(tmp_path, capsys, kind):
     assert not marker.exists()
     for extra in ([], ["--config"], ["--dict"], ["--compare"]):
         inputs = [ckpt, ckpt] if extra == ["--compare"] else [ckpt]
-        code, out, err = run(capsys, "-i", *inputs, *extra)
+        code, out, err = run_cli(capsys, inspector, "-i", *inputs, *extra)
         assert code != 0
         assert "could not be read safely" in err and str(ckpt) in err and "Traceback" not in err
     assert not marker.exists()
@@ -104,7 +107,7 @@ def test_checkpoint_summary(checkpoint_run, capsys):
 
 def test_checkpoint_config_prints_gin_and_hyper_parameters(checkpoint_run, capsys):
     ckpt, _ = checkpoint_run
-    code, out, err = run(capsys, "-i", ckpt, "--config")
+    code, out, err = run_cli(capsys, inspector, "-i", ckpt, "--config")
     assert code == 0, err
     assert "SAMPLING_RATE = 48000" in out and "learning_rate" in out
     records = run_json(capsys, "-i", ckpt, "--config")
@@ -121,7 +124,7 @@ def test_checkpoints_found_in_folders_with_extensions(checkpoint_run, demo_model
 
 
 def test_config_of_export_without_one_is_clear(demo_model, capsys):
-    code, _, err = run(capsys, "-i", demo_model, "--config")
+    code, _, err = run_cli(capsys, inspector, "-i", demo_model, "--config")
     assert code == 1
     assert_one_line_error(err, str(demo_model), "no training configuration")
 
@@ -129,7 +132,7 @@ def test_config_of_export_without_one_is_clear(demo_model, capsys):
 def test_dict_mode_on_checkpoint(checkpoint_run, capsys, monkeypatch):
     ckpt, state = checkpoint_run
     monkeypatch.setattr(sys, "stdin", io.StringIO("pqmf.hk\n"))
-    code, out, _ = run(capsys, "-i", ckpt, "--dict")
+    code, out, _ = run_cli(capsys, inspector, "-i", ckpt, "--dict")
     assert code == 0
     assert f"mean {float(state['pqmf.hk'].double().mean()):.6g}" in out
 
@@ -137,7 +140,7 @@ def test_dict_mode_on_checkpoint(checkpoint_run, capsys, monkeypatch):
 def test_attr_mode_on_checkpoint_shows_its_entries(checkpoint_run, capsys, monkeypatch):
     ckpt, _ = checkpoint_run
     monkeypatch.setattr(sys, "stdin", io.StringIO("hyper_parameters\nstate_dict\n"))
-    code, out, _ = run(capsys, "-i", ckpt, "--attr")
+    code, out, _ = run_cli(capsys, inspector, "-i", ckpt, "--attr")
     assert code == 0
     assert "'learning_rate': 0.0001" in out
     assert "<tensor float32 (8, 1, 7)>" in out  # tensors described, not dumped
@@ -147,7 +150,7 @@ def test_attr_mode_on_checkpoint_shows_its_entries(checkpoint_run, capsys, monke
 
 def test_json_with_save_keeps_stdout_valid_json(fixture_models, tmp_path, capsys):
     paths = [fixture_models["demo"], fixture_models["stereo512"]]
-    code, out, err = run(capsys, "-i", *paths, "--json", "--save", "-o", tmp_path)
+    code, out, err = run_cli(capsys, inspector, "-i", *paths, "--json", "--save", "-o", tmp_path)
     assert code == 0, err
     assert [r["file"] for r in json.loads(out)] == ["demo.ts", "stereo512.ts"]
     summary = pd.read_csv(tmp_path / "summary.csv")  # one row per model when several
@@ -171,13 +174,13 @@ def test_detail_mode_prompts_on_a_terminal(demo_model, capsys, monkeypatch):
 
     monkeypatch.setattr(sys, "stdin", Terminal(""))
     monkeypatch.setattr("builtins.input", fake_input)
-    code, out, err = run(capsys, "-i", demo_model, "--dict")
+    code, out, err = run_cli(capsys, inspector, "-i", demo_model, "--dict")
     assert code == 0
     assert prompts == ["entry> ", "entry> "]  # asked again after an answer, then q ended it
     assert "latent_mean  (buffer)" in out and "q to quit" in err
 
 
 def test_messages_are_prefixed_with_the_script_name(tmp_path, capsys):
-    code, out, err = run(capsys, "-i", tmp_path / "missing.ts")
+    code, out, err = run_cli(capsys, inspector, "-i", tmp_path / "missing.ts")
     assert code != 0 and out == ""
     assert err.startswith("inspector.py: error: ") and str(tmp_path / "missing.ts") in err

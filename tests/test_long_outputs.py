@@ -7,17 +7,11 @@ import pytest
 import soundfile as sf
 
 import decoder
+from conftest import run_cli
 from ravekit.errors import RavekitError
 from ravekit.io import writer as audio_write
 from ravekit.io.latents import load_latents, make_sidecar, save_latent_wav
 from ravekit.io.writer import HEADER_ALLOWANCE, WAV_MAX_BYTES, AudioWriter, choose_container, wav_data_bytes
-
-
-def run(capsys, script, *args):
-    code = script.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, [line for line in out.splitlines() if line], err
 
 
 @pytest.mark.parametrize("channels, subtype", [(1, "FLOAT"), (2, "PCM_24"), (1, "PCM_24"), (3, "PCM_16")])
@@ -57,12 +51,12 @@ def lower_the_limit(monkeypatch, data_bytes):
 def test_a_long_decode_is_written_whole_as_rf64_with_a_warning(tmp_path, capsys, monkeypatch, demo_model):
     z = np.random.default_rng(0).normal(-4, 1, (1, 8, 30)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
-    code, out, _ = run(capsys, decoder, "-m", demo_model, "-i", tmp_path / "z.npy", "-o", tmp_path / "wav",
-                       "--chunk", 0.3)
+    code, out, _ = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path / "z.npy", "-o", tmp_path / "wav",
+                           "--chunk", 0.3, lines=True)
     reference = sf.read(out[0], dtype="float32")[0]
     lower_the_limit(monkeypatch, 30 * 2048 * 4 - 4)  # the output is 4 bytes too long for a "WAV"
-    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", tmp_path / "z.npy", "-o", tmp_path / "rf",
-                         "--chunk", 0.3)
+    code, out, err = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path / "z.npy", "-o", tmp_path / "rf",
+                             "--chunk", 0.3, lines=True)
     assert code == 0
     info = sf.info(out[0])
     assert info.format == "RF64" and info.frames == 30 * 2048

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import generator
+from conftest import run_cli
 from ravekit.generate import patterns as reg
-from ravekit.generate.stats import compute_stats
+from ravekit.generate.pooling import compute_stats
 from ravekit.io.latents import make_sidecar, save_npy
 
 
@@ -112,7 +113,7 @@ def test_swapper_only_exchanges_values_between_the_two_bases(stats):
 
 def test_pattern_flags_reach_the_pattern(stats, tmp_path, capsys):
     stats_json = tmp_path / "stats.json"
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(stats_json, stats)
     code = generator.main(["--stats", str(stats_json), "--pattern", "orale", "--orale_levels", "1",
@@ -150,7 +151,7 @@ def test_plugin_folder_adds_a_pattern_with_its_own_flag(stats, tmp_path, capsys)
     assert "mirror" in listing and "Reverses the base, then loops it." in listing
     assert "broken" in listing and "_helper" not in listing and "fibo" in listing  # listing imports nothing
 
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     common = ["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins), "--num_latents", "4",
@@ -172,7 +173,7 @@ def test_plugin_breaking_the_contract_is_named(stats, tmp_path, capsys):
     (plugins / "wrong.py").write_text('"""Returns the wrong shape."""\nNUM_BASES = 1\n'
                                       "def generate(bases, num_loops, rng, stats):\n    return bases[0][:, :1]\n")
     (plugins / "nobases.py").write_text('"""No NUM_BASES."""\ndef generate(*a):\n    return a\n')
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     for name, words in (("wrong", "returned a ndarray of shape (10, 1)"), ("nobases", "NUM_BASES")):
@@ -188,8 +189,8 @@ def test_orale_with_iqr_varies_by_the_robust_std(tmp_path, capsys):
     z = rng.standard_cauchy((1, 4, 4000)).astype(np.float32)
     save_npy(tmp_path / "lat" / "a.npy", z, make_sidecar(sr=44100, ratio=2048, latent_dims=4, frames=4000))
     k = 5
-    code, out, err = _run(capsys, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--iqr",
-                          "--pattern", "orale", "--orale_levels", "1", "--num_latents", k, "--embeddings")
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--iqr",
+                             "--pattern", "orale", "--orale_levels", "1", "--num_latents", k, "--embeddings")
     assert code == 0, err
     st = json.loads((tmp_path / "o" / "stats.json").read_text())
     assert min(np.divide(st["std"], st["robust_std"])) > 5
@@ -199,19 +200,13 @@ def test_orale_with_iqr_varies_by_the_robust_std(tmp_path, capsys):
     assert np.any(offset != 0)
 
 
-def _run(capsys, *args):
-    code = generator.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_user_pattern_named_like_a_builtin_is_refused(stats, tmp_path, capsys):
     """Replacing loop silently would change what every existing `--pattern loop` script makes."""
     plugins = tmp_path / "p"
     plugins.mkdir()
     (plugins / "loop.py").write_text('"""My loop."""\nNUM_BASES = 1\ndef generate(bases, num_loops, rng, stats):\n'
                                      "    return bases[0] * 0\n")
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     for extra in ([], ["--list_patterns"]):
@@ -243,7 +238,7 @@ def test_pattern_returning_the_wrong_type_gets_the_contract_message(stats, tmp_p
     plugins.mkdir()
     (plugins / "odd.py").write_text('"""Returns something else."""\nNUM_BASES = 1\n'
                                     f"def generate(bases, num_loops, rng, stats):\n    return {returned}\n")
-    from ravekit.generate.stats_io import save_stats
+    from ravekit.generate.stats import save_stats
 
     save_stats(tmp_path / "s.json", stats)
     code = generator.main(["--stats", str(tmp_path / "s.json"), "--patterns_dir", str(plugins), "--pattern", "odd",

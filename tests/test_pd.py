@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_generator import latents, run  # noqa: F401 - the fixture is used by name
+from test_generator import latents  # noqa: F401 - the fixture is used by name
 
-from conftest import ROOT
+import generator
+from conftest import ROOT, run_cli
 from ravekit.engine.model import load_model
 from ravekit.io.latents import make_sidecar, save_latent_wav
 from ravekit.puredata.file import Canvas, atom
@@ -108,8 +109,8 @@ def held(z: np.ndarray, frames_at: np.ndarray) -> np.ndarray:
 def pattern(latents, tmp_path, capsys):  # noqa: F811 - pytest fixture chaining
     """A generated latent WAV (6 dims, k = 4, 2 loops = 8 frames) and its values ``(frames, dims)``."""
     folder, _ = latents
-    code, out, err = run(capsys, "--input", folder, "--output", tmp_path / "gen", "--num_latents", 4,
-                         "--num_loops", 2, "--distribution", "uniform", "--seed", 5, "--num_files", 2)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "gen", "--num_latents", 4,
+                             "--num_loops", 2, "--distribution", "uniform", "--seed", 5, "--num_files", 2)
     assert code == 0, err
     wavs = [Path(p) for p in out.split()]
     meta = json.loads(wavs[0].with_suffix(".json").read_text())
@@ -209,8 +210,8 @@ def test_pd_patch_opens_with_every_object_but_nn(latents, tmp_path, capsys, fixt
     folder, _ = latents
     model = fixture_models[model_name]
     info = load_model(model, device="cpu", checksum=False).info
-    code, out, err = run(capsys, "--input", folder, "--model", model, "--output", tmp_path / "o", "--pd",
-                         "--num_latents", 4, "--num_loops", 3, "--num_files", 2, "--seed", 1)
+    code, out, err = run_cli(capsys, generator, "--input", folder, "--model", model, "--output", tmp_path / "o", "--pd",
+                             "--num_latents", 4, "--num_loops", 3, "--num_files", 2, "--seed", 1)
     assert code == 0, err
     wavs = [Path(p) for p in out.split()]
     patch = tmp_path / "o" / "loop_normal_k4_s1.pd"
@@ -243,14 +244,14 @@ def test_pd_flag_refusals(latents, tmp_path, capsys, demo_model):  # noqa: F811
     base = ["--input", folder, "--output", tmp_path / "o", "--pd"]
     for extra, says in (([], "--pd needs --model"), (["--model", demo_model, "--embeddings"], "leave out --embeddings"),
                         (["--model", demo_model, "--double"], "leave out --double")):
-        code, _, err = run(capsys, *base, *extra)
+        code, _, err = run_cli(capsys, generator, *base, *extra)
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
-    code, _, err = run(capsys, *base, "--model", demo_model)
+    code, _, err = run_cli(capsys, generator, *base, "--model", demo_model)
     assert code == 0, err
     (tmp_path / "o" / "stats.json").unlink()
     for wav in (tmp_path / "o").glob("*.wav"):
         wav.unlink()
         wav.with_suffix(".json").unlink()
-    code, _, err = run(capsys, *base, "--model", demo_model)  # only the patch is left: still refused
+    code, _, err = run_cli(capsys, generator, *base, "--model", demo_model)  # only the patch is left: still refused
     assert code == 1 and "loop_normal_k10_s0.pd: already exists" in err, err

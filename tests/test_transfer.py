@@ -12,19 +12,12 @@ import soundfile as sf
 
 import decoder
 import encoder
-from conftest import write_audio
+from conftest import run_cli, write_audio
 from ravekit.io.latents import make_sidecar, save_latent_wav
 
 SHARED = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent"))
 SEED0, SEED1 = SHARED / "v2cap16_mono_44k_seed0.ts", SHARED / "v2cap16_mono_44k_seed1.ts"
 needs_shared = pytest.mark.skipif(not (SEED0.exists() and SEED1.exists()), reason="RAVE_TEST_MODELS not set")
-
-
-def run(capsys, script, *args):
-    code = script.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, [line for line in out.splitlines() if line], err
 
 
 def recordings(folder: Path, sr: int = 44100, channels: int = 1) -> Path:
@@ -34,15 +27,17 @@ def recordings(folder: Path, sr: int = 44100, channels: int = 1) -> Path:
 
 
 def two_step(tmp_path, capsys, enc, dec, src, *flags):
-    code, _, err = run(capsys, encoder, "-m", enc, "-i", src, "-o", tmp_path / "lat", *flags)
+    code, _, err = run_cli(capsys, encoder, "-m", enc, "-i", src, "-o", tmp_path / "lat", *flags, lines=True)
     assert code == 0, err
-    code, out, err = run(capsys, decoder, "-m", dec, "-i", tmp_path / "lat", "-o", tmp_path / "two", *flags)
+    code, out, err = run_cli(capsys, decoder, "-m", dec, "-i", tmp_path / "lat", "-o", tmp_path / "two", *flags,
+                             lines=True)
     assert code == 0, err
     return sorted(out)
 
 
 def one_step(tmp_path, capsys, enc, dec, src, *flags):
-    code, out, err = run(capsys, decoder, "-m", dec, "--encoder", enc, "-i", src, "-o", tmp_path / "one", *flags)
+    code, out, err = run_cli(capsys, decoder, "-m", dec, "--encoder", enc, "-i", src, "-o", tmp_path / "one", *flags,
+                             lines=True)
     assert code == 0, err
     return sorted(out), err
 
@@ -83,7 +78,7 @@ def test_transfer_between_shared_exports_equals_the_pipe(tmp_path, capsys):
 def test_resynthesis_without_encoder_uses_the_model(tmp_path, capsys, demo_model):
     src = recordings(tmp_path / "rec")
     two = two_step(tmp_path, capsys, demo_model, demo_model, src)
-    code, one, err = run(capsys, decoder, "-m", demo_model, "-i", src, "-o", tmp_path / "one")
+    code, one, err = run_cli(capsys, decoder, "-m", demo_model, "-i", src, "-o", tmp_path / "one", lines=True)
     assert code == 0 and "written" in err
     assert_same_audio(sorted(one), two)
 
@@ -98,7 +93,7 @@ def test_scale_0_bias_0_equals_decoding_zero_latents(tmp_path, capsys, demo_mode
     np.save(z, np.zeros((1, 8, frames), np.float32))
     (z.parent / "a.json").write_text(json.dumps(make_sidecar(sr=44100, ratio=2048, latent_dims=8, frames=frames,
                                                              source={"samples": 44100})))
-    code, zero, _ = run(capsys, decoder, "-m", demo_model, "-i", z, "-o", tmp_path / "zout")
+    code, zero, _ = run_cli(capsys, decoder, "-m", demo_model, "-i", z, "-o", tmp_path / "zout", lines=True)
     assert code == 0
     assert_same_audio(one, zero)
     assert np.abs(sf.read(one[0])[0]).max() > 0
@@ -107,7 +102,7 @@ def test_scale_0_bias_0_equals_decoding_zero_latents(tmp_path, capsys, demo_mode
 def test_dims_reorder_scale_and_bias_as_stated_on_npy_and_audio(tmp_path, capsys, demo_model):
     src = tmp_path / "rec"
     write_audio(src / "a.wav", 44100, 1.0)
-    run(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "lat")
+    run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "lat", lines=True)
     z = np.load(tmp_path / "lat" / "a.npy")
     by_hand = tmp_path / "hand" / "a.npy"
     by_hand.parent.mkdir()
@@ -115,10 +110,10 @@ def test_dims_reorder_scale_and_bias_as_stated_on_npy_and_audio(tmp_path, capsys
     np.save(by_hand, bent.astype(np.float32))
     (by_hand.parent / "a.json").write_bytes((tmp_path / "lat" / "a.json").read_bytes())
     flags = ("--dims", "3,1,2,4,5,6,7,8", "--scale", 0.5, "--bias", "1,0,0,0,0,0,0,-1")
-    code, expected, _ = run(capsys, decoder, "-m", demo_model, "-i", by_hand, "-o", tmp_path / "exp")
+    code, expected, _ = run_cli(capsys, decoder, "-m", demo_model, "-i", by_hand, "-o", tmp_path / "exp", lines=True)
     assert code == 0
-    code, from_npy, _ = run(capsys, decoder, "-m", demo_model, "-i", tmp_path / "lat" / "a.npy", "-o",
-                            tmp_path / "npy", *flags)
+    code, from_npy, _ = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path / "lat" / "a.npy",
+                                "-o", tmp_path / "npy", *flags, lines=True)
     assert code == 0
     from_audio, _ = one_step(tmp_path, capsys, demo_model, demo_model, src, *flags)
     assert_same_audio(from_npy, expected)
@@ -135,7 +130,7 @@ def test_different_ratio_and_rate_needs_dims_then_follows_the_decoder(tmp_path, 
     src = tmp_path / "rec"
     write_audio(src / "a.wav", 48000, 1.0, 2)
     enc, dec = fixture_models["stereo512"], fixture_models["demo"]
-    code, out, err = run(capsys, decoder, "-m", dec, "--encoder", enc, "-i", src, "-o", tmp_path / "no")
+    code, out, err = run_cli(capsys, decoder, "-m", dec, "--encoder", enc, "-i", src, "-o", tmp_path / "no", lines=True)
     lines = err.strip().splitlines()
     assert code == 2 and not out and len(lines) == 1
     assert "latent size (4 and 8 dims)" in err and "compression ratio (512 and 2048)" in err and "--dims" in err
@@ -151,15 +146,15 @@ def test_different_ratio_and_rate_needs_dims_then_follows_the_decoder(tmp_path, 
 ])
 def test_bending_that_does_not_fit_the_encoder_exits_2(tmp_path, capsys, demo_model, flags, words):
     src = recordings(tmp_path / "rec")
-    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o", *flags)
+    code, out, err = run_cli(capsys, decoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o", *flags, lines=True)
     assert code == 2 and not out and words in err and len(err.strip().splitlines()) == 1
 
 
 def test_bending_that_does_not_fit_a_latent_file_fails_that_file(tmp_path, capsys, demo_model):
     np.save(tmp_path / "four.npy", np.zeros((1, 4, 3), np.float32))
     np.save(tmp_path / "eight.npy", np.zeros((1, 8, 3), np.float32))
-    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", tmp_path / "four.npy", tmp_path / "eight.npy",
-                         "-o", tmp_path / "o", "--dims", "5,6")
+    code, out, err = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path / "four.npy", tmp_path / "eight.npy",
+                             "-o", tmp_path / "o", "--dims", "5,6", lines=True)
     assert code == 1 and [Path(p).name for p in out] == ["eight.wav"]
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "four.npy: --dims asks for dims 5, 6, but there are only 4" in errors[0]
@@ -169,10 +164,12 @@ def test_discrete_models_refuse_bending_and_continuous_partners(tmp_path, capsys
     src = recordings(tmp_path / "rec")
     for args, words in [(("--dims", "2,1"), "is a discrete model"), (("--scale", 2), "is a discrete model"),
                         (("--encoder", fixture_models["demo"]), "pair models of the same kind")]:
-        code, out, err = run(capsys, decoder, "-m", fixture_models["discrete"], "-i", src, "-o", tmp_path / "o", *args)
+        code, out, err = run_cli(capsys, decoder, "-m", fixture_models["discrete"], "-i", src, "-o", tmp_path / "o",
+                                 *args, lines=True)
         assert code == 2 and not out and words in err and len(err.strip().splitlines()) == 1
     # Its own codes go through, resynthesis of a discrete model works.
-    code, out, err = run(capsys, decoder, "-m", fixture_models["discrete"], "-i", src, "-o", tmp_path / "ok")
+    code, out, err = run_cli(capsys, decoder, "-m", fixture_models["discrete"], "-i", src, "-o", tmp_path / "ok",
+                             lines=True)
     assert code == 0 and len(out) == 2
 
 
@@ -183,13 +180,13 @@ def test_a_wav_is_audio_or_latents_by_what_it_is(tmp_path, capsys, demo_model):
     save_latent_wav(folder / "gen.wav", z, 44100, 2048, make_sidecar(sr=44100, ratio=2048, latent_dims=8, frames=10))
     save_latent_wav(folder / "bare.wav", z, 44100, 2048)  # 8 channels at 22 Hz, no sidecar: latents
     sf.write(folder / "low.wav", np.zeros((300, 1), np.float32), 22, subtype="FLOAT")  # 1 channel: either
-    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", folder, "-o", tmp_path / "o")
+    code, out, err = run_cli(capsys, decoder, "-m", demo_model, "-i", folder, "-o", tmp_path / "o", lines=True)
     assert code == 1 and sorted(Path(p).name for p in out) == ["bare.wav", "gen.wav", "song.wav"]
     assert sf.info(tmp_path / "o" / "song.wav").frames == 22050
     assert sf.info(tmp_path / "o" / "gen.wav").frames == 10 * 2048
     assert "low.wav: a 22 Hz WAV of 1 channel" in err and "--wav_as audio or --wav_as latents" in err
-    code, out, _ = run(capsys, decoder, "-m", demo_model, "-i", folder / "low.wav", "-o", tmp_path / "l",
-                       "--wav_as", "latents")
+    code, out, _ = run_cli(capsys, decoder, "-m", demo_model, "-i", folder / "low.wav", "-o", tmp_path / "l",
+                           "--wav_as", "latents", lines=True)
     assert code == 0 and sf.info(out[0]).frames == 300 * 2048
 
 
@@ -198,19 +195,19 @@ def test_records_make_resume_tell_stale_from_finished(tmp_path, capsys, fixture_
     write_audio(src / "a.wav", 44100, 0.6)
     demo, other = fixture_models["demo"], fixture_models["demo_b"]
     base = ("-m", demo, "-i", src, "-o", tmp_path / "o", "--scale", 0.5)
-    code, _, err = run(capsys, decoder, *base, "--encoder", other)
+    code, _, err = run_cli(capsys, decoder, *base, "--encoder", other, lines=True)
     assert code == 0
     record = json.loads((tmp_path / "o" / "a.json").read_text())
     assert record["encoder"]["file"] == "demo_b.ts" and record["encoder"]["processing"]["channel_mode"] == "auto"
     assert record["source"]["sidecar_sha256"] is None and record["source"]["samples"] == 26460
     assert record["bending"] == {"dims": None, "scale": [0.5], "bias": None}
     before = (tmp_path / "o" / "a.wav").stat().st_mtime_ns
-    code, _, err = run(capsys, decoder, *base, "--encoder", other)
+    code, _, err = run_cli(capsys, decoder, *base, "--encoder", other, lines=True)
     assert code == 0 and "already there" in err and (tmp_path / "o" / "a.wav").stat().st_mtime_ns == before
     for flags, words in [(("--encoder", demo), "encoder demo_b.ts"), (("--encoder", other, "--scale", 2),
                                                                        "bending --scale 0.5"),
                          (("--encoder", other, "--chunk", 0.1), "chunk_frames")]:
-        code, _, err = run(capsys, decoder, *base, *flags)
+        code, _, err = run_cli(capsys, decoder, *base, *flags, lines=True)
         assert code == 1 and "other settings" in err and words in err, err
 
 

@@ -11,18 +11,11 @@ import soundfile as sf
 
 import decoder
 import encoder
-from conftest import write_audio
+from conftest import run_cli, write_audio
 from ravekit.errors import RavekitError
 from ravekit.io.audio import iter_audio, probe
 from ravekit.io.header import truncation
 from ravekit.io.latents import save_latent_wav
-
-
-def run(capsys, script, *args):
-    code = script.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, [line for line in out.splitlines() if line], err
 
 
 def cut(path, keep=0.5):
@@ -55,7 +48,7 @@ def test_a_streamed_wav_without_sizes_is_not_called_truncated(tmp_path):
 def test_the_encoder_fails_a_truncated_file_and_goes_on(tmp_path, capsys, demo_model):
     write_audio(tmp_path / "in" / "good.wav", 44100, 1.0)
     bad = cut(write_audio(tmp_path / "in" / "bad.wav", 44100, 2.0, subtype="FLOAT"))
-    code, out, err = run(capsys, encoder, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o")
+    code, out, err = run_cli(capsys, encoder, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o", lines=True)
     assert code == 1 and out == [str(tmp_path / "o" / "good.npy")]
     failures = [line for line in err.splitlines() if "error:" in line]
     assert len(failures) == 1 and str(bad) in failures[0] and "truncated" in failures[0]
@@ -76,13 +69,14 @@ def test_the_decoder_fails_a_truncated_latent_wav(tmp_path, capsys, demo_model):
     z = np.random.default_rng(0).normal(-4, 1, (1, 8, 400)).astype(np.float32)
     save_latent_wav(tmp_path / "g.wav", z, 44100, 2048, None)
     cut(tmp_path / "g.wav")
-    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", tmp_path / "g.wav", "-o", tmp_path / "o")
+    code, out, err = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path / "g.wav", "-o", tmp_path / "o",
+                             lines=True)
     assert code == 1 and not out and "g.wav: truncated" in err and "announces 400 frames" in err
 
 
 def test_a_complete_file_still_records_its_full_length(tmp_path, capsys, demo_model):
     src = write_audio(tmp_path / "a.wav", 44100, 2.0, subtype="FLOAT")
-    code, _, _ = run(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o")
+    code, _, _ = run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o", lines=True)
     assert code == 0 and json.loads((tmp_path / "o" / "a.json").read_text())["source"]["samples"] == 88200
 
 

@@ -18,16 +18,9 @@ import decoder
 import encoder
 import generator
 import inspector
-from conftest import ROOT, write_audio
+from conftest import ROOT, run_cli, write_audio
 
 FULL = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-def run(capsys, script, *args):
-    code = script.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err and "unexpected" not in err
-    return code, out, err
 
 
 def disk_full(*args, **kwargs):
@@ -60,7 +53,8 @@ def assert_write_error(err, path):
 def test_encoder(tmp_path, capsys, monkeypatch, demo_model):
     src = write_audio(tmp_path / "a.wav", seconds=0.3)
     monkeypatch.setattr(np, "save", disk_full)
-    code, out, err = run(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o")
+    code, out, err = run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o")
+    assert "unexpected" not in err
     assert code == 1 and not out
     assert_write_error(err, tmp_path / "o" / "a.npy")
     assert not leftovers(tmp_path / "o") and not (tmp_path / "o" / "a.npy").exists()
@@ -74,7 +68,8 @@ def test_decoder(tmp_path, capsys, monkeypatch, demo_model, failure):
         raise failure
 
     monkeypatch.setattr(sf.SoundFile, "write", write)
-    code, out, err = run(capsys, decoder, "-m", demo_model, "-i", tmp_path / "z.npy", "-o", tmp_path / "o")
+    code, out, err = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path / "z.npy", "-o", tmp_path / "o")
+    assert "unexpected" not in err
     assert code == 1 and not out and "model failed" not in err
     if isinstance(failure, OSError):
         assert_write_error(err, tmp_path / "o" / "z.wav")
@@ -88,15 +83,17 @@ def test_generator(tmp_path, capsys, monkeypatch):
 
     save_npy(tmp_path / "lat" / "a.npy", np.random.default_rng(0).normal(0, 1, (1, 4, 200)).astype(np.float32))
     monkeypatch.setattr(sf.SoundFile, "write", lambda self, data: disk_full())
-    code, out, err = run(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o",
-                         "--sample_rate", 44100, "--ratio", 2048)
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o",
+                             "--sample_rate", 44100, "--ratio", 2048)
+    assert "unexpected" not in err
     assert code == 1 and not out.strip()
     assert "could not write " in err and ".wav: No space left on device; free some space" in err
     assert not leftovers(tmp_path / "o")
     monkeypatch.undo()
     full_for_temporaries(monkeypatch, "write_text")  # the first file written: stats.json
-    code, _, err = run(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "p",
-                       "--sample_rate", 44100, "--ratio", 2048)
+    code, _, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "p",
+                           "--sample_rate", 44100, "--ratio", 2048)
+    assert "unexpected" not in err
     assert code == 1
     assert_write_error(err, tmp_path / "p" / "stats.json")
     assert not leftovers(tmp_path / "p")
@@ -105,8 +102,9 @@ def test_generator(tmp_path, capsys, monkeypatch):
 def test_averager(tmp_path, capsys, monkeypatch, fixture_models):
     full_for_temporaries(monkeypatch, "write_bytes")
     out = tmp_path / "o" / "m.ts"
-    code, stdout, err = run(capsys, averager, "--models", fixture_models["demo"], fixture_models["demo_b"],
-                            "-o", out)
+    code, stdout, err = run_cli(capsys, averager, "--models", fixture_models["demo"], fixture_models["demo_b"],
+                                "-o", out)
+    assert "unexpected" not in err
     assert code == 1 and not stdout
     assert_write_error(err, out)
     assert not leftovers(tmp_path / "o") and not out.exists()
@@ -114,7 +112,8 @@ def test_averager(tmp_path, capsys, monkeypatch, fixture_models):
 
 def test_inspector(tmp_path, capsys, monkeypatch, demo_model):
     monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
-    code, _, err = run(capsys, inspector, "-i", demo_model, "--save", "-o", tmp_path / "o")
+    code, _, err = run_cli(capsys, inspector, "-i", demo_model, "--save", "-o", tmp_path / "o")
+    assert "unexpected" not in err
     assert code == 1
     assert f"could not write {tmp_path / 'o'}" in err and "No space left on device; free some space" in err
     assert not leftovers(tmp_path / "o")

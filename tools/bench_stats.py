@@ -3,7 +3,7 @@
 Builds 100 one-hour files of 16-dim latents (44.1 kHz / 2048: 77 520 frames each, 100 hours, 496 MB of
 float32) once, then measures in fresh processes, medians of --repeat interleaved runs, wall time and peak RSS of:
   reference: load every file, concatenate, mean/std/cov/corrcoef/min/max (+ np.quantile with quartiles)
-  ravekit:   ravekit.generate.stats.compute_stats over the same files (streaming moments; quartiles by in-place
+  ravekit:   ravekit.generate.pooling.compute_stats over the same files (streaming moments; quartiles by in-place
              partition of one float32 buffer)
 Prints one JSON line per case (without / with quartiles) with the ratios; target: both ratios <= 2.
 
@@ -37,7 +37,7 @@ RAVEKIT = r'''
 import sys, time, resource
 from pathlib import Path
 t = time.perf_counter()
-from ravekit.generate.stats import compute_stats
+from ravekit.generate.pooling import compute_stats
 compute_stats(sorted(Path(sys.argv[1]).glob("*.npy")), quartiles=sys.argv[2] == "1")
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 '''

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ravekit.errors import RavekitError
-from ravekit.generate.output import Warn, gather_inputs, make_pattern, output_name, write_output
-from ravekit.generate.run import check_k_fits, check_outputs, check_request, choose_k
+from ravekit.generate.drawing import make_pattern, write_output
+from ravekit.generate.plan import Warn, check_k_fits, check_outputs, check_request, choose_k, gather_inputs, output_name
 from ravekit.generate.tempo import bpm_of, double_time_of
 
 SOURCE = "prior"  # in output names where a distribution's name goes
@@ -36,7 +36,8 @@ def base_frames(module, k: int, num_loops: int, options: dict) -> int:
 
 def frames_stats(frames: np.ndarray, *, iqr: bool, smoothing: float, codebook_size: int | None):
     """:class:`~ravekit.generate.stats.Stats` of generated ``(frames, dims)`` latents, for the pattern's variations."""
-    from ravekit.generate.stats import MomentAccumulator, Stats, _finalize, quartiles_in_place
+    from ravekit.generate.pooling import MomentAccumulator, _finalize, quartiles_in_place
+    from ravekit.generate.stats import Stats
     from ravekit.io.codes import histogram
 
     n, dims = frames.shape
@@ -216,7 +217,7 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
 def _one_file(module, pattern, prior, prompt, index, seed, temperature, per_base, k, num_loops, options, iqr,
               smoothing, codebook, warn, progress):
     """Generate file ``index``'s bases with the prior and run the pattern on them."""
-    from ravekit.generate.output import file_rng
+    from ravekit.generate.drawing import file_rng
     from ravekit.generate.prior import describe_error, torch_seed
 
     try:

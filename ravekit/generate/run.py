@@ -2,9 +2,10 @@
 
 Plain functions with explicit parameters; ``generator.py`` only maps its
 flags onto :func:`run` (or :func:`tempo_table_text`).  Before any latent is
-read, :func:`run` checks every flag (:func:`check_request`), that the output
-folder is writable, the loop length ``--bpm`` asks for, and that none of the
-files it will write exists (unless ``force``) or is an input.
+read, :func:`run` checks every flag, that the output folder is writable, the
+loop length ``--bpm`` asks for, and that none of the files it will write
+exists (unless ``force``) or is an input (see :mod:`ravekit.generate.plan`);
+:mod:`ravekit.generate.drawing` then draws and writes the files.
 """
 
 from __future__ import annotations
@@ -12,201 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from ravekit.commands.flags import check_seed
 from ravekit.errors import RavekitError
-from ravekit.generate.output import (
+from ravekit.generate.drawing import generate_files
+from ravekit.generate.plan import (
     STATS_NAME,
     Warn,
-    check_size,
+    check_k_fits,
+    check_kind,
+    check_outputs,
+    check_request,
+    choose_k,
+    data_rate,
     gather_inputs,
-    generate_files,
-    output_name,
+    model_info,
+    planned_outputs,
     resolve_rate,
+    sidecar_facts,
 )
-from ravekit.generate.tempo import bpm_of, latent_rate
-
-BPM_TOLERANCE = 0.05  # a loop more than 5 % off the asked tempo is worth a warning
-
-
-def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, ratio: int | None,
-                  counts: dict[str, int], pattern_module=None, options: dict | None = None) -> None:
-    """Refuse impossible flag values before anything is read or written (exit code 2).
-
-    ``counts`` maps flag names (``num_latents``, ...) to values that must be 1
-    or more; ``pattern_module.check_options(**options)``, when defined, checks
-    the pattern's own flags and raises ``ValueError`` with the reason.
-    """
-    import math
-
-    check_seed(seed)
-    for flag, value in counts.items():
-        if value < 1:
-            raise RavekitError(f"--{flag} {value}: must be 1 or more", 2)
-    if bpm is not None and not (math.isfinite(bpm) and bpm > 0):
-        raise RavekitError(f"--bpm {bpm:g}: give a positive tempo in beats per minute, e.g. --bpm 120", 2)
-    for flag, value in (("--sample_rate", sample_rate), ("--ratio", ratio)):
-        if value is not None and value <= 0:
-            raise RavekitError(f"{flag} {value}: must be a positive whole number", 2)
-    check = getattr(pattern_module, "check_options", None)
-    if check is not None:
-        try:
-            check(**(options or {}))
-        except ValueError as exc:
-            raise RavekitError(str(exc), 2) from None
-
-
-def model_info(model_file: str | None):
-    """The :class:`~ravekit.engine.model.ModelInfo` of an exported model, or ``None`` without one."""
-    if not model_file:
-        return None
-    from ravekit.engine.model import load_model
-
-    return load_model(model_file, device="cpu", checksum=False).info
-
-
-def check_kind(stats, info, model_file: str | None) -> None:
-    """Refuse statistics of discrete codes for a continuous model, and the reverse (exit code 2)."""
-    if info is None or (info.discrete and info.codebook_size is None and stats.discrete):
-        return
-    where = stats.source or "the inputs"
-    if info.discrete and not stats.discrete:
-        codes = (f"codes 0 to {info.codebook_size - 1}" if info.codebook_size
-                 else "its codebook size unknown: encode with it so the sidecars say it")
-        raise RavekitError(f"{where}: continuous latents, but {model_file} is a discrete model ({codes}); "
-                           "analyse latents encoded with this model", 2)
-    if stats.discrete and not info.discrete:
-        raise RavekitError(f"{where}: codes of a discrete model (codebook of {stats.codebook_size}), but "
-                           f"{model_file} is a continuous model; use the discrete model they were encoded with", 2)
-    if stats.discrete and stats.codebook_size != info.codebook_size:
-        raise RavekitError(f"{where}: codes of a codebook of {stats.codebook_size}, but {model_file} has a "
-                           f"codebook of {info.codebook_size}; use the model they were encoded with", 2)
-
-
-def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: Sequence[str],
-              stdin: Iterable[str] | None, null: bool = False) -> tuple[int | None, int | None]:
-    """``(sr, ratio)`` the data says: the stats file, else the first input's sidecar."""
-    if stats_file:
-        from ravekit.generate.stats_io import load_stats
-
-        st = load_stats(stats_file)
-        return st.sr, st.ratio
-    if inputs:
-        from ravekit.io.latents import read_sidecar
-
-        meta = read_sidecar(gather_inputs(inputs, extensions, stdin, null=null)[0])
-        return meta.get("sr"), meta.get("ratio")
-    return None, None
-
-
-def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: Warn, info: Warn,
-             check: Callable[[int], None] | None = None) -> int:
-    """The loop length: ``num_latents``, or the one nearest ``bpm`` (warning when far from it).
-
-    A ``bpm`` faster than the one-frame loop (beyond the 5 % tolerance) has no
-    valid k: refused with exit code 2, naming the fastest tempo there is.
-    ``check(k)`` (the size limit, the outputs) runs before anything is said
-    about k, so a refusal stays the run's one line.
-    """
-    from ravekit.generate.tempo import nearest_k
-
-    if bpm is None:
-        if check:
-            check(num_latents)
-        info(f"k = {num_latents} frames loops at {bpm_of(num_latents, sr, ratio):.2f} BPM at {sr} Hz / ratio {ratio}")
-        return num_latents
-    fastest = bpm_of(1, sr, ratio)
-    if bpm > fastest * (1 + BPM_TOLERANCE):
-        raise RavekitError(
-            f"--bpm {bpm:g}: no loop is that fast at {sr} Hz / ratio {ratio}; the fastest, k = 1 frame, plays at "
-            f"{fastest:.2f} BPM: give --bpm {fastest:.2f} or slower, or --num_latents (see --tempo_table)", 2)
-    k, achieved = nearest_k(bpm, sr, ratio)
-    if check:
-        check(k)
-    info(f"--bpm {bpm:g}: k = {k} frames gives {achieved:.2f} BPM at {sr} Hz / ratio {ratio}")
-    if abs(achieved - bpm) > BPM_TOLERANCE * bpm:
-        warn(f"--bpm {bpm:g}: the nearest loop (k = {k} frames) plays at {achieved:.2f} BPM, "
-             f"{abs(achieved / bpm - 1):.0%} off; at {sr} Hz / ratio {ratio} tempi range from "
-             f"{bpm_of(1, sr, ratio):.2f} BPM (k = 1) downwards in steps of whole frames, see --tempo_table")
-    return k
-
-
-def check_k_fits(module, pattern: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
-                 sr: int, ratio: int, bpm: float | None) -> None:
-    """:func:`check_size`, saying which slower ``--bpm`` would fit when ``--bpm`` chose ``k``."""
-    try:
-        check_size(module, pattern, k, dims, num_loops, options, max_frames, latent_rate(sr, ratio))
-    except RavekitError:
-        def fits(c: int) -> bool:
-            return int(module.output_frames(c, dims, num_loops, **options)) <= max_frames
-
-        if bpm is None or not fits(1):
-            raise
-        lo, hi = 1, k  # output_frames grows with k: the largest k that fits, by bisection
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-        raise RavekitError(
-            f"--bpm {bpm:g}: k = {k} frames would make {int(module.output_frames(k, dims, num_loops, **options))} "
-            f"frames per file with --pattern {pattern}, more than --max_frames {max_frames}; give --bpm "
-            f"{bpm_of(lo, sr, ratio):.2f} or faster (k = {lo}), or raise --max_frames", 2) from None
-
-
-def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None], int | None, bool | None]:
-    """``((sr, ratio), latent_dims, discrete)`` from the inputs' sidecars, as the analysis will pool them.
-
-    The rate is the first sidecar's that has one (as :func:`~ravekit.generate.stats.compute_stats`
-    takes it); ``discrete`` is None when no sidecar says.  Only sidecars are
-    read, not the latents.
-    """
-    from ravekit.io.latents import read_sidecar
-
-    dims, rate, discrete = None, (None, None), None
-    for f in files:
-        meta = read_sidecar(f)
-        if dims is None and isinstance(meta.get("latent_dims"), int):
-            dims = meta["latent_dims"]
-        if discrete is None and isinstance(meta.get("discrete"), bool):
-            discrete = meta["discrete"]
-        if rate == (None, None) and meta.get("sr") and meta.get("ratio"):
-            rate = (int(meta["sr"]), int(meta["ratio"]))
-        if rate != (None, None) and dims is not None and discrete is not None:
-            break
-    return rate, dims, discrete
-
-
-def planned_outputs(output: Path, *, pattern: str, distribution: str, iqr: bool, k: int, seed: int,
-                    num_files: int, embeddings: bool, plot: bool, writes_stats: bool, pd: bool = False) -> list[Path]:
-    """Every file the run will write: stats.json, plots, each pattern with its sidecar (and PNG), the Pd patch."""
-    from ravekit.io.latents import sidecar_path
-    from ravekit.puredata.patch import patch_name
-
-    paths = [output / STATS_NAME] if writes_stats else []
-    if pd:
-        paths.append(output / patch_name(pattern, distribution, iqr, k, seed))
-    if plot:
-        paths += [output / "stats_distributions.png", output / "stats_correlation.png"]
-    for index in range(num_files):
-        path = output / output_name(pattern, distribution, iqr, k, seed, index, ".npy" if embeddings else ".wav")
-        paths += [path, sidecar_path(path)] + ([path.with_suffix(".png")] if plot else [])
-    return paths
-
-
-def check_outputs(planned: Sequence[Path], inputs: Iterable[str | Path], force: bool) -> None:
-    """Refuse a run that would replace an input (exit 2, even with ``force``) or, without
-    ``force``, an existing file (exit 1), naming the first clash and how many there are."""
-    from ravekit.io.latents import sidecar_path
-
-    protected = set()
-    for f in inputs:
-        protected |= {Path(f).resolve(), sidecar_path(Path(f)).resolve()}
-    for p in planned:
-        if p.resolve() in protected:
-            raise RavekitError(f"{p}: is one of the inputs (or its sidecar) and would be overwritten; choose "
-                               "another --output", 2)
-    existing = [p for p in planned if p.exists()]
-    if existing and not force:
-        raise RavekitError(f"{existing[0]}: already exists ({len(existing)} of the {len(planned)} files this run "
-                           "writes are there); use --force to overwrite them, or another --output")
 
 
 def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, stats_file: str | None,
@@ -227,8 +50,8 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     import math
 
     from ravekit.generate.distributions import check_distribution, needs_quartiles
-    from ravekit.generate.stats import compute_stats
-    from ravekit.generate.stats_io import load_stats, save_stats
+    from ravekit.generate.pooling import compute_stats
+    from ravekit.generate.stats import load_stats, save_stats
     from ravekit.io.files import check_writable
 
     check_request(seed=seed, bpm=bpm, sample_rate=sample_rate, ratio=ratio, pattern_module=module,

@@ -1,4 +1,4 @@
-"""generator.py's work: inputs, rates, drawing bases, running a pattern, writing outputs.
+"""Drawing and writing generator.py's pattern files: bases, the pattern, each file with its sidecar.
 
 Randomness: file ``i`` of a run gets its own generator,
 ``default_rng(SeedSequence(seed, spawn_key=(i,)))``, which feeds both the
@@ -9,69 +9,13 @@ byte-identical files, and file ``i`` does not depend on ``--num_files``.
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from ravekit.commands.flags import check_seed
 from ravekit.errors import RavekitError
+from ravekit.generate.plan import Warn, check_size, output_name
 from ravekit.generate.tempo import bpm_of, double_time_of, latent_rate
-
-STATS_NAME = "stats.json"
-Warn = Callable[[str], None]
-
-
-def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Iterable[str] | None = None,
-                  exclude_dir: os.PathLike | str | None = None, null: bool = False) -> list[Path]:
-    """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin,
-    NUL-separated with ``null``).
-
-    Files inside ``exclude_dir`` (the output folder) are skipped, so earlier
-    generations are not analysed as sources.  A file named twice counts once.
-    A broken symbolic link in a folder is an error naming it: the statistics
-    would silently leave that file out.
-    """
-    from ravekit.commands.batch import check_link, collect_inputs
-
-    pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin, null)
-    seen: set[Path] = set()
-    unique = []
-    for f, _ in pairs:
-        check_link(f)
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
-
-
-def resolve_rate(sample_rate: int | None, ratio: int | None, model_info: tuple[int, int] | None,
-                 data_rate: tuple[int | None, int | None], warn: Warn) -> tuple[int, int]:
-    """``(sr, ratio)``: flags first, then the model, then the inputs' sidecars.
-
-    ``data_rate`` is what the sidecars (or a stats file) say; a flag that
-    contradicts them is obeyed with a warning.
-    """
-    sources = [("flags", (sample_rate, ratio)), ("--model", model_info or (None, None)), ("inputs", data_rate)]
-    # "is not None": a 0 given on the command line must be refused above, not skipped as "unset".
-    sr = next((v[0] for _, v in sources if v[0] is not None), None)
-    rt = next((v[1] for _, v in sources if v[1] is not None), None)
-    if sr is None or rt is None:
-        missing = " and ".join(x for x, v in (("--sample_rate", sr), ("--ratio", rt)) if v is None)
-        raise RavekitError(f"the inputs have no sidecar saying the model's sample rate and ratio; pass --model "
-                           f"MODEL.ts or {missing} (e.g. --sample_rate 44100 --ratio 2048)", 2)
-    if None not in data_rate and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
-        warn(f"the inputs were made at sr {data_rate[0]} / ratio {data_rate[1]}, but {sr} / {rt} is used "
-             "as given; tempi follow the latter")
-    if int(sr) <= 0 or int(rt) <= 0:
-        raise RavekitError(f"sample rate {sr} and ratio {rt} must be positive", 2)
-    return int(sr), int(rt)
-
-
-def output_name(pattern: str, distribution: str, iqr: bool, k: int, seed: int, index: int, ext: str) -> str:
-    """e.g. ``loop_normal_k11_s1_000.wav``; ``_iqr`` after the distribution with --iqr."""
-    dist = distribution + ("_iqr" if iqr else "")
-    return f"{pattern}_{dist}_k{k}_s{seed}_{index:03d}{ext}"
 
 
 def file_rng(seed: int, index: int):
@@ -79,22 +23,6 @@ def file_rng(seed: int, index: int):
     import numpy as np
 
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-
-
-def check_size(module, name: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
-               rate: float) -> int | None:
-    """Refuse a request whose output would exceed ``max_frames``; returns its length if known."""
-    fn = getattr(module, "output_frames", None)
-    if fn is None:
-        return None
-    frames = int(fn(k, dims, num_loops, **options))
-    if frames > max_frames:
-        mb = frames * dims * 4 / 1e6
-        raise RavekitError(
-            f"--pattern {name} with --num_latents {k}, {dims} dims and --num_loops {num_loops} would make "
-            f"{frames} frames per file ({frames / rate / 3600:.1f} hours, {mb:.0f} MB); lower --num_latents or "
-            f"--num_loops, or raise --max_frames", 2)
-    return frames
 
 
 def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int, num_loops: int, rng,
