@@ -99,7 +99,8 @@ def test_audio_renders_each_parent_and_the_merge(fixture_models, demo_c, tmp_pat
     code, stdout, err = run_cli(capsys, averager, *args, "--weights", 1, 0)
     assert code == 0, err
     renders = [out.parent / f"song.{x}.wav" for x in ("A", "B", "hybrid")]
-    assert stdout.split() == [str(out.with_suffix(x)) for x in (".ts", ".csv", ".json")] + [str(p) for p in renders]
+    assert stdout.split() == [str(out.with_suffix(x)) for x in (".ts", ".csv", ".json")] + [str(p) for p in renders] \
+        + [str(out.parent / "hybrid.listen.html")]
     data = [sf.read(str(p), dtype="float32") for p in renders]
     for y, sr in data:
         assert sr == 44100 and y.shape == (round(1.3 * 44100),)
@@ -228,7 +229,8 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
         m.setattr(ravekit.io.files.os, "replace", replace)
         code, _, err = run_cli(capsys, averager, *args)
     assert code == 130
-    assert _files(tmp_path / "o") == ["m.csv", "m.ts", "song.A.wav", "song.B.wav", "song.m.wav"]
+    assert _files(tmp_path / "o") == ["m.csv", "m.listen.html", "m.ts", "song.A.wav", "song.B.wav",
+                                        "song.m.wav"]
     # A re-run does not take that for a finished merge, nor call it merely "already exists".
     code, stdout, err = run_cli(capsys, averager, *args)
     assert code == 1 and stdout == ""
@@ -236,7 +238,8 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
     assert "already exists" not in err
     code, stdout, err = run_cli(capsys, averager, *args, "--force")
     assert code == 0, err
-    assert _files(tmp_path / "o") == ["m.csv", "m.json", "m.ts", "song.A.wav", "song.B.wav", "song.m.wav"]
+    assert _files(tmp_path / "o") == ["m.csv", "m.json", "m.listen.html", "m.ts", "song.A.wav",
+                                        "song.B.wav", "song.m.wav"]
     recipe = json.loads((tmp_path / "o" / "m.json").read_text())
     assert recipe["renders"] == [str(tmp_path / "o" / f"song.{x}.wav") for x in ("A", "B", "m")]
     # A finished set is "already exists", as before.

@@ -74,7 +74,9 @@ def get_parser():
                         "writes <report>.align.csv with the similarity per group before and after")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
-                        "one, with the same seed, and write the WAVs beside the output")
+                        "one, with the same seed, and write the WAVs beside the output with NAME.listen.html, "
+                        "an offline page that plays them side by side with spectrograms and a rel_dist chart "
+                        "(with --align also the merge without alignment)")
     add_seed_arg(parser)
     add_device_arg(parser)
     add_force_arg(parser)
@@ -94,6 +96,25 @@ def get_parser():
     return parser
 
 
+def render_unaligned(args, wav: Path, warn_cb) -> None:
+    """Render ``--audio`` through the same merge made without ``--align``, to hear what aligning changed.
+
+    The unaligned model lives in a temporary folder only long enough to be
+    rendered; its WAV is part of the output set.
+    """
+    import tempfile
+
+    from ravekit.merging.audio import render_comparison
+    from ravekit.merging.plan import merge_models, save_module
+
+    plain = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
+                         args.include, args.exclude, args.force, False)
+    with tempfile.TemporaryDirectory(prefix="ravekit-unaligned-") as tmp:
+        model = save_module(plain.module, Path(tmp) / "unaligned.ts")
+        del plain
+        render_comparison(Path(args.audio), [model], [wav], args.seed, args.device, warn_cb)
+
+
 def main(argv=None) -> int:
     parser = get_parser()
     args = parse_args(parser, argv)
@@ -108,7 +129,10 @@ def main(argv=None) -> int:
         check_common(args)
         out, report, recipe, extras = output_paths(args.output, args.report, args.models, args.audio,
                                                    args.force, args.align)
-        renders = extras[:-1] if args.align else extras
+        # extras: the renders (A, B, ..., merged[, unaligned merge]) and the page with --audio; the
+        # alignment CSV last with --align.
+        with_audio = extras[:-1] if args.align else extras
+        renders, page = with_audio[:-1], (with_audio[-1] if with_audio else None)
         if args.audio:
             from ravekit.io.audio import probe
 
@@ -136,13 +160,23 @@ def main(argv=None) -> int:
                 write_alignment(staged[extras[-1]], result.alignment)
             if args.audio:
                 from ravekit.merging.audio import render_comparison
+                from ravekit.merging.listen import write_listening_page
+
+                def say(message: str) -> None:
+                    warn(PROG, message)
 
                 models = [Path(m) for m in args.models] + [staged[out]]
-                render_comparison(Path(args.audio), models, [staged[r] for r in renders], args.seed, args.device,
-                                  lambda message: warn(PROG, message))
+                render_comparison(Path(args.audio), models, [staged[r] for r in renders[:len(models)]],
+                                  args.seed, args.device, say)
+                names = [*model_labels(len(args.models)), f"merge ({out.name})"]
+                if args.align:
+                    render_unaligned(args, staged[renders[-1]], say)
+                    names.append("merge without --align")
+                write_listening_page(staged[page], [(n, staged[r], r) for n, r in zip(names, renders)],
+                                     result.plans, args.audio, f"{out.name}: listening comparison")
             write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
                          scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
-                         report=report, audio=args.audio, renders=renders,
+                         report=report, audio=args.audio, renders=renders, page=page,
                          alignment=alignment_record(result.alignment))
             staged.commit()
         if out.suffix != ".ts":

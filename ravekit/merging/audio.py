@@ -5,6 +5,8 @@ renders differ only by the models' weights.  Files are written beside the
 merged model as ``<audio stem>.A.wav``, ``<audio stem>.B.wav``, ... and
 ``<audio stem>.<merged model stem>.wav``, 32-bit float, each at its model's
 sample rate and trimmed to the input's duration so they line up in an editor.
+With ``--align`` the merge made without alignment is rendered too
+(``<audio stem>.<merged model stem>.unaligned.wav``), to hear what aligning changed.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from pathlib import Path
 from ravekit.merging.plan import model_labels
 
 
-def render_paths(audio: str | Path, merged: Path, n_models: int) -> list[Path]:
-    """Where the renders of ``n_models`` parents and the merged model go."""
+def render_paths(audio: str | Path, merged: Path, n_models: int, unaligned: bool = False) -> list[Path]:
+    """Where the renders of ``n_models`` parents and the merged model go; with ``unaligned`` (``--align``)
+    also the merge made without alignment, ``<audio stem>.<merged model stem>.unaligned.wav``."""
     stem = Path(audio).stem
     labels = model_labels(n_models)
     merged_label = merged.stem if merged.stem not in labels else "merged"
-    return [merged.parent / f"{stem}.{label}.wav" for label in [*labels, merged_label]]
+    paths = [merged.parent / f"{stem}.{label}.wav" for label in [*labels, merged_label]]
+    if unaligned:
+        paths.append(merged.parent / f"{stem}.{merged_label}.unaligned.wav")
+    return paths
 
 
 def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Path], seed: int | None = 0,

@@ -31,14 +31,16 @@ def merged_path(output: str) -> Path:
 
 def output_paths(output: str, report: str | None, models: list[str], audio: str | None,
                  force: bool, align: bool = False) -> tuple[Path, Path, Path, list[Path]]:
-    """The merged model, report, recipe and extra files (audio renders A, B, ..., merged; then the
-    alignment CSV with ``align``), checked against inputs."""
+    """The merged model, report, recipe and extra files (audio renders A, B, ..., merged, with ``align``
+    the unaligned merge, then the listening page; then the alignment CSV with ``align``), checked
+    against inputs."""
     from ravekit.merging.align_report import alignment_path
     from ravekit.merging.audio import render_paths
+    from ravekit.merging.listen import listen_path
 
     out = merged_path(output)
     report_path = Path(report).expanduser() if report else out.with_suffix(".csv")
-    renders = render_paths(audio, out, len(models)) if audio else []
+    renders = [*render_paths(audio, out, len(models), align), listen_path(out)] if audio else []
     if align:
         renders.append(alignment_path(report_path))
     inputs = {_resolve(m): m for m in models}
