@@ -5,6 +5,9 @@ $RAVE_TEST_MODELS measures, each as a ratio to its floor:
   throughput  encoder.py / decoder.py over 12 one-minute files in mixed formats (whole process,
               start to exit) vs one process that loads the model and calls encode/decode on the
               same audio/latents already in memory; target <= 1.10
+  resynthesis decoder.py on the same audio (encode and decode in one step) vs encoder.py +
+              decoder.py, vs rave-generate-style whole files, vs bare forward()
+              (tools/bench_resynthesis.py); targets <= 1.0 and <= 1.10
   memory      peak RSS on a 60-minute file vs on a 1-minute file; target <= 1.25
   exactness   chunked vs whole-signal processing on deterministic paths; target <= 1e-4
   start-up    --help of every script vs `python -c pass`; target <= 2
@@ -12,7 +15,7 @@ $RAVE_TEST_MODELS measures, each as a ratio to its floor:
 Timings are medians of --repeat runs, interleaved with their floors so that load on this shared
 machine hits both alike. Prints one table and writes _bench/bench.json. A benchmark, not a test.
 
-Usage: python -m tools.bench [--repeat 3] [--skip_long] [--skip_stats]
+Usage: python -m tools.bench [--repeat 3] [--skip_long] [--skip_stats] [--only GROUP]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "_bench"
 PY = sys.executable
+GROUPS = ("startup", "throughput", "resynthesis", "jobs", "exactness", "memory", "stats")
 
 FLOOR = r'''
 import sys, time, warnings, numpy as np
@@ -235,8 +239,16 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--skip_long", action="store_true", help="no 60-minute memory runs")
     p.add_argument("--skip_stats", action="store_true", help="no 100-hour statistics run")
+    p.add_argument("--only", choices=GROUPS, help="run only this group of rows")
     args = p.parse_args(argv)
     from ravekit.demo.model import build_demo_model
+    from tools.bench_resynthesis import resynthesis
+
+    run = set(GROUPS) if args.only is None else {args.only}
+    if args.skip_long:
+        run.discard("memory")
+    if args.skip_stats:
+        run.discard("stats")
 
     demo = ROOT / "models" / "demo.ts"
     if not demo.exists():
@@ -245,15 +257,21 @@ def main(argv=None) -> int:
     models = [demo] + (sorted(Path(folder).glob("*.ts")) if folder else [])
     build_audio(BENCH / "audio")
     rows: list[dict] = []
-    startup(rows)
+    if "startup" in run:
+        startup(rows)
     for model in models:
         print(f"bench: {model.name}", file=sys.stderr, flush=True)
-        throughput(model, args.repeat, rows)
-        parallel_jobs(model, args.repeat, rows)
-        exactness(model, rows)
-        if not args.skip_long:
+        if "throughput" in run:
+            throughput(model, args.repeat, rows)
+        if "resynthesis" in run:
+            resynthesis(model, args.repeat, rows)
+        if "jobs" in run:
+            parallel_jobs(model, args.repeat, rows)
+        if "exactness" in run:
+            exactness(model, rows)
+        if "memory" in run:
             memory(model, rows)
-    if not args.skip_stats:
+    if "stats" in run:
         print("bench: generator statistics", file=sys.stderr, flush=True)
         stats_bench(rows)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
