@@ -12,6 +12,8 @@ $RAVE_TEST_MODELS measures, each as a ratio to its floor:
   exactness   chunked vs whole-signal processing on deterministic paths; target <= 1e-4
   start-up    --help of every script vs `python -c pass`; target <= 2
   statistics  generator statistics over 100 hours of latents vs a numpy reference (tools/bench_stats.py)
+  align       averager --align on two exports of one architecture: output RMS and log-spectrum
+              distance of the aligned and the unaligned merge (tools/bench_align.py; no target)
 Timings are medians of --repeat runs, interleaved with their floors so that load on this shared
 machine hits both alike. Prints one table and writes _bench/bench.json. A benchmark, not a test.
 
@@ -33,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "_bench"
 PY = sys.executable
-GROUPS = ("startup", "throughput", "resynthesis", "jobs", "exactness", "memory", "stats")
+GROUPS = ("startup", "throughput", "resynthesis", "jobs", "exactness", "memory", "stats", "align")
 
 FLOOR = r'''
 import sys, time, warnings, numpy as np
@@ -227,7 +229,8 @@ def stats_bench(rows: list) -> None:
 def table(rows: list) -> str:
     lines = ["| model | metric | measured | ratio | target | met |", "|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = f"{r['ratio']:.2e}" if r["target"] is not None and r["target"] < 0.01 else f"{r['ratio']:.2f}"
+        ratio = "-" if r["ratio"] is None else (
+            f"{r['ratio']:.2e}" if r["target"] is not None and r["target"] < 0.01 else f"{r['ratio']:.2f}")
         met = "-" if r["target"] is None else ("yes" if r["ratio"] <= r["target"] else "NO")
         target = "-" if r["target"] is None else f"{r['target']:g}"
         lines.append(f"| {r['model']} | {r['metric']} | {r['measured']} | {ratio} | {target} | {met} |")
@@ -274,6 +277,11 @@ def main(argv=None) -> int:
     if "stats" in run:
         print("bench: generator statistics", file=sys.stderr, flush=True)
         stats_bench(rows)
+    if "align" in run:
+        from tools.bench_align import align_rows
+
+        print("bench: averager --align", file=sys.stderr, flush=True)
+        align_rows(models, rows)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     try:
         import torch
