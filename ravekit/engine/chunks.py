@@ -106,6 +106,25 @@ def _probe_decode(model: RaveModel, frames: int) -> int | None:
     return max(centre - lo, hi - centre)
 
 
+def widening_probe(model: RaveModel, probe) -> int | None:
+    """``probe(model, frames)`` on probe signals of doubling length until it answers.
+
+    ``probe`` returns None when the response reaches the probe's edges (look
+    wider); past ``MAX_PROBE_FRAMES``, or when the model refuses the probe, the
+    answer is None.
+    """
+    frames = PROBE_FRAMES
+    while frames <= MAX_PROBE_FRAMES:
+        try:
+            found = probe(model, frames)
+        except (RuntimeError, ValueError):
+            return None
+        if found is not None:
+            return found
+        frames *= 2
+    return None
+
+
 def measure_context(model: RaveModel, parts: tuple[str, ...] = ("encode", "decode")) -> Context:
     """Measure, on the model itself, how many frames of context chunks need.
 
@@ -122,15 +141,8 @@ def measure_context(model: RaveModel, parts: tuple[str, ...] = ("encode", "decod
     for part, probe in (("encode", _probe_encode), ("decode", _probe_decode)):
         if part not in parts:
             continue
-        frames, ctx = PROBE_FRAMES, None
-        while frames <= MAX_PROBE_FRAMES:
-            try:
-                ctx = probe(model, frames)
-            except (RuntimeError, ValueError):
-                break  # a model that refuses the probe is processed whole: slower, never wrong
-            if ctx is not None:
-                break
-            frames *= 2
+        # None (a model that refuses the probe, or reaches too far) is processed whole: slower, never wrong.
+        ctx = widening_probe(model, probe)
         found[part] = None if ctx is None else ctx + 1
     model.reset_state()
     return Context(found.get("encode"), found.get("decode"))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ravekit.engine.chunks import MAX_PROBE_FRAMES, PROBE_FRAMES, _same_draws, latent_probe
+from ravekit.engine.chunks import _same_draws, latent_probe, widening_probe
 from ravekit.engine.model import RaveModel
 
 
@@ -94,20 +94,7 @@ def measure_latency(model: RaveModel, parts: tuple[str, ...] = ("encode", "decod
     """
     if not model.info.streaming:
         return Latency()
-    found = []
-    for part, probe in (("encode", _encode_latency), ("decode", _decode_latency)):
-        frames, value = PROBE_FRAMES, None
-        if part not in parts:
-            found.append(0)
-            continue
-        while frames <= MAX_PROBE_FRAMES:
-            try:
-                value = probe(model, frames)
-            except (RuntimeError, ValueError):
-                break
-            if value is not None:
-                break
-            frames *= 2
-        found.append(value or 0)
+    found = [(widening_probe(model, probe) or 0) if part in parts else 0
+             for part, probe in (("encode", _encode_latency), ("decode", _decode_latency))]
     model.reset_state()
     return Latency(*found)
