@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Probe results (ravekit/engine/probes.py) go to a cache of this session, never the user's own.
+os.environ["RAVEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="ravekit-test-cache-")
 
 from ravekit.demo.model import build_demo_model  # noqa: E402
 

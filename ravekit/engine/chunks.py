@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ravekit.engine.model import RaveModel
+from ravekit.engine.probes import cached
 
 DEFAULT_CHUNK_SECONDS = 30.0
 PROBE_FRAMES = 32
@@ -134,6 +135,7 @@ def measure_context(model: RaveModel, parts: tuple[str, ...] = ("encode", "decod
     whose influence reaches past ``MAX_PROBE_FRAMES`` get ``None`` (process
     whole).  Streaming exports need no context.  ``parts`` names what to
     measure (the others are left ``None``), so a run pays only for its own.
+    Answers are kept per model in the probe cache (:mod:`ravekit.engine.probes`).
     """
     if model.info.streaming:
         return Context(0, 0)
@@ -141,10 +143,14 @@ def measure_context(model: RaveModel, parts: tuple[str, ...] = ("encode", "decod
     for part, probe in (("encode", _probe_encode), ("decode", _probe_decode)):
         if part not in parts:
             continue
-        # None (a model that refuses the probe, or reaches too far) is processed whole: slower, never wrong.
-        ctx = widening_probe(model, probe)
-        found[part] = None if ctx is None else ctx + 1
-    model.reset_state()
+
+        def measure(probe=probe) -> int | None:
+            # None (a model that refuses the probe, or reaches too far) is processed whole: slower, never wrong.
+            ctx = widening_probe(model, probe)
+            model.reset_state()
+            return None if ctx is None else ctx + 1
+
+        found[part] = cached(model, f"context.{part}", measure)
     return Context(found.get("encode"), found.get("decode"))
 
 

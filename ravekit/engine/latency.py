@@ -30,6 +30,7 @@ import torch
 
 from ravekit.engine.chunks import _same_draws, latent_probe, widening_probe
 from ravekit.engine.model import RaveModel
+from ravekit.engine.probes import cached
 
 
 @dataclass
@@ -94,7 +95,11 @@ def measure_latency(model: RaveModel, parts: tuple[str, ...] = ("encode", "decod
     """
     if not model.info.streaming:
         return Latency()
-    found = [(widening_probe(model, probe) or 0) if part in parts else 0
-             for part, probe in (("encode", _encode_latency), ("decode", _decode_latency))]
-    model.reset_state()
-    return Latency(*found)
+
+    def measure(probe) -> int:
+        found = widening_probe(model, probe) or 0
+        model.reset_state()
+        return found
+
+    return Latency(*[cached(model, f"latency.{part}", lambda probe=probe: measure(probe)) if part in parts else 0
+                     for part, probe in (("encode", _encode_latency), ("decode", _decode_latency))])
