@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Probe results (ravekit/engine/probes.py) go to a cache of this session, never the user's own.
 os.environ["RAVEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="ravekit-test-cache-")
+# In-process tests stay in this process (monkeypatches, capsys); --jobs auto has tests of its own.
+os.environ["RAVEKIT_JOBS"] = "1"
 
 from ravekit.demo.model import build_demo_model  # noqa: E402
 

@@ -90,7 +90,7 @@ def test_jobs_99_on_two_files_starts_two_workers(demo_model, tmp_path, monkeypat
         started.append(args[0])
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr("ravekit.commands.parallel.os.cpu_count", lambda: 64)
+    monkeypatch.setattr("ravekit.commands.parallel.usable_cores", lambda: 64)
     monkeypatch.setattr("ravekit.commands.parallel.subprocess.Popen", popen)
     code = encoder.main(["-m", str(demo_model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "-j", "99"])
     out, err = capfd.readouterr()
@@ -167,7 +167,7 @@ def test_jobs_2_with_null_reads_and_writes_whole_nul_records(script, demo_model,
         inputs, main, suffix = tmp_path / "in", encoder.main, ".npy"
     given = sorted(p for p in inputs.iterdir() if p.suffix in (".wav", ".npy"))
     monkeypatch.setattr("sys.stdin", stdin_bytes(b"".join(bytes(p) + b"\0" for p in given)))
-    monkeypatch.setattr("ravekit.commands.parallel.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("ravekit.commands.parallel.usable_cores", lambda: 2)
     code = main(["-m", str(demo_model), "-i", "-", "-0", "-o", str(tmp_path / "out"), "--jobs", "2"])
     out, err = capfdbinary.readouterr()
     assert code == 0, err

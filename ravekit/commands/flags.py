@@ -164,13 +164,27 @@ def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no summary line (errors are still shown)")
     parser.add_argument(
-        "--jobs", "-j", type=int, default=1, metavar="N",
-        help="worker processes, each with its share of the files and of the cores (2 ran about 20%% "
-        "faster than 1 on a 2-core machine with real exports; see the README's performance table); "
-        "at most one per file and per core",
+        "--jobs", "-j", type=jobs_count, default=os.environ.get("RAVEKIT_JOBS", "auto"), metavar="N",
+        help="worker processes, each with its share of the files and of the cores, at most one per file and "
+        "per core; auto: one single-threaded worker per core when there are several files, the memory for "
+        "them and no GPU, else 1 (one process using every core); $RAVEKIT_JOBS sets the default",
     )
     # Set by --jobs for its workers: which share of the (sharded) files this process takes.
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
+
+
+def jobs_count(text: str) -> int | str:
+    """An argparse type: ``auto`` or a number of worker processes, 1 or more."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give auto or a number of worker processes (1 or more), "
+                                         "to --jobs or in $RAVEKIT_JOBS")
+    return value
 
 
 def seconds(text: str) -> float:
@@ -331,13 +345,11 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
     """The ``main`` of a script made with ``add_model_batch_args``: one process, or ``--jobs`` workers."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs {args.jobs}: give 1 or more worker processes")
     try:
         check_common(args)
     except RavekitError as exc:
         return fatal(prog, str(exc), exc.exit_code)
-    if args.jobs > 1:
+    if args.jobs != 1:
         from ravekit.commands.parallel import run_parallel
 
         return run_main(prog, lambda: run_parallel(prog, module, argv, args, lambda: run(args)))

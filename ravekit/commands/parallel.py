@@ -1,11 +1,13 @@
 """Running a batch script as several worker processes, each on its share of the files.
 
-On two cores, two single-threaded processes encode RAVE exports about 20 %
-faster than one process whose torch uses both cores (tools/bench.py): the
-model's convolutions are too small to keep two threads busy.  ``--jobs N``
-runs N copies of the command (``python -m ravekit.commands.NAME``), each
-with ``--part k/N`` of the files and ``cores / N`` torch threads.  N is capped at the number of files and of
-cores: every worker loads torch and the model, so more would only load the
+On two cores, two single-threaded processes run RAVE exports faster than one
+process whose torch uses both cores (tools/bench.py): the model's
+convolutions are too small to keep two threads busy, and a thread that waits
+for a busy core stalls its process.  ``--jobs N`` runs N copies of the command
+(``python -m ravekit.commands.NAME``), each with ``--part k/N`` of the files
+and ``cores / N`` torch threads; the default, ``auto``, picks N
+(:func:`auto_workers`).  N is capped at the number of files and of cores:
+every worker loads torch and the model, so more would only load the
 machine.  The parent relays the workers' output paths line by line, parses
 their progress lines (``progress.PREFIX``) into one bar, shows each error
 once and prints one summary.
@@ -47,6 +49,60 @@ def plan_workers(requested: int, files: int, cores: int | None) -> tuple[int, st
     return workers, f"--jobs {requested}: starting {workers} worker{'s' * (workers != 1)} ({' and '.join(why)})"
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, as under ``taskset`` or a batch scheduler)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available for new processes (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# What one worker needs besides its model: torch, numpy and the read-ahead (about 0.4 GB
+# measured on the shipped exports), with room to spare.
+WORKER_BYTES = 768 * 2**20
+
+
+def auto_workers(files: int, cores: int, device: str, model_bytes: int, available: int | None) -> int:
+    """How many single-threaded workers ``--jobs auto`` starts: one per core when they all help.
+
+    One model run on two threads keeps them busy only part of the time, while
+    two single-threaded processes each keep a core busy (the README's
+    performance table), and a thread waiting on a core that another program
+    holds stalls its whole process.  So a batch of several files gets one
+    worker per core, as long as each worker (torch, the model and a few times
+    the model's size in activations) fits in the memory available.  One file,
+    a GPU (``--device`` other than cpu, or auto where an accelerator may be
+    present) or a tight memory budget keep one process with every thread.
+    """
+    if device != "cpu" and (device != "auto" or _accelerator_present()):
+        return 1
+    workers = min(files, cores)
+    if available is not None:
+        workers = min(workers, available // (WORKER_BYTES + 4 * model_bytes))
+    return max(1, workers)
+
+
+def _accelerator_present() -> bool:
+    """Whether ``--device auto`` could pick a GPU, judged without importing torch."""
+    import platform
+
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return True  # mps
+    return any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd"))
+
+
 def count_files(args: argparse.Namespace, stdin_bytes: bytes | None) -> int:
     """Input files of this run (after ``--shard``), found as the workers will find them."""
     from ravekit.commands.batch import collect_inputs
@@ -73,14 +129,26 @@ def run_parallel(prog: str, module: str, argv: list[str], args: argparse.Namespa
                  run_here: Callable[[], int]) -> int:
     """``--jobs``: plan the workers, then run them (or, capped to one, ``run_here`` in this process)."""
     stdin_bytes = _read_stdin() if "-" in args.input else None
-    workers, note = plan_workers(args.jobs, count_files(args, stdin_bytes), os.cpu_count())
-    if note:
-        info(prog, note)
+    files = count_files(args, stdin_bytes)
+    if args.jobs == "auto":
+        model_bytes = max(_size(m) for m in (args.model, getattr(args, "encoder", None)) if m)
+        workers = auto_workers(files, usable_cores(), args.device, model_bytes, available_memory())
+    else:
+        workers, note = plan_workers(args.jobs, files, usable_cores())
+        if note:
+            info(prog, note)
     if workers == 1:
         if stdin_bytes is not None:
             sys.stdin = _text_stream(stdin_bytes)  # read once already: hand the paths on
         return run_here()
     return run_in_parts(prog, module, argv, workers, stdin_bytes, args.quiet, args.null)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 class _Workers:
@@ -166,7 +234,7 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     from ravekit.commands.batch import summary_line
     from ravekit.commands.progress import WORKER_ENV, Progress
 
-    threads = max(1, (os.cpu_count() or 1) // parts)
+    threads = max(1, usable_cores() // parts)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **{WORKER_ENV: "1"})
     # The workers import this very ravekit, installed or run from a checkout in any folder.
     here = str(Path(__file__).resolve().parents[2])
