@@ -47,7 +47,7 @@ def test_library_reports_progress_chunk_by_chunk_within_one_file(demo_model, tmp
 
     steps.clear()
     dec = Decoder(model, chunk_seconds=0.25)
-    dec.decode_to_file(result.z, result.meta, tmp_path / "out.wav", progress=steps.append)
+    dec.decode_to_file(result, tmp_path / "out.wav", progress=steps.append)
     assert len(steps) == -(-frames // dec.chunk) > 3
     assert sum(steps) == pytest.approx(frames * ratio / sr, abs=1e-9)
 

@@ -51,7 +51,6 @@ def run(args) -> int:
     from ravekit.commands.progress import audio_seconds
     from ravekit.engine.encode import Encoder
     from ravekit.engine.model import load_model
-    from ravekit.io.latents import save_npy
     from ravekit.io.prefetch import AudioPrefetcher
 
     if args.channels:
@@ -77,7 +76,7 @@ def run(args) -> int:
         for result in encoder.encode_file(job.source, prefetcher.open(order[id(job)]), progress):
             for message in result.warnings:
                 cli.warn(PROG, message)
-            written.append(save_npy(encoder.output_for(job.output, result.suffix), result.z, result.meta))
+            written.append(result.save(encoder.output_for(job.output, result.suffix)))
         return written
 
     def estimate(job):

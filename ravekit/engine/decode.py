@@ -1,9 +1,18 @@
-"""Latents -> audio files: the work behind ``decoder.py``, importable on its own."""
+"""Latents -> audio files: the work behind ``decoder.py``, importable on its own.
+
+>>> from ravekit.engine.model import load_model
+>>> from ravekit.io.latents import Latents
+>>> dec = Decoder(load_model("model.ts"))
+>>> latents = Latents.load("song.npy")
+>>> for block in dec.decode(latents):   # float32 (target_channels, n) at the model's sr
+...     pass
+>>> dec.decode_to_file(latents, "song.wav")   # or straight into a file
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +24,7 @@ from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.channels import spans
 from ravekit.io.codes import check_codes
 from ravekit.io.files import write_json
-from ravekit.io.latents import load_latents, sidecar_path
+from ravekit.io.latents import Latents, Sidecar, sidecar_path
 from ravekit.io.records import (
     discard_record,
     make_record,
@@ -28,10 +37,10 @@ from ravekit.io.records import (
 from ravekit.io.writer import AudioWriter
 
 
-def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike | str) -> list[str]:
+def check_latents(latents: Latents, model: RaveModel, path: os.PathLike | str) -> list[str]:
     """Refuse latents the model cannot decode; return warnings for doubtful ones.
 
-    ``z`` is ``(1, dims, frames)``.  More dims than ``full_latent_size`` is an
+    More dims than ``full_latent_size`` is an
     error; a count other than ``latent_size`` or metadata from another model
     is a warning (RAVE fills missing dims with noise).  A discrete model takes
     only codes: fewer than ``latent_size`` dims, or a value in its code dims
@@ -39,7 +48,7 @@ def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike
     model itself would clamp and truncate it silently).
     """
     m = model.info
-    dims = z.shape[1]
+    z, dims = latents.z, latents.dims
     name = Path(m.path).name
     if dims > m.full_latent_size:
         raise RavekitError(
@@ -59,14 +68,12 @@ def check_latents(z: np.ndarray, meta: dict, model: RaveModel, path: os.PathLike
     elif dims != m.latent_size:
         warnings.append(f"{path}: {dims} latent dims, the model's latent_size is {m.latent_size}"
                         + ("; the missing dims are filled with noise" if dims < m.latent_size else ""))
-    ratio = meta.get("ratio")
-    if isinstance(ratio, int) and ratio != m.ratio:
-        warnings.append(f"{path}: made for compression ratio {ratio}, the model's is {m.ratio}; "
-                        "timing will differ from the source")
-    made_by = (meta.get("model") or {}).get("sha256")
-    if made_by and m.sha256 and made_by != m.sha256:
-        warnings.append(f"{path}: encoded with {(meta.get('model') or {}).get('file', 'another model')}, "
-                        f"decoding with {Path(m.path).name}")
+    for found in latents.sidecar.mismatches(m, ("ratio", "model")):
+        if found.what == "ratio":
+            warnings.append(f"{path}: made for compression ratio {found.recorded}, the model's is {m.ratio}; "
+                            "timing will differ from the source")
+        else:
+            warnings.append(f"{path}: encoded with {found.recorded or 'another model'}, decoding with {name}")
     return warnings
 
 
@@ -101,40 +108,52 @@ class Decoder:
             "device": str(model.device),
         }
 
-    def _trim_to(self, meta: dict) -> int | None:
+    def _trim_to(self, sidecar: Sidecar) -> int | None:
         """Samples to keep (the source's length), or None to keep every decoded sample."""
         m = self.model.info
-        limit = (meta.get("source") or {}).get("samples") if self.trim else None
+        limit = sidecar.source_samples if self.trim else None
         # The source's length is counted at the encoding model's rate and ratio:
         # it only applies when this model shares them.
-        same_timing = meta.get("sr", m.sr) == m.sr and meta.get("ratio", m.ratio) == m.ratio
-        return int(limit) if isinstance(limit, int) and limit > 0 and same_timing else None
+        same_timing = sidecar.sr in (None, m.sr) and sidecar.ratio in (None, m.ratio)
+        return limit if same_timing else None
 
-    def decode_to_file(self, z: np.ndarray, meta: dict, out: os.PathLike | str, source: dict | None = None,
+    def decode(self, latents: Latents, progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+        """The audio of ``latents``, chunk by chunk: float32 ``(target_channels, n)`` at the model's sr.
+
+        Samples beyond the sidecar's ``source.samples`` (the padding of the
+        last frame) are cut when ``trim`` is on.  ``progress(seconds)`` is
+        called after every model call (see ``decode_chunks``).  The model's
+        ``RuntimeError`` goes through.
+        """
+        remaining = self._trim_to(latents.sidecar)
+        for block in decode_chunks(self.model, latents.z, self.seed, self.chunk, self.context, self.latency,
+                                   progress):
+            if remaining is not None:
+                block = block[:, :remaining]
+                remaining -= block.shape[1]
+            if block.shape[1]:
+                yield block
+
+    def decode_to_file(self, latents: Latents, out: os.PathLike | str, source: dict | None = None,
                        progress: Callable[[float], None] | None = None, extra: dict | None = None) -> Path:
-        """Decode ``z`` ``(1, dims, frames)`` into ``out`` at the model's sr, chunk by chunk.
+        """Decode ``latents`` into ``out`` (:meth:`decode`), block by block as they come.
 
-        Returns the path written.  Samples beyond ``meta['source']['samples']``
-        (the padding of the last frame) are cut when ``trim`` is on.  With
-        ``source`` (``records.source_identity`` of the latents), the record
-        ``out``'s ``.json`` is written too, after the audio (order in ``records``).
+        Returns the path written.  With ``source`` (``records.source_identity``
+        of the latents), the record ``out``'s ``.json`` is written too, after
+        the audio (order in ``records``).
         ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
         ``extra`` sections are added to the record as given (``transfer``: encoder, bending).
         """
         m = self.model.info
         out = Path(out)
-        remaining = trim_to = self._trim_to(meta)
-        frames = z.shape[2] * m.ratio if trim_to is None else min(trim_to, z.shape[2] * m.ratio)
+        trim_to = self._trim_to(latents.sidecar)
+        frames = latents.frames * m.ratio if trim_to is None else min(trim_to, latents.frames * m.ratio)
         if source is not None:
             discard_record(out)
         try:
             with AudioWriter(out, m.sr, m.target_channels, self.subtype, frames=frames, warn=self.warn) as writer:
-                for block in decode_chunks(self.model, z, self.seed, self.chunk, self.context, self.latency, progress):
-                    if remaining is not None:
-                        block = block[:, :remaining]
-                        remaining -= block.shape[1]
-                    if block.shape[1]:
-                        writer.write(block)
+                for block in self.decode(latents, progress):
+                    writer.write(block)
         except RuntimeError as exc:
             raise RavekitError(f"{out}: the model failed to decode ({first_line(exc)})") from None
         if source is not None:
@@ -143,7 +162,7 @@ class Decoder:
             record = make_record(
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
-                source={**source, "latent_dims": int(z.shape[1]), "latent_frames": int(z.shape[2])},
+                source={**source, "latent_dims": latents.dims, "latent_frames": latents.frames},
                 seed=self.seed, processing={**self.processing, "trimmed_to": trim_to}, output=output, **(extra or {}))
             write_json(record_path(out), record)
         return out
@@ -155,9 +174,9 @@ class Decoder:
         ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
         """
         source = self.source_of(path) if Path(path).exists() else None
-        z, meta = load_latents(path)
-        warnings = check_latents(z, meta, self.model, path)
-        return self.decode_to_file(z, meta, out, source, progress), warnings
+        latents = Latents.load(path)
+        warnings = check_latents(latents, self.model, path)
+        return self.decode_to_file(latents, out, source, progress), warnings
 
     def source_of(self, path: os.PathLike | str) -> dict:
         """What identifies input ``path`` in a record: the file and its sidecar (``records.source_identity``)."""

@@ -5,13 +5,14 @@
 >>> enc = Encoder(load_model("model.ts"))
 >>> for result in enc.encode_file("song.flac"):
 ...     print(result.suffix, result.z.shape)   # "" (1, latent_size, frames)
+...     result.save("song" + result.suffix + ".npy")   # the array and its sidecar
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +24,21 @@ from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.audio import AudioInfo, iter_audio, probe
 from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from ravekit.io.files import sha256_of
-from ravekit.io.latents import make_sidecar, read_sidecar
-from ravekit.io.records import settings_differences, stale_error
+from ravekit.io.latents import Latents, Sidecar, make_sidecar
+from ravekit.io.records import stale_error
 
 
 @dataclass
-class EncodedLatents:
-    """One pass of a file through the model.
+class EncodedLatents(Latents):
+    """The :class:`~ravekit.io.latents.Latents` of one pass of a file through the model.
 
-    ``z`` is float32 ``(1, latent_size, frames)``; ``suffix`` names the pass
-    (``""``, or ``.ch1``/``.ch2`` with ``channel_mode="split"``); ``meta`` is
-    the sidecar; ``warnings`` are messages for the user (also in the sidecar).
+    ``z`` is float32 ``(1, latent_size, frames)``, ``sidecar`` says how it was
+    made; ``suffix`` names the pass (``""``, or ``.ch1``/``.ch2`` with
+    ``channel_mode="split"``); ``warnings`` are messages for the user (also in the sidecar).
     """
 
-    suffix: str
-    z: np.ndarray
-    meta: dict
-    warnings: list[str]
+    suffix: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 class Encoder:
@@ -78,20 +77,18 @@ class Encoder:
             "device": str(model.device),
         }
 
-    def differences(self, meta: dict) -> list[str]:
-        """What in an earlier output's sidecar does not match this encoder's settings."""
-        return settings_differences(meta, self.model.info, self.seed, self.processing,
-                                    ("channel_mode", "channels", "chunk_frames"))
+    # The settings of ``processing`` that change the latents (the others are recorded only).
+    SETTINGS = ("channel_mode", "channels", "chunk_frames")
 
     @staticmethod
-    def source_changed(meta: dict, path: os.PathLike | str) -> bool:
+    def source_changed(sidecar: Sidecar, path: os.PathLike | str) -> bool:
         """Whether the audio at ``path`` differs from the file an earlier output's sidecar was encoded from.
 
         Size and mtime as recorded: taken as unchanged without reading the
         file; otherwise the sha256 decides (a copy with a new mtime is the same
         source).  Sidecars of older runs, without these fields, are not checked.
         """
-        old = meta.get("source") or {}
+        old = sidecar.source
         if not all(isinstance(old.get(k), t) for k, t in (("bytes", int), ("mtime_ns", int), ("sha256", str))):
             return False
         st = os.stat(path)
@@ -120,9 +117,10 @@ class Encoder:
         if not all(p.exists() for p in planned):
             return []
         for path in planned:
-            meta = read_sidecar(path)
-            changed = self.differences(meta)
-            causes = [f"{shown(source)} has changed since it was encoded"] * self.source_changed(meta, source)
+            sidecar = Sidecar.read(path)
+            changed = [str(found) for found in sidecar.mismatches(self.model.info, ("model", "seed", *self.SETTINGS),
+                                                                  self.seed, self.processing)]
+            causes = [f"{shown(source)} has changed since it was encoded"] * self.source_changed(sidecar, source)
             if changed or causes:
                 raise stale_error(path, changed, causes, source)
         return planned
@@ -240,4 +238,5 @@ class Encoder:
                 discrete=m.discrete, codebook_size=m.codebook_size,
             )
             # Once per file, not once per pass.
-            yield EncodedLatents(suffix, z, meta, [f"{path}: {warning}"] if warning and suffix == plan[0][0] else [])
+            yield EncodedLatents(z, Sidecar(meta), suffix=suffix,
+                                 warnings=[f"{path}: {warning}"] if warning and suffix == plan[0][0] else [])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from ravekit.engine.encode import Encoder
 from ravekit.engine.model import ModelInfo, RaveModel
 from ravekit.errors import RavekitError
 from ravekit.io.audio import AudioInfo
-from ravekit.io.latents import AUDIO_RATE_FLOOR, load_latents, read_sidecar, sidecar_path
+from ravekit.io.latents import AUDIO_RATE_FLOOR, Latents, Sidecar, sidecar_path
 from ravekit.io.latents import FORMAT as LATENTS_FORMAT
 from ravekit.io.records import source_identity
 
@@ -67,7 +68,7 @@ def input_kind(path: os.PathLike | str, wav_as: str = "auto", latent_size: int |
         return AUDIO
     if info.samplerate >= AUDIO_RATE_FLOOR:
         return AUDIO
-    if read_sidecar(p).get("format") == LATENTS_FORMAT or info.channels > 2 or info.channels == latent_size:
+    if Sidecar.read(p).format == LATENTS_FORMAT or info.channels > 2 or info.channels == latent_size:
         return LATENTS
     raise RavekitError(
         f"{p}: a {info.samplerate} Hz WAV of {info.channels} channel{'s' if info.channels > 1 else ''} without a "
@@ -179,11 +180,11 @@ class Transfer(Decoder):
         return {"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name,
                 "processing": self.encoder.processing}
 
-    def _bend(self, z: np.ndarray, path: os.PathLike | str) -> np.ndarray:
+    def _bend(self, latents: Latents, path: os.PathLike | str) -> Latents:
         if not self.bending.active:
-            return z
-        self.bending.check(z.shape[1], str(path))
-        return self.bending.apply(z)
+            return latents
+        self.bending.check(latents.dims, str(path))
+        return replace(latents, z=self.bending.apply(latents.z))
 
     def decode_file(self, path: os.PathLike | str, out: os.PathLike | str,
                     progress: Callable[[float], None] | None = None,
@@ -201,30 +202,29 @@ class Transfer(Decoder):
         source = self.source_of(path)
         extra = {"encoder": self._encoder_section(kind), "bending": self.bending.to_record()}
         if kind == LATENTS:
-            z, meta = load_latents(path)
-            z = self._bend(z, path)
-            warnings = check_latents(z, meta, self.model, path)
-            return self.decode_to_file(z, meta, out, source, progress, extra), warnings
+            latents = self._bend(Latents.load(path), path)
+            warnings = check_latents(latents, self.model, path)
+            return self.decode_to_file(latents, out, source, progress, extra), warnings
         if self.encoder is None:
             raise RavekitError(f"{path}: audio, but no model to encode it with; give --encoder")
         passes = list(self.encoder.encode_file(path, reading, progress))
-        encoded = passes[0]
-        z = self._bend(encoded.z, path)
+        encoded = self._bend(passes[0], path)
         # Only its errors matter (codes a discrete decoder cannot take): the pair was reported on once.
-        check_latents(z, {}, self.model, path)
-        made = encoded.meta["source"]
+        check_latents(Latents(encoded.z), self.model, path)
+        made = encoded.sidecar.source
         source = {**source, **{k: made[k] for k in ("sr", "channels", "channel_map", "samples", "duration")}}
-        return self.decode_to_file(z, self._timing(encoded.meta), out, source, progress, extra), encoded.warnings
+        return self.decode_to_file(self._timing(encoded), out, source, progress, extra), passes[0].warnings
 
-    def _timing(self, meta: dict) -> dict:
-        """The encoder's sidecar restated at the decoder's rate and ratio, so trimming cuts only the padding.
+    def _timing(self, latents: Latents) -> Latents:
+        """The encoder's latents restated at the decoder's rate and ratio, so trimming cuts only the padding.
 
         The source lasts ``samples / enc.ratio`` frames; at the decoder's ratio
         that is ``samples * dec.ratio / enc.ratio`` of its samples.
         """
-        m = self.model.info
-        samples = round(meta["source"]["samples"] * m.ratio / meta["ratio"])
-        return {**meta, "sr": m.sr, "ratio": m.ratio, "source": {**meta["source"], "samples": samples}}
+        m, side = self.model.info, latents.sidecar
+        samples = round(side.source["samples"] * m.ratio / side.raw["ratio"])
+        source = {**side.source, "samples": samples}
+        return replace(latents, sidecar=side.updated(sr=m.sr, ratio=m.ratio, source=source))
 
     def differences(self, record: dict, source: dict) -> list[str]:
         """``Decoder.differences``, plus the encoder (model, channels, chunking) and the bending."""
@@ -234,7 +234,7 @@ class Transfer(Decoder):
             found.append(f"encoder {old.get('file') or 'none'}")
         else:
             before, now = old.get("processing") or {}, new.get("processing") or {}
-            found.extend(f"encoder {key} {before[key]}" for key in ("channel_mode", "channels", "chunk_frames")
+            found.extend(f"encoder {key} {before[key]}" for key in Encoder.SETTINGS
                          if key in before and before[key] != now.get(key))
         bent = record.get("bending")
         if bent != self.bending.to_record():

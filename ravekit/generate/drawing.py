@@ -79,12 +79,14 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
 
 def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict,
                  warn: Warn | None = None) -> Path:
-    """Write ``array`` (``(frames, dims)``) as ``.npy`` ``(1, dims, frames)`` or as a latent WAV."""
-    from ravekit.io.latents import save_latent_wav, save_npy
+    """Write ``array`` (``(frames, dims)``) as ``.npy`` ``(1, dims, frames)`` or as a latent WAV, with its sidecar.
 
-    if embeddings:
-        return save_npy(path, array.T[None], meta)
-    return save_latent_wav(path, array.T, sr, ratio, meta, double=double, warn=warn)
+    ``path``'s ending chooses (:meth:`~ravekit.io.latents.Latents.save`): callers name ``.npy`` files
+    with ``embeddings`` and ``.wav`` files without.
+    """
+    from ravekit.io.latents import Latents, Sidecar
+
+    return Latents(array.T[None], Sidecar(meta)).save(path, double=double, warn=warn, rate=round(sr / ratio))
 
 
 def generate_files(*, module, pattern: str, stats, distribution: str, iqr: bool, k: int, num_loops: int,

@@ -13,20 +13,41 @@ latent WAV
 Either may have a JSON sidecar with the same stem (``song.npy`` ->
 ``song.json``) holding what the array alone cannot say: the exact latent
 rate, the model, the source and the seed.  Readers work without it.
+
+:class:`Latents` is the artifact: the array and its :class:`Sidecar`, read
+and written as one (``Latents.load``, ``Latents.save``), with the one rule
+that says how it differs from a model or a run (``Sidecar.mismatches``).
+The containers themselves are in :mod:`ravekit.io.latent_arrays`.
 """
+
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ravekit import __version__
 from ravekit.choices import LATENT_EXTENSIONS  # noqa: F401 (re-exported)
 from ravekit.errors import RavekitError
-from ravekit.io.files import atomic_write, read_json, write_json
+from ravekit.io.files import read_json, write_json
+from ravekit.io.latent_arrays import (  # noqa: F401 (re-exported: the readers' checks)
+    AUDIO_RATE_FLOOR,
+    check_array,
+    check_latent_wav_rate,
+    load_npy,
+    read_latent_wav,
+    write_latent_wav,
+    write_npy,
+)
+from ravekit.io.records import Mismatch, mismatches
+
+if TYPE_CHECKING:
+    from ravekit.engine.model import ModelInfo
 
 FORMAT = "ravekit.latents"
 FORMAT_VERSION = 1
@@ -71,147 +92,193 @@ def make_sidecar(*, sr: int, ratio: int, latent_dims: int, frames: int, n_channe
     return meta
 
 
+def _whole(value: object) -> int | None:
+    """``value`` when it is a whole number (not a bool), else None: what a hand-edited sidecar may hold."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """The sidecar of a latent file, with typed access to what readers use.
+
+    ``raw`` is the JSON as read or made (:func:`make_sidecar`), every key
+    kept, so that a sidecar read and written again is the same.  An empty
+    ``raw`` is no sidecar (files from other tools): none is written for it.
+    A field of the wrong type reads as absent.
+    """
+
+    raw: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: os.PathLike | str) -> Sidecar:
+        """The sidecar of latent file ``path`` (empty when there is none), refusing a newer format."""
+        side = sidecar_path(path)
+        if not side.exists():
+            return cls()
+        meta = read_json(side)
+        version = meta.get("format_version", 1)
+        if meta.get("format") == FORMAT and isinstance(version, int) and version > FORMAT_VERSION:
+            raise RavekitError(f"{side}: written by a newer ravekit (format {version}); upgrade ravekit")
+        return cls(meta)
+
+    def write(self, path: os.PathLike | str) -> Path:
+        """Write it beside latent file ``path``, atomically; returns the sidecar's path."""
+        return write_json(sidecar_path(path), self.raw)
+
+    def updated(self, **changes: object) -> Sidecar:
+        """A copy with ``changes`` as top-level keys."""
+        return Sidecar({**self.raw, **changes})
+
+    @property
+    def format(self) -> str | None:
+        """``ravekit.latents`` for sidecars written by ravekit."""
+        value = self.raw.get("format")
+        return value if isinstance(value, str) else None
+
+    @property
+    def sr(self) -> int | None:
+        """The audio sample rate of the model the latents belong to, Hz."""
+        return _whole(self.raw.get("sr"))
+
+    @property
+    def ratio(self) -> int | None:
+        """Audio samples per latent frame of that model."""
+        return _whole(self.raw.get("ratio"))
+
+    @property
+    def seed(self) -> int | None:
+        """The seed the latents were made with."""
+        return _whole(self.raw.get("seed"))
+
+    @property
+    def model(self) -> dict:
+        """The model that made them: ``file``, ``sha256``, ``original_name`` (``{}`` if unknown)."""
+        value = self.raw.get("model")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def source(self) -> dict:
+        """What they were made from (``file``, ``samples``, ``duration``, ...; ``{}`` if unknown)."""
+        value = self.raw.get("source")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def processing(self) -> dict:
+        """The settings that, with the seed and the model, reproduce them (``{}`` if unknown)."""
+        value = self.raw.get("processing")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def source_samples(self) -> int | None:
+        """The source's length in samples at the model's rate, when known: what the decoder trims to."""
+        samples = _whole(self.source.get("samples"))
+        return samples if samples is not None and samples > 0 else None
+
+    def mismatches(self, model: ModelInfo, compare: Iterable[str], seed: int | None = None,
+                   processing: dict | None = None) -> list[Mismatch]:
+        """What of ``compare`` (``model``, ``ratio``, ``seed``, ``processing`` keys) differs from ``model``
+        and a run's ``seed`` and ``processing``, in that order (:func:`ravekit.io.records.mismatches`).
+
+        The encoder's resume compares the model, seed and its settings; the
+        decoder's check of latents the ratio and the model.
+        """
+        return mismatches(self.raw, model, compare, seed, processing)
+
+
+@dataclass
+class Latents:
+    """A latent array with its sidecar: what encoder.py yields and writes, decoder.py reads and decodes.
+
+    Attributes
+    ----------
+    z : np.ndarray, float32, shape ``(1, latent_dims, frames)``
+    sidecar : :class:`Sidecar` (empty when the file had none)
+    header_rate : int or None
+        The header rate of a latent WAV read from disk (``round(sr / ratio)``); None otherwise.
+    """
+
+    z: np.ndarray
+    sidecar: Sidecar = field(default_factory=Sidecar)
+    header_rate: int | None = None
+
+    @property
+    def dims(self) -> int:
+        """Latent dims (``z.shape[1]``)."""
+        return int(self.z.shape[1])
+
+    @property
+    def frames(self) -> int:
+        """Latent frames (``z.shape[2]``)."""
+        return int(self.z.shape[2])
+
+    @classmethod
+    def load(cls, path: os.PathLike | str) -> Latents:
+        """Read ``.npy`` (never unpickling) or latent WAV, and its sidecar (:meth:`Sidecar.read`).
+
+        Raises ``RavekitError`` naming the file for anything that is not latents.
+        """
+        p = Path(path)
+        if p.suffix.lower() == ".wav":
+            z, rate = read_latent_wav(p)
+            return cls(z, Sidecar.read(p), rate)
+        z = load_npy(p)
+        return cls(z, Sidecar.read(p))
+
+    def save(self, path: os.PathLike | str, *, double: bool = False, warn: Callable[[str], None] | None = None,
+             rate: int | None = None) -> Path:
+        """Write ``path``: a latent WAV when it ends in ``.wav``, else ``.npy``; returns the path.
+
+        The sidecar (when not empty) is written first, so that an existing
+        ``.npy`` always has its sidecar (resumed runs treat the ``.npy`` as the
+        mark of a finished file); each write is atomic.  A WAV's header rate is
+        ``rate``, by default ``round(sr / ratio)`` from the sidecar (the exact
+        rate stays in the sidecar); ``double`` writes 64-bit floats, which Pure
+        Data cannot read, and ``warn`` hears when the length needs RF64.
+        """
+        if Path(path).suffix.lower() != ".wav":
+            return self._write(path, None)
+        if rate is None:
+            sr, ratio = self.sidecar.sr, self.sidecar.ratio
+            if not sr or not ratio:
+                raise RavekitError(f"{path}: a latent WAV's header needs the sample rate and ratio, and the "
+                                   "sidecar has none; save as .npy or give the rate")
+            rate = round(sr / ratio)
+        return self._write(path, max(1, int(rate)), double, warn)
+
+    def _write(self, path: os.PathLike | str, rate: int | None, double: bool = False,
+               warn: Callable[[str], None] | None = None) -> Path:
+        """The one writer: ``.npy`` when ``rate`` is None, else a latent WAV at that header rate."""
+        z = check_array(np.asarray(self.z), path)
+        if self.sidecar.raw:
+            self.sidecar.write(path)
+        return write_npy(path, z) if rate is None else write_latent_wav(path, z, rate, double, warn)
+
+
+# Functions over bare arrays and dicts, for callers that hold those (pooling, patterns, tests).
+
 def read_sidecar(path: os.PathLike | str) -> dict:
     """The sidecar of a latent file, or ``{}`` when there is none (UnRAVEl files)."""
-    side = sidecar_path(path)
-    if not side.exists():
-        return {}
-    meta = read_json(side)
-    version = meta.get("format_version", 1)
-    if meta.get("format") == FORMAT and isinstance(version, int) and version > FORMAT_VERSION:
-        raise RavekitError(f"{side}: written by a newer ravekit (format {version}); upgrade ravekit")
-    return meta
-
-
-def _check_array(z: np.ndarray, path: os.PathLike | str) -> np.ndarray:
-    """Validate and normalise to float32 ``(1, dims, frames)``."""
-    if z.dtype.kind not in "fiu":
-        raise RavekitError(f"{path}: latents must be numbers, found dtype {z.dtype}; re-encode the audio")
-    if z.ndim == 2:
-        z = z[None]
-    if z.ndim != 3 or z.shape[0] != 1:
-        raise RavekitError(
-            f"{path}: latents have shape {z.shape}; expected (1, latent_dims, frames) or (latent_dims, frames)"
-        )
-    if z.shape[1] == 0 or z.shape[2] == 0:
-        raise RavekitError(f"{path}: latents are empty (shape {z.shape}); re-encode the audio")
-    z = np.ascontiguousarray(z, dtype=np.float32)
-    if not np.isfinite(z).all():
-        raise RavekitError(f"{path}: latents contain NaN or infinite values; regenerate the file")
-    return z
-
-
-def load_npy(path: os.PathLike | str) -> np.ndarray:
-    """Read a ``.npy`` latent array as float32 ``(1, dims, frames)``, never unpickling."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-    except FileNotFoundError:
-        raise RavekitError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise RavekitError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    if magic != b"\x93NUMPY":
-        # numpy would call any such file "pickled data": name what it really is.
-        what = "an .npz archive" if magic.startswith(b"PK") else "not a .npy file (no NumPy header)"
-        raise RavekitError(f"{path}: {what}; pass .npy latents written by encoder.py or np.save")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise RavekitError(f"{path}: file not found") from None
-    except ValueError as exc:
-        reason = "it holds pickled objects, which are never loaded" if "pickle" in str(exc) else str(exc)
-        raise RavekitError(f"{path}: not a plain numeric .npy array ({reason}); re-encode the audio") from None
-    except (OSError, EOFError) as exc:
-        raise RavekitError(f"{path}: cannot read the .npy file ({exc}); it may be truncated") from None
-    return _check_array(z, path)
-
-
-# Latent rates are sr / ratio: tens of Hz (at most a few hundred for any real
-# ratio). A WAV whose header says more is audio, and decoding it as latents
-# would write hours of noise.
-AUDIO_RATE_FLOOR = 4000
-
-
-def check_latent_wav_rate(path: os.PathLike | str, rate: int) -> None:
-    """Refuse a WAV whose header rate says it holds audio, not latents."""
-    if rate >= AUDIO_RATE_FLOOR:
-        raise RavekitError(f"{path}: a WAV at {rate} Hz is audio, not latents; encode it with encoder.py first "
-                           "(or leave .wav out of --extensions)")
-
-
-def read_latent_wav(path: os.PathLike | str) -> tuple[np.ndarray, int]:
-    """Read a latent WAV: returns float32 ``(1, dims, frames)`` and the header rate."""
-    import soundfile as sf
-
-    from ravekit.io.audio import truncated_error
-    from ravekit.io.header import truncation
-
-    try:
-        rate = sf.info(str(path)).samplerate
-        check_latent_wav_rate(path, rate)
-        cut = truncation(path)
-        if cut:
-            raise truncated_error(path, *cut, rate, "write it again (generator.py) or copy it again")
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except RavekitError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - soundfile raises several types
-        raise RavekitError(f"{path}: cannot read the latent WAV ({exc}); is it a WAV written by generator.py?") \
-            from None
-    return _check_array(data.T[None], path), int(rate)
+    return Sidecar.read(path).raw
 
 
 def load_latents(path: os.PathLike | str) -> tuple[np.ndarray, dict]:
-    """Read latents from ``.npy`` or latent WAV, with their sidecar.
-
-    Returns
-    -------
-    z : float32 array, shape ``(1, latent_dims, frames)``
-    meta : the sidecar dict (``{}`` if absent); for WAVs, ``header_rate`` is added.
-    """
-    p = Path(path)
-    if p.suffix.lower() == ".wav":
-        z, rate = read_latent_wav(p)
-        meta = dict(read_sidecar(p))
-        meta.setdefault("header_rate", rate)
-    else:
-        z = load_npy(p)
-        meta = read_sidecar(p)
-    return z, meta
+    """:meth:`Latents.load` as ``(z, meta)``: for WAVs, ``header_rate`` is added to ``meta``."""
+    latents = Latents.load(path)
+    if latents.header_rate is None:
+        return latents.z, latents.sidecar.raw
+    meta = dict(latents.sidecar.raw)
+    meta.setdefault("header_rate", latents.header_rate)
+    return latents.z, meta
 
 
 def save_npy(path: os.PathLike | str, z: np.ndarray, meta: dict | None = None) -> Path:
-    """Write ``z`` (``(1, dims, frames)``) as float32 ``.npy`` plus its sidecar, atomically.
-
-    The sidecar goes first so that an existing ``.npy`` always has its sidecar
-    (resumed runs treat the ``.npy`` as the mark of a finished file).
-    """
-    z = _check_array(np.asarray(z), path)
-    if meta is not None:
-        write_json(sidecar_path(path), meta)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, z, allow_pickle=False)
-
-    return atomic_write(path, write)
+    """Write ``z`` (``(1, dims, frames)``) as float32 ``.npy`` plus its sidecar ``meta``, atomically."""
+    return Latents(z, Sidecar(meta or {}))._write(path, None)
 
 
 def save_latent_wav(path: os.PathLike | str, z: np.ndarray, sr: int, ratio: int,
                     meta: dict | None = None, double: bool = False,
                     warn: Callable[[str], None] | None = None) -> Path:
-    """Write ``z`` (``(1, dims, frames)`` or ``(dims, frames)``) as a latent WAV.
-
-    The header rate is ``round(sr / ratio)``; the exact rate goes in the
-    sidecar.  32-bit float by default: Pure Data 0.53 cannot read 64-bit WAVs.
-    The same array always gives the same bytes (``audio_write.save_audio``);
-    ``warn`` hears when the length needs RF64.
-    """
-    from ravekit.io.writer import save_audio
-
-    z = _check_array(np.asarray(z), path)
-    rate = max(1, int(round(sr / ratio)))
-    if meta is not None:
-        write_json(sidecar_path(path), meta)
-    return save_audio(path, z[0].astype(np.float64 if double else np.float32), rate,
-                      "DOUBLE" if double else "FLOAT", warn=warn)
+    """Write ``z`` (``(1, dims, frames)`` or ``(dims, frames)``) as a latent WAV at header rate
+    ``round(sr / ratio)``, plus its sidecar ``meta`` (see :meth:`Latents.save`)."""
+    return Latents(z, Sidecar(meta or {}))._write(path, max(1, int(round(sr / ratio))), double, warn)

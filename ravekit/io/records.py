@@ -19,11 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ravekit import __version__
 from ravekit.errors import RavekitError
 from ravekit.io.files import read_json, sha256_of
+
+if TYPE_CHECKING:
+    from ravekit.engine.model import ModelInfo
 
 FORMAT = "ravekit.io.audio"
 FORMAT_VERSION = 1
@@ -58,23 +64,55 @@ def make_record(*, created_by: str, sr: int, channels: int, model: dict | None, 
     return record
 
 
-def settings_differences(record: dict, model, seed: int | None, processing: dict, keys: tuple[str, ...]) -> list[str]:
-    """The settings in an earlier output's sidecar or record that differ from this run's, as ``"seed 1"``.
+@dataclass(frozen=True)
+class Mismatch:
+    """One way an earlier output differs from this run: ``what`` (``model``, ``ratio``, ``seed``
+    or a ``processing`` key) and the value the output records; ``str`` gives ``"seed 1"``."""
 
-    ``model`` is this run's :class:`~ravekit.engine.model.ModelInfo`; of
-    ``processing`` only ``keys`` are compared, and only where the record has
-    them (records of older versions lack some).  The encoder's resume and the
-    decoder's share this rule.
+    what: str
+    recorded: object
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.recorded}"
+
+
+def mismatches(record: dict, model: ModelInfo, compare: Iterable[str], seed: int | None = None,
+               processing: dict | None = None) -> list[Mismatch]:
+    """What in a latents sidecar or an output's record differs from ``model`` and a run's settings.
+
+    ``compare`` names what to look at, in the order reported: ``model`` (by
+    sha256, when both know it; ``recorded`` is the file name), ``ratio`` (when
+    the record has a whole number), ``seed``, and keys of ``processing``
+    (only where the record has them: records of older versions lack some).
+    The encoder's resume, the decoder's checks of latents and its resume share this rule.
     """
-    old_model = (record.get("model") or {}).get("sha256")
+    old_model = record.get("model") or {}
     old = record.get("processing") or {}
     found = []
-    if old_model and model.sha256 and old_model != model.sha256:
-        found.append(f"model {(record.get('model') or {}).get('file')}")
-    if record.get("seed") != seed:
-        found.append(f"seed {record.get('seed')}")
-    found += [f"{key} {old[key]}" for key in keys if key in old and old[key] != processing[key]]
+    for what in compare:
+        if what == "model":
+            sha = old_model.get("sha256")
+            if sha and model.sha256 and sha != model.sha256:
+                found.append(Mismatch(what, old_model.get("file")))
+        elif what == "ratio":
+            ratio = record.get("ratio")
+            if isinstance(ratio, int) and ratio != model.ratio:
+                found.append(Mismatch(what, ratio))
+        elif what == "seed":
+            if record.get("seed") != seed:
+                found.append(Mismatch(what, record.get("seed")))
+        elif what in old and old[what] != (processing or {}).get(what):
+            found.append(Mismatch(what, old[what]))
     return found
+
+
+def settings_differences(record: dict, model: ModelInfo, seed: int | None, processing: dict,
+                         keys: tuple[str, ...]) -> list[str]:
+    """The model, seed and ``keys`` of ``processing`` that differ in an earlier output's record, as ``"seed 1"``.
+
+    ``model`` is this run's :class:`~ravekit.engine.model.ModelInfo` (see :func:`mismatches`).
+    """
+    return [str(found) for found in mismatches(record, model, ("model", "seed", *keys), seed, processing)]
 
 
 def read_record(path: os.PathLike | str) -> dict | None:

@@ -52,8 +52,7 @@ def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Pat
     for model_path, out in zip(models, outputs):
         model = load_model(model_path, device, checksum=False)
         for encoded in Encoder(model, seed, "auto", chunk_seconds).encode_file(audio):
-            written.append(Decoder(model, seed, chunk_seconds=chunk_seconds, warn=warn).decode_to_file(
-                encoded.z, encoded.meta, out))
+            written.append(Decoder(model, seed, chunk_seconds=chunk_seconds, warn=warn).decode_to_file(encoded, out))
         del model
         gc.collect()
     return written
