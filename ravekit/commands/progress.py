@@ -66,6 +66,8 @@ class Progress:
         self.stream.flush()
 
     def _draw(self) -> None:
+        if self.bar is None:
+            return
         # Rounded, so the bar reads "12.5/60.0" rather than float noise.
         self.bar.total = round(self.total, 1) if self.total else None
         self.bar.n = round(min(self.done, self.total or self.done), 1)

@@ -81,8 +81,8 @@ def needs_quartiles(distribution: str, iqr: bool) -> bool:
 def centre_and_scale(stats: Stats, iqr: bool) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, std)`` or, with ``iqr``, ``(median, robust_std)``; shapes ``(dims,)``."""
     if iqr:
-        scale = stats.robust_std  # raises a clear error when there are no quartiles
-        return stats.median, scale
+        median, _, _ = stats.quartiles()  # raises a clear error when there are no quartiles
+        return median, stats.robust_std
     return stats.mean, stats.std
 
 

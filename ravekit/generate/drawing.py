@@ -56,7 +56,7 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
     except (TypeError, ValueError):  # ragged lists, objects numpy cannot hold in one array
         arr = None
     numeric = arr is not None and arr.dtype.kind in "biuf"
-    if not numeric or arr.ndim != 2 or arr.shape[1] != stats.latent_dims or arr.shape[0] < 1:
+    if arr is None or not numeric or arr.ndim != 2 or arr.shape[1] != stats.latent_dims or arr.shape[0] < 1:
         got = type(out).__name__
         if arr is not None and not (arr.ndim == 0 and arr.dtype.kind == "O"):  # not a bare object such as None
             got += f" of shape {arr.shape}" + ("" if numeric else f" and dtype {arr.dtype}")

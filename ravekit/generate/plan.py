@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from ravekit.commands.flags import check_seed
 from ravekit.errors import RavekitError
@@ -40,9 +41,9 @@ def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, rati
             raise RavekitError(f"--{flag} {value}: must be 1 or more", 2)
     if bpm is not None and not (math.isfinite(bpm) and bpm > 0):
         raise RavekitError(f"--bpm {bpm:g}: give a positive tempo in beats per minute, e.g. --bpm 120", 2)
-    for flag, value in (("--sample_rate", sample_rate), ("--ratio", ratio)):
-        if value is not None and value <= 0:
-            raise RavekitError(f"{flag} {value}: must be a positive whole number", 2)
+    for flag, given in (("--sample_rate", sample_rate), ("--ratio", ratio)):
+        if given is not None and given <= 0:
+            raise RavekitError(f"{flag} {given}: must be a positive whole number", 2)
     check = getattr(pattern_module, "check_options", None)
     if check is not None:
         try:
@@ -51,7 +52,7 @@ def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, rati
             raise RavekitError(str(exc), 2) from None
 
 
-def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Iterable[str] | None = None,
+def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: TextIO | None = None,
                   exclude_dir: os.PathLike | str | None = None, null: bool = False) -> list[Path]:
     """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin,
     NUL-separated with ``null``).
@@ -90,8 +91,9 @@ def resolve_rate(sample_rate: int | None, ratio: int | None, model_info: tuple[i
         missing = " and ".join(x for x, v in (("--sample_rate", sr), ("--ratio", rt)) if v is None)
         raise RavekitError(f"the inputs have no sidecar saying the model's sample rate and ratio; pass --model "
                            f"MODEL.ts or {missing} (e.g. --sample_rate 44100 --ratio 2048)", 2)
-    if None not in data_rate and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
-        warn(f"the inputs were made at sr {data_rate[0]} / ratio {data_rate[1]}, but {sr} / {rt} is used "
+    data_sr, data_ratio = data_rate
+    if data_sr is not None and data_ratio is not None and (int(data_sr), int(data_ratio)) != (int(sr), int(rt)):
+        warn(f"the inputs were made at sr {data_sr} / ratio {data_ratio}, but {sr} / {rt} is used "
              "as given; tempi follow the latter")
     if int(sr) <= 0 or int(rt) <= 0:
         raise RavekitError(f"sample rate {sr} and ratio {rt} must be positive", 2)
@@ -148,7 +150,7 @@ def check_kind(stats, info, model_file: str | None) -> None:
 
 
 def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: Sequence[str],
-              stdin: Iterable[str] | None, null: bool = False) -> tuple[int | None, int | None]:
+              stdin: TextIO | None, null: bool = False) -> tuple[int | None, int | None]:
     """``(sr, ratio)`` the data says: the stats file, else the first input's sidecar."""
     if stats_file:
         from ravekit.generate.stats import load_stats
@@ -225,7 +227,9 @@ def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None],
     """
     from ravekit.io.latents import read_sidecar
 
-    dims, rate, discrete = None, (None, None), None
+    dims: int | None = None
+    rate: tuple[int | None, int | None] = (None, None)
+    discrete: bool | None = None
     for f in files:
         meta = read_sidecar(f)
         if dims is None and isinstance(meta.get("latent_dims"), int):

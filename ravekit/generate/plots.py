@@ -47,7 +47,8 @@ def plot_distributions(stats: Stats, path: Path) -> Path:
     dims = np.arange(1, stats.latent_dims + 1)
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * stats.latent_dims + 2), 4))
     if stats.has_quartiles:
-        boxes = [dict(med=stats.median[d], q1=stats.q1[d], q3=stats.q3[d],
+        median, q1, q3 = stats.quartiles()
+        boxes = [dict(med=median[d], q1=q1[d], q3=q3[d],
                       whislo=max(stats.lower_fence[d], stats.min[d]),
                       whishi=min(stats.upper_fence[d], stats.max[d]), fliers=[], label=str(d + 1))
                  for d in range(stats.latent_dims)]

@@ -206,7 +206,7 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
             elif (int(file_sr), int(file_ratio)) != (sr, ratio) and warn:
                 warn(f"{p}: made at sr {file_sr} / ratio {file_ratio}, not {sr} / {ratio} like earlier inputs; "
                      "pooling latents of different models")
-        if hist is not None:
+        if hist is not None and codebook_size:
             check_codes(x, codebook_size, p, f"a codebook of {codebook_size}",
                         "analyse only codes encoded by one discrete model")
             hist += histogram(x, codebook_size)

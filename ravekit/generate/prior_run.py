@@ -15,8 +15,9 @@ written.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -87,7 +88,8 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
     if not files:
         z = silence_prompt(model, seed)
         return z, {"source": "silence", "frames": SILENCE_FRAMES, "encoded_by": Path(model.info.path).name}
-    tail, record = np.zeros((p.latent_size, 0), dtype=np.float32), []
+    tail = np.zeros((p.latent_size, 0), dtype=np.float32)
+    record: list[dict[str, Any]] = []
     for f in files:
         audio = is_audio(f)
         if audio:
@@ -113,7 +115,7 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
 
 
 def run(*, module, pattern: str, options: dict, prior_file: str, temperature: float, inputs: Sequence[str] | None,
-        stats_file: str | None, distribution: str | None, extensions: Sequence[str], stdin: Iterable[str] | None,
+        stats_file: str | None, distribution: str | None, extensions: Sequence[str], stdin: TextIO | None,
         output: Path, seed: int, iqr: bool, smoothing: float, num_latents: int, bpm: float | None, num_loops: int,
         num_files: int, embeddings: bool, double: bool, plot: bool, model_file: str | None, max_frames: int,
         warn: Warn, info: Warn, on_output: Callable[[Path], None], force: bool = False, null: bool = False,

@@ -237,7 +237,7 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     summary["cache_mb"] = sum(ins.state_dict[k].numel() * ins.state_dict[k].element_size() for k in caches) / MB
     fid = ins.state_dict.get("fidelity")
     summary["fidelity"] = fidelity_dims(fid)
-    summary["fidelity_of_dims"] = int(fid.numel()) if summary["fidelity"] else None
+    summary["fidelity_of_dims"] = int(fid.numel()) if summary["fidelity"] and fid is not None else None
     if isinstance(fid, torch.Tensor) and summary["fidelity"] is None:
         if summary.get("original_name") == "DiscreteScriptedRAVE" and not fid.any():
             ins.notes.append("discrete model: its latents are codebook indices, with no PCA, so no fidelity levels")

@@ -206,6 +206,7 @@ def _ffmpeg_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
     cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", info.path, "-map", "0:a:0",
            "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
     frame_bytes = 4 * info.channels
     try:
         while True:

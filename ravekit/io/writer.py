@@ -17,12 +17,16 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ravekit.choices import WAV_SUBTYPES
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_path, write_error
+
+if TYPE_CHECKING:
+    from soundfile import SoundFile
 
 SUBTYPES = WAV_SUBTYPES
 SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
@@ -103,7 +107,12 @@ class AudioWriter:
         self._limit = (WAV_MAX_BYTES - HEADER_ALLOWANCE) if self.container == "WAV" else None
         self.frames, self.peak, self.clipped = 0, 0.0, 0
         self.summary: dict | None = None
-        self._file = None
+        self._file: SoundFile | None = None
+
+    def _open_file(self) -> SoundFile:
+        if self._file is None:
+            raise RuntimeError("AudioWriter writes only inside its with block")
+        return self._file
 
     def __enter__(self) -> AudioWriter:
         import soundfile as sf
@@ -136,13 +145,13 @@ class AudioWriter:
         import soundfile as sf
 
         try:
-            self._file.write(np.ascontiguousarray(block.T))
+            self._open_file().write(np.ascontiguousarray(block.T))
         except (sf.LibsndfileError, OSError) as exc:
             raise write_error(self.path, _libsndfile_reason(self._file, exc)) from None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._file.close()  # rewrites the header: may fail on a full disk too
+            self._open_file().close()  # rewrites the header: may fail on a full disk too
         except Exception as close_exc:  # noqa: BLE001 - libsndfile's errors are of several types
             if exc is None:
                 exc = write_error(self.path, _libsndfile_reason(None, close_exc))
@@ -151,7 +160,6 @@ class AudioWriter:
         self._atomic.__exit__(exc_type, exc, tb)  # renames into place, or removes the partial file
         if exc is None:
             self._finish()
-        return False
 
     def _finish(self) -> None:
         total = self.frames * self.channels

@@ -29,6 +29,8 @@ def linear_merge(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> t
             continue
         term = t.detach().double() * w
         acc = term if acc is None else acc + term
+    if acc is None:
+        raise ValueError("linear_merge needs at least one weight above 0")
     return acc.to(tensors[0].dtype)
 
 
@@ -71,4 +73,6 @@ def slerp_merge(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> tu
         acc, fb = slerp_pair(acc, x, acc_w, w)
         fell_back |= fb
         acc_w += w
+    if acc is None:
+        raise ValueError("slerp_merge needs at least one tensor")
     return acc.to(tensors[0].dtype), fell_back
