@@ -26,23 +26,23 @@ class Cache(nn.Module):
 
     cache: torch.Tensor  # a buffer (STREAM_BATCH, latent_dims, 1)
 
-    def __init__(self, dims: int):
+    def __init__(self, latent_dims: int):
         super().__init__()
-        self.register_buffer("cache", torch.full((STREAM_BATCH, dims, 1), -3.0))
+        self.register_buffer("cache", torch.full((STREAM_BATCH, latent_dims, 1), -3.0))
 
 
 class SpectralEncoder(nn.Module):
-    def __init__(self, sr: int, ratio: int, dims: int, streaming: bool):
+    def __init__(self, sr: int, ratio: int, latent_dims: int, streaming: bool):
         super().__init__()
         self.ratio = ratio
         freqs = torch.arange(ratio // 2 + 1, dtype=torch.float32) * sr / ratio
-        edges = band_edges(sr, dims)
+        edges = band_edges(sr, latent_dims)
         masks = ((freqs[:, None] >= edges[None, :-1]) & (freqs[:, None] < edges[None, 1:])).float()
         masks[-1, -1] = 1.0  # Nyquist belongs to the top band
         self.bands = nn.Parameter(masks / masks.sum(0, keepdim=True).clamp(min=1.0))
         # Non-causal smoothing (previous, current, next frame); causal when streaming.
         kernel = torch.tensor([0.25, 0.5, 0.25]) if not streaming else torch.tensor([0.5, 0.5, 0.0])
-        self.smooth = nn.Parameter(kernel.view(1, 1, 3).repeat(dims, 1, 1))
+        self.smooth = nn.Parameter(kernel.view(1, 1, 3).repeat(latent_dims, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, samples = x.shape[0], x.shape[-1]
@@ -52,7 +52,7 @@ class SpectralEncoder(nn.Module):
         spec = torch.fft.rfft(mono.reshape(batch, frames, self.ratio), dim=-1)
         power = spec.real**2 + spec.imag**2
         power = power * (2.0 / self.ratio)
-        energy = torch.matmul(power, self.bands)  # (batch, frames, dims)
+        energy = torch.matmul(power, self.bands)  # (batch, frames, latent_dims)
         z = torch.log(energy + 1e-6).transpose(1, 2)
         return nn.functional.conv1d(self.pad_frames(z), self.smooth, groups=z.shape[1])
 
@@ -64,9 +64,9 @@ class SpectralEncoder(nn.Module):
 class StreamingSpectralEncoder(SpectralEncoder):
     """Causal smoothing whose previous frame comes from a cache buffer."""
 
-    def __init__(self, sr: int, ratio: int, dims: int):
-        super().__init__(sr, ratio, dims, streaming=True)
-        self.smooth_cache = Cache(dims)
+    def __init__(self, sr: int, ratio: int, latent_dims: int):
+        super().__init__(sr, ratio, latent_dims, streaming=True)
+        self.smooth_cache = Cache(latent_dims)
 
     def pad_frames(self, z: torch.Tensor) -> torch.Tensor:
         batch = z.shape[0]
@@ -79,19 +79,19 @@ class StreamingSpectralEncoder(SpectralEncoder):
 class NoiseDecoder(nn.Module):
     edges: torch.Tensor  # a buffer: band edges in Hz, (latent_dims + 1,)
 
-    def __init__(self, sr: int, ratio: int, dims: int):
+    def __init__(self, sr: int, ratio: int, latent_dims: int):
         super().__init__()
         self.sr = sr
         self.ratio = ratio
-        self.register_buffer("edges", band_edges(sr, dims))
-        self.gain = nn.Parameter(torch.ones(dims))
+        self.register_buffer("edges", band_edges(sr, latent_dims))
+        self.gain = nn.Parameter(torch.ones(latent_dims))
         self.level = LEVEL
         # 1 keeps the output within +-1; an edited model (as users make) may turn it up.
         # A plain attribute, not a buffer, so the state_dict stays that of the plain vocoder.
         self.out_gain = 1.0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        batch, dims, frames = z.shape
+        batch, latent_dims, frames = z.shape
         samples = frames * self.ratio
         amp = torch.exp(0.5 * z.clamp(max=20.0)) * self.gain.view(1, -1, 1)
         amp = nn.functional.interpolate(amp, size=samples, mode="linear", align_corners=False)
@@ -130,8 +130,8 @@ class Delay(nn.Module):
 class StreamingNoiseDecoder(NoiseDecoder):
     """The noise vocoder, ``latency`` samples late."""
 
-    def __init__(self, sr: int, ratio: int, dims: int, latency: int):
-        super().__init__(sr, ratio, dims)
+    def __init__(self, sr: int, ratio: int, latent_dims: int, latency: int):
+        super().__init__(sr, ratio, latent_dims)
         self.delay = Delay(latency)
 
     def finish(self, y: torch.Tensor) -> torch.Tensor:

@@ -160,14 +160,37 @@ def build_demo_model(path: str | Path, *, sr: int = 44100, ratio: int = 2048, la
                      channels: int = 1, streaming: bool = False, rave_name: bool = False,
                      gain_seed: int | None = None, decode_latency: int = 0, discrete: bool = False,
                      codebook_size: int = 64) -> Path:
-    """Script and save a demo model; returns its path.
+    """Script and save a demo model.
 
-    ``rave_name`` gives it the ``original_name`` of a real export.
-    ``gain_seed`` randomises the decoder's band gains, to get two models of one
-    architecture with different weights.  ``decode_latency`` (samples, with
-    ``streaming``) makes decode that late, as a streaming export's is.
-    ``discrete`` makes a ``DiscreteScriptedRAVE`` whose latents are codes
-    ``0 .. codebook_size - 1``.
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Where to save the TorchScript file.
+    sr : int > 0
+        Sample rate in Hz.
+    ratio : int > 0
+        Samples per latent frame.
+    latent_size : int > 0
+        The model's ``latent_size``: ``latent_dims`` of its latents.
+    channels : int > 0
+        Audio channels in and out.
+    streaming : bool
+        Add the cache buffers of a streaming export.
+    rave_name : bool
+        Give it the ``original_name`` of a real export.
+    gain_seed : int or None
+        Randomises the decoder's band gains, to get two models of one
+        architecture with different weights.
+    decode_latency : int >= 0
+        With ``streaming``, makes decode this many samples late, as a
+        streaming export's is.
+    discrete : bool
+        Make a ``DiscreteScriptedRAVE`` whose latents are codes ``0 .. codebook_size - 1``.
+    codebook_size : int > 0
+
+    Returns
+    -------
+    path : pathlib.Path
     """
     module: DemoRAVE
     if discrete:
@@ -193,7 +216,19 @@ def build_demo_model(path: str | Path, *, sr: int = 44100, ratio: int = 2048, la
 def demo_signal(sr: int, seconds: float, seed: int = 0):
     """A short audible test piece: a melody of decaying tones over filtered noise.
 
-    Returns float32 ``(samples,)`` in about ``[-0.5, 0.5]``.
+    Parameters
+    ----------
+    sr : int > 0
+        Sample rate in Hz.
+    seconds : float > 0
+        Length.
+    seed : int
+        Seeds the noise.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(samples,), dtype=float32]
+        Mono, in about ``[-0.5, 0.5]``.
     """
     import numpy as np
 

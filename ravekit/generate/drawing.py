@@ -79,7 +79,31 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
 
 def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict,
                  warn: Warn | None = None) -> Path:
-    """Write ``array`` (``(frames, dims)``) as ``.npy`` ``(1, dims, frames)`` or as a latent WAV."""
+    """Write a pattern as ``.npy`` latents or as a latent WAV.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    array : np.ndarray [shape=(frames, latent_dims)]
+        The pattern.
+    embeddings : bool
+        Write ``.npy`` ``[shape=(1, latent_dims, frames)]`` (--embeddings)
+        instead of a WAV with one channel per latent dim.
+    double : bool
+        A 64-bit float WAV (--double).
+    sr : int > 0
+        The model's sample rate in Hz.
+    ratio : int > 0
+        Samples per latent frame; the WAV's header rate is ``round(sr / ratio)``
+        (the exact rate goes in the sidecar).
+    meta : dict
+        The sidecar.
+    warn : callable(str) or None
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
     from ravekit.io.latents import save_latent_wav, save_npy
 
     if embeddings:

@@ -106,17 +106,40 @@ def output_name(pattern: str, distribution: str, iqr: bool, k: int, seed: int, i
     return f"{pattern}_{dist}_k{k}_s{seed}_{index:03d}{ext}"
 
 
-def check_size(module, name: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
+def check_size(module, name: str, k: int, latent_dims: int, num_loops: int, options: dict, max_frames: int,
                rate: float) -> int | None:
-    """Refuse a request whose output would exceed ``max_frames``; returns its length if known."""
+    """Refuse a request whose output would exceed ``max_frames``.
+
+    Parameters
+    ----------
+    module : module
+        The pattern; without ``output_frames`` its length is not known ahead.
+    name : str
+        The pattern's name, for the message.
+    k : int > 0
+        Latent frames per loop.
+    latent_dims : int > 0
+    num_loops : int > 0
+    options : dict
+        The pattern's own flags.
+    max_frames : int > 0
+        --max_frames: the most latent frames per file.
+    rate : float > 0
+        Latent frames per second, to say how long the output would be.
+
+    Returns
+    -------
+    frames : int or None
+        Latent frames per file, when the pattern says.
+    """
     fn = getattr(module, "output_frames", None)
     if fn is None:
         return None
-    frames = int(fn(k, dims, num_loops, **options))
+    frames = int(fn(k, latent_dims, num_loops, **options))
     if frames > max_frames:
-        mb = frames * dims * 4 / 1e6
+        mb = frames * latent_dims * 4 / 1e6
         raise RavekitError(
-            f"--pattern {name} with --num_latents {k}, {dims} dims and --num_loops {num_loops} would make "
+            f"--pattern {name} with --num_latents {k}, {latent_dims} dims and --num_loops {num_loops} would make "
             f"{frames} frames per file ({frames / rate / 3600:.1f} hours, {mb:.0f} MB); lower --num_latents or "
             f"--num_loops, or raise --max_frames", 2)
     return frames
@@ -197,14 +220,18 @@ def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: War
     return k
 
 
-def check_k_fits(module, pattern: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
+def check_k_fits(module, pattern: str, k: int, latent_dims: int, num_loops: int, options: dict, max_frames: int,
                  sr: int, ratio: int, bpm: float | None) -> None:
-    """:func:`check_size`, saying which slower ``--bpm`` would fit when ``--bpm`` chose ``k``."""
+    """:func:`check_size`, saying which slower ``--bpm`` would fit when ``--bpm`` chose ``k``.
+
+    ``sr`` (Hz) and ``ratio`` (samples per latent frame) give the latent rate;
+    ``bpm`` is --bpm or ``None``.  The other parameters are :func:`check_size`'s.
+    """
     try:
-        check_size(module, pattern, k, dims, num_loops, options, max_frames, latent_rate(sr, ratio))
+        check_size(module, pattern, k, latent_dims, num_loops, options, max_frames, latent_rate(sr, ratio))
     except RavekitError:
         def fits(c: int) -> bool:
-            return int(module.output_frames(c, dims, num_loops, **options)) <= max_frames
+            return int(module.output_frames(c, latent_dims, num_loops, **options)) <= max_frames
 
         if bpm is None or not fits(1):
             raise
@@ -212,8 +239,9 @@ def check_k_fits(module, pattern: str, k: int, dims: int, num_loops: int, option
         while hi - lo > 1:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        frames = int(module.output_frames(k, latent_dims, num_loops, **options))
         raise RavekitError(
-            f"--bpm {bpm:g}: k = {k} frames would make {int(module.output_frames(k, dims, num_loops, **options))} "
+            f"--bpm {bpm:g}: k = {k} frames would make {frames} "
             f"frames per file with --pattern {pattern}, more than --max_frames {max_frames}; give --bpm "
             f"{bpm_of(lo, sr, ratio):.2f} or faster (k = {lo}), or raise --max_frames", 2) from None
 

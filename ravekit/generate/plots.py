@@ -82,7 +82,24 @@ def plot_correlation(stats: Stats, path: Path) -> Path:
 
 def plot_pattern(array: np.ndarray, boundaries: Sequence[int], path: Path, title: str,
                  rate: float | None = None) -> Path:
-    """Heatmap of a generated pattern, ``array`` ``(frames, dims)``, dims x time, sections marked."""
+    """Heatmap of a generated pattern, latent dims x time, sections marked.
+
+    Parameters
+    ----------
+    array : np.ndarray [shape=(frames, latent_dims)]
+        The pattern.
+    boundaries : sequence of int
+        Frames where sections start (lines drawn when there are at most 400).
+    path : pathlib.Path
+        The PNG to write.
+    title : str
+    rate : float > 0 or None
+        Latent frames per second, for the axis label.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
     plt = _pyplot()
     frames, dims = array.shape
     fig, ax = plt.subplots(figsize=(10, max(3, 0.25 * dims + 1.5)))

@@ -187,7 +187,7 @@ def load_stats(path: os.PathLike | str) -> Stats:
 
 
 def _histograms(data: dict, dims: int, frames: int, path) -> tuple[int, np.ndarray]:
-    """``codebook_size`` and the ``(dims, codebook_size)`` code counts of discrete statistics, checked."""
+    """``codebook_size`` and the ``(latent_dims, codebook_size)`` code counts of discrete statistics, checked."""
     size = data.get("codebook_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise RavekitError(f"{path}: discrete statistics without a valid codebook_size; "

@@ -156,10 +156,20 @@ def query_loop(names: list[str], answer: Callable[[str], str], stdin: TextIO | N
 
     Parameters
     ----------
-    names : the valid queries.
-    answer : renders the answer for a valid name.
-    stdin, stdout : default to ``sys.stdin`` / ``sys.stdout``; prompts only
-        when ``stdin`` is a terminal.  Unknown names are reported on stderr.
+    names : list of str
+        The valid queries.
+    answer : callable(str) -> str
+        Renders the answer for a valid name.
+    stdin, stdout : TextIO or None
+        Default to ``sys.stdin`` / ``sys.stdout``; prompts only when
+        ``stdin`` is a terminal.  Unknown names are reported on stderr.
+    what : str
+        What a name names, for the prompt.
+
+    Returns
+    -------
+    unknown : int
+        How many queries named nothing.
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout

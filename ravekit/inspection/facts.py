@@ -108,13 +108,17 @@ def fidelity_dims(fidelity, levels=FIDELITY_LEVELS) -> dict[str, int | None] | N
 
     Parameters
     ----------
-    fidelity : 1-D tensor, cumulative explained variance per latent dim (RAVE's
-        ``fidelity`` buffer, rising to 1.0).
+    fidelity : torch.Tensor [shape=(latent_dims,)] or None
+        Cumulative explained variance per latent dim (RAVE's ``fidelity``
+        buffer, rising to 1.0).
+    levels : sequence of int
+        Percentages of variance.
 
     Returns
     -------
-    dict ``{"80": dims, ...}`` (``None`` for a level never reached), or ``None``
-    when the buffer is missing or not a cumulative curve.
+    dims : dict or None
+        ``{"80": latent dims needed, ...}`` (``None`` for a level never
+        reached), or ``None`` when the buffer is missing or not a cumulative curve.
     """
     if not isinstance(fidelity, torch.Tensor) or fidelity.dim() != 1 or fidelity.numel() == 0:
         return None

@@ -81,17 +81,25 @@ def _default_warn(message: str) -> None:
 
 
 class AudioWriter:
-    """Write ``(channels, n)`` blocks to a sound file that appears only when closed cleanly.
+    """Write ``(channels, samples)`` blocks to a sound file that appears only when closed cleanly.
 
     Use as a context manager; on an exception the partial file is removed.
 
     Parameters
     ----------
-    path : destination; its suffix picks the format (``.wav``: WAV, or RF64 when too long).
-    sr, channels : sample rate in Hz and channel count.
-    subtype : soundfile subtype (``FLOAT``, ``PCM_16``, ``PCM_24``, ``DOUBLE``).
-    frames : the length that will be written, when known ahead: it chooses WAV or RF64.
-    warn : called with each warning (RF64 chosen, samples clipped); default ``warnings.warn``.
+    path : str or os.PathLike
+        Destination; its suffix picks the format (``.wav``: WAV, or RF64 when too long).
+    sr : int > 0
+        Sample rate in Hz.
+    channels : int > 0
+        Channel count.
+    subtype : str
+        soundfile subtype (``FLOAT``, ``PCM_16``, ``PCM_24``, ``DOUBLE``).
+    frames : int >= 0 or None
+        The length in samples per channel that will be written, when known
+        ahead: it chooses WAV or RF64.
+    warn : callable(str) or None
+        Called with each warning (RF64 chosen, samples clipped); default ``warnings.warn``.
 
     After a clean close, ``summary`` holds ``container``, ``subtype``,
     ``frames``, ``peak`` (largest absolute sample) and ``clipped`` (samples
@@ -133,7 +141,7 @@ class AudioWriter:
         return self
 
     def write(self, block: np.ndarray) -> None:
-        """Append ``block`` ``(channels, n)``."""
+        """Append ``block``, an ``np.ndarray [shape=(channels, samples)]``."""
         if block.size:
             self.peak = max(self.peak, float(np.abs(block).max()))
             if self.subtype in INTEGER_SUBTYPES:
@@ -174,7 +182,26 @@ class AudioWriter:
 
 def save_audio(path: os.PathLike | str, y: np.ndarray, sr: int, subtype: str = "FLOAT",
                warn: Callable[[str], None] | None = None) -> Path:
-    """Write ``y`` ``(channels, samples)`` at ``sr`` Hz, atomically; format from the suffix."""
+    """Write a whole signal, atomically; the format follows the suffix of ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination.
+    y : np.ndarray [shape=(channels, samples)]
+        The audio.
+    sr : int > 0
+        Sample rate in Hz.
+    subtype : str
+        soundfile subtype (``FLOAT``, ``PCM_16``, ``PCM_24``, ``DOUBLE``).
+    warn : callable(str) or None
+        Called with each warning (RF64 chosen, samples clipped).
+
+    Returns
+    -------
+    path : pathlib.Path
+        The file written.
+    """
     with AudioWriter(path, sr, y.shape[0], subtype, frames=y.shape[1], warn=warn) as w:
         w.write(y)
     return Path(path)

@@ -124,10 +124,21 @@ def plan_merge(state_dicts: Sequence[dict], param_names: set, scope: str = "all"
 
     Parameters
     ----------
-    state_dicts : one ``{name: tensor}`` per model, A first.
-    param_names : names of A's (or any model's) parameters, for the report's ``kind``.
-    scope : ``all``, ``encoder`` (names starting ``encoder.``) or ``decoder``.
-    include, exclude : regular expressions searched in entry names.
+    state_dicts : sequence of dict
+        One ``{name: torch.Tensor}`` per model, A first.
+    param_names : set of str
+        Names of A's (or any model's) parameters, for the report's ``kind``.
+    scope : str
+        ``all``, ``encoder`` (names starting ``encoder.``) or ``decoder``.
+    include, exclude : sequence of str or None
+        Regular expressions searched in entry names.
+    method : str
+        ``linear`` or ``slerp``, named in the plans' reasons.
+
+    Returns
+    -------
+    plans : list of EntryPlan
+        One per entry of any model, in A's order.
     """
     if scope not in SCOPES:
         raise RavekitError(f"--scope {scope}: choose one of {', '.join(SCOPES)}", 2)
