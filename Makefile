@@ -23,7 +23,7 @@ $(STAMP): $(REQUIREMENTS)
 compile: $(STAMP)
 	@$(BIN)/python -m compileall -q ravekit patterns >/dev/null
 
-models/demo.ts: $(STAMP) ravekit/demo/model.py
+models/demo.ts: $(STAMP) ravekit/demo/model.py ravekit/demo/layers.py
 	$(BIN)/python -m tools.make_demo_model $@
 
 demo: models/demo.ts compile

@@ -10,7 +10,7 @@ Values are replaced in ``--blender_order``:
 - ``mirror-invert``: frames from last to first, dims in order
 
 Each state (``k`` frames) is repeated ``num_loops`` times, so the output has
-``(k * dims + 1) * k * num_loops`` frames: it grows with k squared; with
+``(k * latent_dims + 1) * k * num_loops`` frames: it grows with k squared; with
 k = 64 and 16 dims that is 65 600 frames (51 minutes at 21.5 Hz) per loop.
 """
 
@@ -31,10 +31,10 @@ def output_frames(k: int, latent_dims: int, num_loops: int, **options) -> int:
     return (k * latent_dims + 1) * k * num_loops
 
 
-def replacement_order(k: int, dims: int, order: str = "forward") -> list[tuple[int, int]]:
+def replacement_order(k: int, latent_dims: int, order: str = "forward") -> list[tuple[int, int]]:
     """``(frame, dim)`` positions in the order their values are replaced."""
     frames = range(k - 1, -1, -1) if order == "mirror-invert" else range(k)
-    dim_seq = range(dims - 1, -1, -1) if order == "mirror" else range(dims)
+    dim_seq = range(latent_dims - 1, -1, -1) if order == "mirror" else range(latent_dims)
     pos = [(f, d) for f in frames for d in dim_seq]
     if order == "invert":
         pos.reverse()
@@ -45,7 +45,7 @@ def replacement_order(k: int, dims: int, order: str = "forward") -> list[tuple[i
 
 def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, stats,
              blender_order: str = "forward", **options) -> np.ndarray:
-    """Blend ``bases[0]`` into ``bases[1]`` -> ``((k * dims + 1) * k * num_loops, dims)``."""
+    """Blend ``bases[0]`` into ``bases[1]`` -> ``((k * latent_dims + 1) * k * num_loops, latent_dims)``."""
     a, b = bases
     k, dims = a.shape
     state = a.copy()

@@ -24,5 +24,5 @@ def output_frames(k: int, latent_dims: int, num_loops: int, **options) -> int:
 
 
 def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, stats, **options) -> np.ndarray:
-    """``bases[0]`` ``(k * num_loops, dims)`` as it is."""
+    """``bases[0]`` ``(k * num_loops, latent_dims)`` as it is."""
     return bases[0]

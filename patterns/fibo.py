@@ -1,6 +1,6 @@
 """Rows 0..f-1 of the base for each Fibonacci f (1, 2, 3, 5, 8, ... <= k), all looped.
 
-The base array ``(k, dims)`` is read in growing prefixes whose lengths follow
+The base array ``(k, latent_dims)`` is read in growing prefixes whose lengths follow
 the Fibonacci series: 1 (row 0), 2 (rows 0-1), 3 (rows 0-2), 5, 8, ... up to
 the largest Fibonacci number not above ``k``; the concatenation is repeated
 ``num_loops`` times.  Output length: ``num_loops * sum(f <= k)`` frames (for
@@ -38,7 +38,7 @@ def loop_boundaries(k: int, num_loops: int, **options) -> list[int]:
 
 
 def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, stats, **options) -> np.ndarray:
-    """Fibonacci prefixes of ``bases[0]``, looped -> ``(output_frames, dims)``."""
+    """Fibonacci prefixes of ``bases[0]``, looped -> ``(output_frames, latent_dims)``."""
     base = bases[0]
     one = np.concatenate([base[:f] for f in fibonacci_lengths(base.shape[0])], axis=0)
     return np.tile(one, (num_loops, 1))

@@ -46,7 +46,7 @@ def output_frames(k: int, latent_dims: int, num_loops: int, orale_levels: int = 
 
 def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, stats,
              orale_levels: int = 3, orale_amount: float = 1.0, **options) -> np.ndarray:
-    """Nested ``[B, B, B, B + offset]`` blocks of ``bases[0]`` -> ``(4**levels * k * num_loops, dims)``."""
+    """Nested ``[B, B, B, B + offset]`` blocks of ``bases[0]`` -> ``(4**levels * k * num_loops, latent_dims)``."""
     if orale_levels < 1:
         raise ValueError(f"--orale_levels must be 1 or more, got {orale_levels}")
     if getattr(stats, "discrete", False):
@@ -60,7 +60,8 @@ def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, 
 
 
 def recolour(block: np.ndarray, rng: np.random.Generator, prob: np.ndarray, amount: float) -> np.ndarray:
-    """``block`` (``(frames, dims)`` codes) with the codes of ``amount / 4`` of its dims replaced consistently."""
+    """``block`` (codes, ``(frames, latent_dims)``) with the codes of ``amount / 4`` of its dims replaced
+    consistently."""
     dims = block.shape[1]
     count = 0 if amount == 0 else min(dims, max(1, round(dims * min(abs(amount), 4.0) / 4.0)))
     out = block.copy()

@@ -31,7 +31,7 @@ def output_frames(k: int, latent_dims: int, num_loops: int, swapper_steps: int |
 
 def generate(bases: list[np.ndarray], num_loops: int, rng: np.random.Generator, stats,
              swapper_steps: int | None = None, **options) -> np.ndarray:
-    """Progressive swaps between ``bases[0]`` and ``bases[1]`` -> ``(steps * k * num_loops, dims)``."""
+    """Progressive swaps between ``bases[0]`` and ``bases[1]`` -> ``(steps * k * num_loops, latent_dims)``."""
     a, b = (x.copy() for x in bases)
     k, dims = a.shape
     steps = k if swapper_steps is None else swapper_steps

@@ -141,7 +141,7 @@ def main(argv=None) -> int:
                               args.include, args.exclude, args.force, args.align, args.seed or 0)
         for note in result.warnings:
             warn(PROG, note)
-        if args.align:
+        if result.alignment is not None:  # merged with --align
             from ravekit.merging.align_report import alignment_summary
 
             for line in alignment_summary(result.alignment):
@@ -154,13 +154,15 @@ def main(argv=None) -> int:
         with OutputSet([out, report, *extras, recipe]) as staged:
             save_module(result.module, staged[out])
             write_report(staged[report], result.plans)
-            if args.align:
+            if result.alignment is not None:
                 from ravekit.merging.align_report import write_alignment
 
                 write_alignment(staged[extras[-1]], result.alignment)
             if args.audio:
                 from ravekit.merging.audio import render_comparison
                 from ravekit.merging.listen import write_listening_page
+
+                assert page is not None  # output_paths plans the page with --audio
 
                 def say(message: str) -> None:
                     warn(PROG, message)

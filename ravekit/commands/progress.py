@@ -37,10 +37,16 @@ class Progress:
 
     Parameters
     ----------
-    prog : the script's name, for the bar and message lines.
-    quiet : no bar (errors are still shown).
-    stream : where the bar and messages go (default: ``sys.stderr`` at call time).
-    worker : send machine lines instead of drawing (default: ``is_worker()``).
+    prog : str
+        The script's name, for the bar and message lines.
+    quiet : bool
+        No bar (errors are still shown).
+    stream : TextIO or None
+        Where the bar and messages go (default: ``sys.stderr`` at call time).
+    worker : bool or None
+        Send machine lines instead of drawing (default: ``is_worker()``).
+
+    Amounts (``add_total``, ``advance``) are in seconds of audio.
     """
 
     def __init__(self, prog: str, quiet: bool = False, stream: TextIO | None = None,
@@ -66,6 +72,8 @@ class Progress:
         self.stream.flush()
 
     def _draw(self) -> None:
+        if self.bar is None:
+            return
         # Rounded, so the bar reads "12.5/60.0" rather than float noise.
         self.bar.total = round(self.total, 1) if self.total else None
         self.bar.n = round(min(self.done, self.total or self.done), 1)

@@ -30,136 +30,16 @@ a real export keeps it: a ``codebook_size`` attribute on the quantizer and a
 ``quantizer._codebook.embed`` buffer of ``(codebook_size, 1)``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: TorchScript needs the buffers' class-level
+# annotations (``cache: torch.Tensor``) as objects, not strings.
 import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ravekit.demo.layers import NoiseDecoder, SpectralEncoder, StreamingNoiseDecoder, StreamingSpectralEncoder
 from ravekit.engine.model import quiet_jit
-
-STREAM_BATCH = 64
-LEVEL = 0.5**0.5  # a sine's RMS over its peak
-
-
-def band_edges(sr: int, n_bands: int) -> torch.Tensor:
-    """``n_bands + 1`` edges in Hz: 0, then octaves up to Nyquist."""
-    nyquist = sr / 2
-    low = nyquist / 2 ** (n_bands - 1)
-    return torch.tensor([0.0] + [low * 2**i for i in range(n_bands)], dtype=torch.float32)
-
-
-class Cache(nn.Module):
-    """Holds the last latent frame of the previous call (streaming exports only)."""
-
-    def __init__(self, dims: int):
-        super().__init__()
-        self.register_buffer("cache", torch.full((STREAM_BATCH, dims, 1), -3.0))
-
-
-class SpectralEncoder(nn.Module):
-    def __init__(self, sr: int, ratio: int, dims: int, streaming: bool):
-        super().__init__()
-        self.ratio = ratio
-        freqs = torch.arange(ratio // 2 + 1, dtype=torch.float32) * sr / ratio
-        edges = band_edges(sr, dims)
-        masks = ((freqs[:, None] >= edges[None, :-1]) & (freqs[:, None] < edges[None, 1:])).float()
-        masks[-1, -1] = 1.0  # Nyquist belongs to the top band
-        self.bands = nn.Parameter(masks / masks.sum(0, keepdim=True).clamp(min=1.0))
-        # Non-causal smoothing (previous, current, next frame); causal when streaming.
-        kernel = torch.tensor([0.25, 0.5, 0.25]) if not streaming else torch.tensor([0.5, 0.5, 0.0])
-        self.smooth = nn.Parameter(kernel.view(1, 1, 3).repeat(dims, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, samples = x.shape[0], x.shape[-1]
-        mono = x.mean(1)
-        frames = (samples + self.ratio - 1) // self.ratio
-        mono = nn.functional.pad(mono, [0, frames * self.ratio - samples])
-        spec = torch.fft.rfft(mono.reshape(batch, frames, self.ratio), dim=-1)
-        power = spec.real**2 + spec.imag**2
-        power = power * (2.0 / self.ratio)
-        energy = torch.matmul(power, self.bands)  # (batch, frames, dims)
-        z = torch.log(energy + 1e-6).transpose(1, 2)
-        return nn.functional.conv1d(self.pad_frames(z), self.smooth, groups=z.shape[1])
-
-    def pad_frames(self, z: torch.Tensor) -> torch.Tensor:
-        # Replicate edges so a constant signal gives constant latents.
-        return torch.cat([z[:, :, :1], z, z[:, :, -1:]], -1)
-
-
-class StreamingSpectralEncoder(SpectralEncoder):
-    """Causal smoothing whose previous frame comes from a cache buffer."""
-
-    def __init__(self, sr: int, ratio: int, dims: int):
-        super().__init__(sr, ratio, dims, streaming=True)
-        self.smooth_cache = Cache(dims)
-
-    def pad_frames(self, z: torch.Tensor) -> torch.Tensor:
-        batch = z.shape[0]
-        prev = self.smooth_cache.cache[:batch].clone()
-        with torch.no_grad():
-            self.smooth_cache.cache[:batch] = z[:, :, -1:]
-        return torch.cat([prev, z, torch.zeros_like(prev)], -1)
-
-
-class NoiseDecoder(nn.Module):
-    def __init__(self, sr: int, ratio: int, dims: int):
-        super().__init__()
-        self.sr = sr
-        self.ratio = ratio
-        self.register_buffer("edges", band_edges(sr, dims))
-        self.gain = nn.Parameter(torch.ones(dims))
-        self.level = LEVEL
-        # 1 keeps the output within +-1; an edited model (as users make) may turn it up.
-        # A plain attribute, not a buffer, so the state_dict stays that of the plain vocoder.
-        self.out_gain = 1.0
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        batch, dims, frames = z.shape
-        samples = frames * self.ratio
-        amp = torch.exp(0.5 * z.clamp(max=20.0)) * self.gain.view(1, -1, 1)
-        amp = nn.functional.interpolate(amp, size=samples, mode="linear", align_corners=False)
-        freqs = torch.arange(samples // 2 + 1, device=z.device, dtype=torch.float32) * self.sr / samples
-        masks = (freqs[None, :] >= self.edges[:-1, None]) & (freqs[None, :] < self.edges[1:, None])
-        spec = torch.fft.rfft(torch.randn(batch, 1, samples, device=z.device), dim=-1)
-        bands = torch.fft.irfft(spec * masks.float()[None], n=samples, dim=-1)
-        # Band noise with a sine's energy has the sine's peak as its standard
-        # deviation, so peaks would reach 4x the input: scale to the input's RMS,
-        # then limit softly so output within +-1 follows input within +-1 (nn~
-        # plays it straight into the DAC).
-        return self.finish(self.out_gain * torch.tanh(self.level * (bands * amp).sum(1, keepdim=True)))
-
-    def finish(self, y: torch.Tensor) -> torch.Tensor:
-        return y
-
-
-class Delay(nn.Module):
-    """Delays audio by ``samples`` through a cache that carries over from call to call."""
-
-    def __init__(self, samples: int):
-        super().__init__()
-        self.samples = samples
-        self.register_buffer("cache", torch.full((STREAM_BATCH, 1, samples), 0.01))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        batch, n = y.shape[0], y.shape[-1]
-        joined = torch.cat([self.cache[:batch], y], -1)
-        with torch.no_grad():
-            self.cache[:batch] = joined[..., joined.shape[-1] - self.samples:]
-        return joined[..., :n]
-
-
-class StreamingNoiseDecoder(NoiseDecoder):
-    """The noise vocoder, ``latency`` samples late."""
-
-    def __init__(self, sr: int, ratio: int, dims: int, latency: int):
-        super().__init__(sr, ratio, dims)
-        self.delay = Delay(latency)
-
-    def finish(self, y: torch.Tensor) -> torch.Tensor:
-        return self.delay(y)
 
 
 class DemoRAVE(nn.Module):
@@ -227,6 +107,8 @@ class VariationalScriptedRAVE(DemoRAVE):
 
 
 class Codebook(nn.Module):
+    embed: torch.Tensor  # a buffer (codebook_size, 1)
+
     def __init__(self, codebook_size: int):
         super().__init__()
         # Log band energies from silence (log 1e-6) to loud, evenly spaced.
@@ -278,15 +160,39 @@ def build_demo_model(path: str | Path, *, sr: int = 44100, ratio: int = 2048, la
                      channels: int = 1, streaming: bool = False, rave_name: bool = False,
                      gain_seed: int | None = None, decode_latency: int = 0, discrete: bool = False,
                      codebook_size: int = 64) -> Path:
-    """Script and save a demo model; returns its path.
+    """Script and save a demo model.
 
-    ``rave_name`` gives it the ``original_name`` of a real export.
-    ``gain_seed`` randomises the decoder's band gains, to get two models of one
-    architecture with different weights.  ``decode_latency`` (samples, with
-    ``streaming``) makes decode that late, as a streaming export's is.
-    ``discrete`` makes a ``DiscreteScriptedRAVE`` whose latents are codes
-    ``0 .. codebook_size - 1``.
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Where to save the TorchScript file.
+    sr : int > 0
+        Sample rate in Hz.
+    ratio : int > 0
+        Samples per latent frame.
+    latent_size : int > 0
+        The model's ``latent_size``: ``latent_dims`` of its latents.
+    channels : int > 0
+        Audio channels in and out.
+    streaming : bool
+        Add the cache buffers of a streaming export.
+    rave_name : bool
+        Give it the ``original_name`` of a real export.
+    gain_seed : int or None
+        Randomises the decoder's band gains, to get two models of one
+        architecture with different weights.
+    decode_latency : int >= 0
+        With ``streaming``, makes decode this many samples late, as a
+        streaming export's is.
+    discrete : bool
+        Make a ``DiscreteScriptedRAVE`` whose latents are codes ``0 .. codebook_size - 1``.
+    codebook_size : int > 0
+
+    Returns
+    -------
+    path : pathlib.Path
     """
+    module: DemoRAVE
     if discrete:
         module = DiscreteScriptedRAVE(sr=sr, ratio=ratio, latent_size=latent_size, channels=channels,
                                       streaming=streaming, decode_latency=decode_latency,
@@ -310,7 +216,19 @@ def build_demo_model(path: str | Path, *, sr: int = 44100, ratio: int = 2048, la
 def demo_signal(sr: int, seconds: float, seed: int = 0):
     """A short audible test piece: a melody of decaying tones over filtered noise.
 
-    Returns float32 ``(samples,)`` in about ``[-0.5, 0.5]``.
+    Parameters
+    ----------
+    sr : int > 0
+        Sample rate in Hz.
+    seconds : float > 0
+        Length.
+    seed : int
+        Seeds the noise.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(samples,), dtype=float32]
+        Mono, in about ``[-0.5, 0.5]``.
     """
     import numpy as np
 

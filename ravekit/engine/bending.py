@@ -1,6 +1,6 @@
 """Latent bending on the way to the decoder: pick or reorder dims, then scale and shift them.
 
-``z`` ``(1, dims, frames)`` becomes ``z[:, dims] * scale + bias``: ``dims``
+``z`` ``(1, latent_dims, frames)`` becomes ``z[:, dims] * scale + bias``: ``dims``
 (``--dims 2,1,3``, counted from 1, repeats allowed) chooses which input dims
 the decoder gets and in which order; ``scale`` and ``bias`` are one value for
 every decoded dim or one per decoded dim (after ``dims``).  Bending is frame
@@ -84,7 +84,17 @@ class Bending:
                                    f"give one value for all, or {n} (one per dim, after --dims)", exit_code)
 
     def apply(self, z):
-        """``z`` float32 ``(1, dims, frames)`` -> bent float32 ``(1, decoded_dims, frames)`` (a new array)."""
+        """Bend latents.
+
+        Parameters
+        ----------
+        z : np.ndarray [shape=(1, latent_dims, frames), dtype=float32]
+
+        Returns
+        -------
+        bent : np.ndarray [shape=(1, decoded_dims, frames), dtype=float32]
+            A new array; ``decoded_dims`` is :meth:`decoded_dims` of ``latent_dims``.
+        """
         import numpy as np
 
         out = z[:, list(self.dims)] if self.dims is not None else z.copy()

@@ -48,7 +48,7 @@ def _affected(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int] | None:
     or the span's centre moves with the probe's loudness.
     """
     diff = (a - b).abs().amax(dim=tuple(range(a.dim() - 1)))
-    idx = torch.nonzero(diff > 1e-9 * float(max(a.abs().max(), 1.0))).flatten()
+    idx = torch.nonzero(diff > 1e-9 * max(float(a.abs().max()), 1.0)).flatten()
     return (int(idx[0]), int(idx[-1])) if len(idx) else None
 
 

@@ -1,7 +1,7 @@
 """Synthetic latent frames drawn from fitted statistics.
 
 Every sampler draws a fixed number of values from the generator it is given
-(``frames x dims`` standard normals or uniforms), whatever the statistics:
+(``frames x latent_dims`` standard normals or uniforms), whatever the statistics:
 a constant dim does not change how much randomness is consumed, so outputs
 stay reproducible from the seed alone.
 
@@ -79,10 +79,22 @@ def needs_quartiles(distribution: str, iqr: bool) -> bool:
 
 
 def centre_and_scale(stats: Stats, iqr: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, std)`` or, with ``iqr``, ``(median, robust_std)``; shapes ``(dims,)``."""
+    """Where frames are centred and how far they spread.
+
+    Parameters
+    ----------
+    stats : Stats
+    iqr : bool
+        Robust statistics (--iqr).
+
+    Returns
+    -------
+    centre, scale : np.ndarray [shape=(latent_dims,)]
+        ``(mean, std)`` or, with ``iqr``, ``(median, robust_std)``.
+    """
     if iqr:
-        scale = stats.robust_std  # raises a clear error when there are no quartiles
-        return stats.median, scale
+        median, _, _ = stats.quartiles()  # raises a clear error when there are no quartiles
+        return median, stats.robust_std
     return stats.mean, stats.std
 
 
@@ -92,6 +104,16 @@ def psd_factor(cov: np.ndarray, warn: Callable[[str], None] | None = None) -> np
     Uses the eigendecomposition rather than Cholesky, so singular covariances
     (constant or perfectly correlated dims) work; negative eigenvalues are
     clipped to 0 and, when they are more than rounding noise, ``warn`` says so.
+
+    Parameters
+    ----------
+    cov : np.ndarray [shape=(latent_dims, latent_dims)]
+        A covariance matrix.
+    warn : callable(str) or None
+
+    Returns
+    -------
+    L : np.ndarray [shape=(latent_dims, latent_dims)]
     """
     if not np.isfinite(cov).all():
         raise RavekitError("the covariance matrix holds NaN or infinite values; recompute the statistics")
@@ -108,9 +130,25 @@ def sample(stats: Stats, distribution: str, frames: int, rng: np.random.Generato
            iqr: bool = False, warn: Callable[[str], None] | None = None) -> np.ndarray:
     """Draw ``frames`` latent frames.
 
+    Parameters
+    ----------
+    stats : Stats
+        What the frames follow.
+    distribution : str
+        ``normal``, ``uniform``, ``iqr-uniform`` or ``correlation-based``
+        for continuous latents; ``histogram`` or ``uniform`` for codes.
+    frames : int >= 0
+        Latent frames to draw.
+    rng : np.random.Generator
+    iqr : bool
+        Robust statistics (--iqr): median and ``robust_std`` instead of mean and std.
+    warn : callable(str) or None
+        Called when the covariance had to be repaired.
+
     Returns
     -------
-    float32 array, shape ``(frames, latent_dims)``; whole codes for discrete ``stats``.
+    z : np.ndarray [shape=(frames, latent_dims), dtype=float32]
+        Whole codes for discrete ``stats``.
     """
     dims = stats.latent_dims
     check_distribution(stats, distribution, iqr, stats.smoothing)

@@ -56,7 +56,7 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
     except (TypeError, ValueError):  # ragged lists, objects numpy cannot hold in one array
         arr = None
     numeric = arr is not None and arr.dtype.kind in "biuf"
-    if not numeric or arr.ndim != 2 or arr.shape[1] != stats.latent_dims or arr.shape[0] < 1:
+    if arr is None or not numeric or arr.ndim != 2 or arr.shape[1] != stats.latent_dims or arr.shape[0] < 1:
         got = type(out).__name__
         if arr is not None and not (arr.ndim == 0 and arr.dtype.kind == "O"):  # not a bare object such as None
             got += f" of shape {arr.shape}" + ("" if numeric else f" and dtype {arr.dtype}")
@@ -79,10 +79,33 @@ def make_pattern(module, name: str, stats, distribution: str, iqr: bool, k: int,
 
 def write_output(path: Path, array, *, embeddings: bool, double: bool, sr: int, ratio: int, meta: dict,
                  warn: Warn | None = None) -> Path:
-    """Write ``array`` (``(frames, dims)``) as ``.npy`` ``(1, dims, frames)`` or as a latent WAV, with its sidecar.
+    """Write a pattern as ``.npy`` latents or as a latent WAV, with its sidecar.
 
     ``path``'s ending chooses (:meth:`~ravekit.io.latents.Latents.save`): callers name ``.npy`` files
     with ``embeddings`` and ``.wav`` files without.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    array : np.ndarray [shape=(frames, latent_dims)]
+        The pattern.
+    embeddings : bool
+        Write ``.npy`` ``[shape=(1, latent_dims, frames)]`` (--embeddings)
+        instead of a WAV with one channel per latent dim.
+    double : bool
+        A 64-bit float WAV (--double).
+    sr : int > 0
+        The model's sample rate in Hz.
+    ratio : int > 0
+        Samples per latent frame; the WAV's header rate is ``round(sr / ratio)``
+        (the exact rate goes in the sidecar).
+    meta : dict
+        The sidecar.
+    warn : callable(str) or None
+
+    Returns
+    -------
+    path : pathlib.Path
     """
     from ravekit.io.latents import Latents, Sidecar
 

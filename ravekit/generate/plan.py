@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from ravekit.commands.flags import check_seed
 from ravekit.errors import RavekitError
@@ -40,9 +41,9 @@ def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, rati
             raise RavekitError(f"--{flag} {value}: must be 1 or more", 2)
     if bpm is not None and not (math.isfinite(bpm) and bpm > 0):
         raise RavekitError(f"--bpm {bpm:g}: give a positive tempo in beats per minute, e.g. --bpm 120", 2)
-    for flag, value in (("--sample_rate", sample_rate), ("--ratio", ratio)):
-        if value is not None and value <= 0:
-            raise RavekitError(f"{flag} {value}: must be a positive whole number", 2)
+    for flag, given in (("--sample_rate", sample_rate), ("--ratio", ratio)):
+        if given is not None and given <= 0:
+            raise RavekitError(f"{flag} {given}: must be a positive whole number", 2)
     check = getattr(pattern_module, "check_options", None)
     if check is not None:
         try:
@@ -51,7 +52,7 @@ def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, rati
             raise RavekitError(str(exc), 2) from None
 
 
-def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: Iterable[str] | None = None,
+def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: TextIO | None = None,
                   exclude_dir: os.PathLike | str | None = None, null: bool = False) -> list[Path]:
     """Latent files named by ``inputs``: files, folders (recursive, sorted) or ``-`` (paths on stdin,
     NUL-separated with ``null``).
@@ -90,8 +91,9 @@ def resolve_rate(sample_rate: int | None, ratio: int | None, model_info: tuple[i
         missing = " and ".join(x for x, v in (("--sample_rate", sr), ("--ratio", rt)) if v is None)
         raise RavekitError(f"the inputs have no sidecar saying the model's sample rate and ratio; pass --model "
                            f"MODEL.ts or {missing} (e.g. --sample_rate 44100 --ratio 2048)", 2)
-    if None not in data_rate and (int(data_rate[0]), int(data_rate[1])) != (int(sr), int(rt)):
-        warn(f"the inputs were made at sr {data_rate[0]} / ratio {data_rate[1]}, but {sr} / {rt} is used "
+    data_sr, data_ratio = data_rate
+    if data_sr is not None and data_ratio is not None and (int(data_sr), int(data_ratio)) != (int(sr), int(rt)):
+        warn(f"the inputs were made at sr {data_sr} / ratio {data_ratio}, but {sr} / {rt} is used "
              "as given; tempi follow the latter")
     if int(sr) <= 0 or int(rt) <= 0:
         raise RavekitError(f"sample rate {sr} and ratio {rt} must be positive", 2)
@@ -104,17 +106,40 @@ def output_name(pattern: str, distribution: str, iqr: bool, k: int, seed: int, i
     return f"{pattern}_{dist}_k{k}_s{seed}_{index:03d}{ext}"
 
 
-def check_size(module, name: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
+def check_size(module, name: str, k: int, latent_dims: int, num_loops: int, options: dict, max_frames: int,
                rate: float) -> int | None:
-    """Refuse a request whose output would exceed ``max_frames``; returns its length if known."""
+    """Refuse a request whose output would exceed ``max_frames``.
+
+    Parameters
+    ----------
+    module : module
+        The pattern; without ``output_frames`` its length is not known ahead.
+    name : str
+        The pattern's name, for the message.
+    k : int > 0
+        Latent frames per loop.
+    latent_dims : int > 0
+    num_loops : int > 0
+    options : dict
+        The pattern's own flags.
+    max_frames : int > 0
+        --max_frames: the most latent frames per file.
+    rate : float > 0
+        Latent frames per second, to say how long the output would be.
+
+    Returns
+    -------
+    frames : int or None
+        Latent frames per file, when the pattern says.
+    """
     fn = getattr(module, "output_frames", None)
     if fn is None:
         return None
-    frames = int(fn(k, dims, num_loops, **options))
+    frames = int(fn(k, latent_dims, num_loops, **options))
     if frames > max_frames:
-        mb = frames * dims * 4 / 1e6
+        mb = frames * latent_dims * 4 / 1e6
         raise RavekitError(
-            f"--pattern {name} with --num_latents {k}, {dims} dims and --num_loops {num_loops} would make "
+            f"--pattern {name} with --num_latents {k}, {latent_dims} dims and --num_loops {num_loops} would make "
             f"{frames} frames per file ({frames / rate / 3600:.1f} hours, {mb:.0f} MB); lower --num_latents or "
             f"--num_loops, or raise --max_frames", 2)
     return frames
@@ -148,7 +173,7 @@ def check_kind(stats, info, model_file: str | None) -> None:
 
 
 def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: Sequence[str],
-              stdin: Iterable[str] | None, null: bool = False) -> tuple[int | None, int | None]:
+              stdin: TextIO | None, null: bool = False) -> tuple[int | None, int | None]:
     """``(sr, ratio)`` the data says: the stats file, else the first input's sidecar."""
     if stats_file:
         from ravekit.generate.stats import load_stats
@@ -195,14 +220,18 @@ def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: War
     return k
 
 
-def check_k_fits(module, pattern: str, k: int, dims: int, num_loops: int, options: dict, max_frames: int,
+def check_k_fits(module, pattern: str, k: int, latent_dims: int, num_loops: int, options: dict, max_frames: int,
                  sr: int, ratio: int, bpm: float | None) -> None:
-    """:func:`check_size`, saying which slower ``--bpm`` would fit when ``--bpm`` chose ``k``."""
+    """:func:`check_size`, saying which slower ``--bpm`` would fit when ``--bpm`` chose ``k``.
+
+    ``sr`` (Hz) and ``ratio`` (samples per latent frame) give the latent rate;
+    ``bpm`` is --bpm or ``None``.  The other parameters are :func:`check_size`'s.
+    """
     try:
-        check_size(module, pattern, k, dims, num_loops, options, max_frames, latent_rate(sr, ratio))
+        check_size(module, pattern, k, latent_dims, num_loops, options, max_frames, latent_rate(sr, ratio))
     except RavekitError:
         def fits(c: int) -> bool:
-            return int(module.output_frames(c, dims, num_loops, **options)) <= max_frames
+            return int(module.output_frames(c, latent_dims, num_loops, **options)) <= max_frames
 
         if bpm is None or not fits(1):
             raise
@@ -210,8 +239,9 @@ def check_k_fits(module, pattern: str, k: int, dims: int, num_loops: int, option
         while hi - lo > 1:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        frames = int(module.output_frames(k, latent_dims, num_loops, **options))
         raise RavekitError(
-            f"--bpm {bpm:g}: k = {k} frames would make {int(module.output_frames(k, dims, num_loops, **options))} "
+            f"--bpm {bpm:g}: k = {k} frames would make {frames} "
             f"frames per file with --pattern {pattern}, more than --max_frames {max_frames}; give --bpm "
             f"{bpm_of(lo, sr, ratio):.2f} or faster (k = {lo}), or raise --max_frames", 2) from None
 
@@ -225,7 +255,9 @@ def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None],
     """
     from ravekit.io.latents import read_sidecar
 
-    dims, rate, discrete = None, (None, None), None
+    dims: int | None = None
+    rate: tuple[int | None, int | None] = (None, None)
+    discrete: bool | None = None
     for f in files:
         meta = read_sidecar(f)
         if dims is None and isinstance(meta.get("latent_dims"), int):

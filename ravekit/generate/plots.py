@@ -47,7 +47,8 @@ def plot_distributions(stats: Stats, path: Path) -> Path:
     dims = np.arange(1, stats.latent_dims + 1)
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * stats.latent_dims + 2), 4))
     if stats.has_quartiles:
-        boxes = [dict(med=stats.median[d], q1=stats.q1[d], q3=stats.q3[d],
+        median, q1, q3 = stats.quartiles()
+        boxes = [dict(med=median[d], q1=q1[d], q3=q3[d],
                       whislo=max(stats.lower_fence[d], stats.min[d]),
                       whishi=min(stats.upper_fence[d], stats.max[d]), fliers=[], label=str(d + 1))
                  for d in range(stats.latent_dims)]
@@ -81,7 +82,24 @@ def plot_correlation(stats: Stats, path: Path) -> Path:
 
 def plot_pattern(array: np.ndarray, boundaries: Sequence[int], path: Path, title: str,
                  rate: float | None = None) -> Path:
-    """Heatmap of a generated pattern, ``array`` ``(frames, dims)``, dims x time, sections marked."""
+    """Heatmap of a generated pattern, latent dims x time, sections marked.
+
+    Parameters
+    ----------
+    array : np.ndarray [shape=(frames, latent_dims)]
+        The pattern.
+    boundaries : sequence of int
+        Frames where sections start (lines drawn when there are at most 400).
+    path : pathlib.Path
+        The PNG to write.
+    title : str
+    rate : float > 0 or None
+        Latent frames per second, for the axis label.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
     plt = _pyplot()
     frames, dims = array.shape
     fig, ax = plt.subplots(figsize=(10, max(3, 0.25 * dims + 1.5)))

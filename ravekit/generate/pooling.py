@@ -3,10 +3,10 @@
 Moments (mean, covariance, correlation, min, max) stream: each file is
 loaded, folded into float64 running sums with Chan's pairwise update
 (numerically safe for hours of frames) and dropped, so memory holds one file
-plus ``dims x dims`` numbers.
+plus ``latent_dims x latent_dims`` numbers.
 
 Exact quartiles (``--iqr``) cannot stream.  Every frame's values are copied
-into one preallocated float32 ``(dims, frames)`` buffer whose size is known
+into one preallocated float32 ``(latent_dims, frames)`` buffer whose size is known
 up front from the file headers, then each row is partitioned in place
 (``ndarray.partition``, O(frames)) at the ranks the quartiles need.  Peak
 memory is therefore the corpus once, in float32, plus one file: a numpy
@@ -50,17 +50,22 @@ def _finalize(n: int, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray, hi: np.n
 
 
 class MomentAccumulator:
-    """Running count, mean, co-moment matrix, min and max of ``(dims, n)`` blocks."""
+    """Running count, mean, co-moment matrix, min and max of ``(latent_dims, frames)`` blocks.
 
-    def __init__(self, dims: int):
+    Parameters
+    ----------
+    latent_dims : int > 0
+    """
+
+    def __init__(self, latent_dims: int):
         self.n = 0
-        self.mean = np.zeros(dims)
-        self.m2 = np.zeros((dims, dims))
-        self.lo = np.full(dims, np.inf)
-        self.hi = np.full(dims, -np.inf)
+        self.mean = np.zeros(latent_dims)
+        self.m2 = np.zeros((latent_dims, latent_dims))
+        self.lo = np.full(latent_dims, np.inf)
+        self.hi = np.full(latent_dims, -np.inf)
 
     def add(self, x: np.ndarray) -> None:
-        """Fold in ``x``, shape ``(dims, n)``, in chunks of float64."""
+        """Fold in ``x``, an ``np.ndarray [shape=(latent_dims, frames)]``, in chunks of float64."""
         for start in range(0, x.shape[1], CHUNK_FRAMES):
             block = x[:, start:start + CHUNK_FRAMES]
             nb = block.shape[1]
@@ -77,10 +82,19 @@ class MomentAccumulator:
 
 
 def quartiles_in_place(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Q1, median, Q3 of each row of ``values`` (``(dims, n)``), reordering it.
+    """Q1, median, Q3 of each row of ``values``, reordering it.
 
     Same definition as ``np.quantile(..., method="linear")``; computed in
     float64.  The buffer's rows are partitioned in place: no copy.
+
+    Parameters
+    ----------
+    values : np.ndarray [shape=(latent_dims, frames)]
+        Reordered in place.
+
+    Returns
+    -------
+    q1, median, q3 : np.ndarray [shape=(latent_dims,), dtype=float64]
     """
     n = values.shape[1]
     pos = [(n - 1) * q for q in QUARTILES]
@@ -159,16 +173,26 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
 
     Parameters
     ----------
-    paths : latent files (``.npy`` or latent WAV), all with the same latent_dims.
-    quartiles : also compute median, Q1 and Q3 exactly (holds the corpus once in float32).
-    warn : called with a message when inputs disagree on sr / ratio.
-    progress : called with each file's index once it is folded in.
-    codebook_size : the codebook size of the model (``--model``) when it is
-        discrete, for inputs whose sidecars do not say; the sidecars' word wins.
+    paths : sequence of str or os.PathLike
+        Latent files (``.npy`` or latent WAV), all with the same ``latent_dims``.
+    quartiles : bool
+        Also compute median, Q1 and Q3 exactly (holds the corpus once in float32).
+    warn : callable(str) or None
+        Called with a message when inputs disagree on sr / ratio.
+    progress : callable(int) or None
+        Called with each file's index once it is folded in.
+    codebook_size : int > 0 or None
+        The codebook size of the model (``--model``) when it is discrete, for
+        inputs whose sidecars do not say; the sidecars' word wins.
+
+    Returns
+    -------
+    stats : Stats
 
     Raises
     ------
-    RavekitError : no inputs, mismatched dims (naming the odd file), fewer than 2 frames,
+    RavekitError
+        No inputs, mismatched dims (naming the odd file), fewer than 2 frames,
         discrete and continuous latents mixed, a value of discrete latents that is not a code.
     """
     from ravekit.io.codes import check_codes, histogram
@@ -206,7 +230,7 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
             elif (int(file_sr), int(file_ratio)) != (sr, ratio) and warn:
                 warn(f"{p}: made at sr {file_sr} / ratio {file_ratio}, not {sr} / {ratio} like earlier inputs; "
                      "pooling latents of different models")
-        if hist is not None:
+        if hist is not None and codebook_size:
             check_codes(x, codebook_size, p, f"a codebook of {codebook_size}",
                         "analyse only codes encoded by one discrete model")
             hist += histogram(x, codebook_size)

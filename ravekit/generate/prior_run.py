@@ -15,8 +15,9 @@ written.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -35,7 +36,23 @@ def base_frames(module, k: int, num_loops: int, options: dict) -> int:
 
 
 def frames_stats(frames: np.ndarray, *, iqr: bool, smoothing: float, codebook_size: int | None):
-    """:class:`~ravekit.generate.stats.Stats` of generated ``(frames, dims)`` latents, for the pattern's variations."""
+    """Statistics of generated latents, for the pattern's variations.
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(frames, latent_dims)]
+        What the prior generated.
+    iqr : bool
+        Also compute quartiles (--iqr).
+    smoothing : float >= 0
+        The run's --smoothing, for code probabilities.
+    codebook_size : int > 0 or None
+        The discrete model's codebook size; ``None`` for continuous latents.
+
+    Returns
+    -------
+    stats : ravekit.generate.stats.Stats
+    """
     from ravekit.generate.pooling import MomentAccumulator, _finalize, quartiles_in_place
     from ravekit.generate.stats import Stats
     from ravekit.io.codes import histogram
@@ -75,9 +92,25 @@ def is_audio(path: Path) -> bool:
 
 
 def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndarray | None, dict]:
-    """The prompt ``(N, frames)`` from ``files`` in order, and its sidecar record.
+    """The prompt from ``files`` in order, and its sidecar record.
 
     Without files the prompt is silence as ``model`` encodes it.
+
+    Parameters
+    ----------
+    files : sequence of pathlib.Path
+        Latent files or audio (encoded by ``model``).
+    model : ravekit.engine.model.RaveModel
+        The RAVE model the prior was trained on.
+    prior : ravekit.generate.prior.Prior
+    seed : int
+
+    Returns
+    -------
+    prompt : np.ndarray [shape=(latent_dims, frames), dtype=float32] or None
+        At most the prior's ``seq_len`` last frames.
+    record : dict
+        The ``prompt`` section of the outputs' sidecars.
     """
     from ravekit.generate.prior import SILENCE_FRAMES, silence_prompt
     from ravekit.io.codes import check_codes
@@ -87,7 +120,8 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
     if not files:
         z = silence_prompt(model, seed)
         return z, {"source": "silence", "frames": SILENCE_FRAMES, "encoded_by": Path(model.info.path).name}
-    tail, record = np.zeros((p.latent_size, 0), dtype=np.float32), []
+    tail = np.zeros((p.latent_size, 0), dtype=np.float32)
+    record: list[dict[str, Any]] = []
     for f in files:
         audio = is_audio(f)
         if audio:
@@ -113,7 +147,7 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
 
 
 def run(*, module, pattern: str, options: dict, prior_file: str, temperature: float, inputs: Sequence[str] | None,
-        stats_file: str | None, distribution: str | None, extensions: Sequence[str], stdin: Iterable[str] | None,
+        stats_file: str | None, distribution: str | None, extensions: Sequence[str], stdin: TextIO | None,
         output: Path, seed: int, iqr: bool, smoothing: float, num_latents: int, bpm: float | None, num_loops: int,
         num_files: int, embeddings: bool, double: bool, plot: bool, model_file: str | None, max_frames: int,
         warn: Warn, info: Warn, on_output: Callable[[Path], None], force: bool = False, null: bool = False,

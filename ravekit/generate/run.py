@@ -10,8 +10,9 @@ exists (unless ``force``) or is an input (see :mod:`ravekit.generate.plan`);
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from ravekit.errors import RavekitError
 from ravekit.generate.drawing import generate_files
@@ -31,9 +32,12 @@ from ravekit.generate.plan import (
     sidecar_facts,
 )
 
+if TYPE_CHECKING:
+    from ravekit.generate.stats import Stats
+
 
 def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, stats_file: str | None,
-        extensions: Sequence[str], stdin: Iterable[str] | None, output: Path, seed: int, distribution: str | None,
+        extensions: Sequence[str], stdin: TextIO | None, output: Path, seed: int, distribution: str | None,
         iqr: bool, num_latents: int, bpm: float | None, num_loops: int, num_files: int, embeddings: bool,
         double: bool, plot: bool, model_file: str | None, sample_rate: int | None, ratio: int | None,
         max_frames: int, warn: Warn, info: Warn, on_output: Callable[[Path], None], force: bool = False,
@@ -69,12 +73,16 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
         raise RavekitError(f"--smoothing {smoothing:g}: give a pseudo-count of 0 or more, e.g. --smoothing 1", 2)
     minfo = model_info(model_file)
     rate, latent_size = ((minfo.sr, minfo.ratio), minfo.latent_size) if minfo else (None, None)
-    stats, files = None, []
+    stats: Stats | None = None
+    files: list[Path] = []
+    data: tuple[int | None, int | None]
+    dims: int | None
+    discrete: bool | None
     if stats_file:
         stats = load_stats(stats_file)
         data, dims, discrete = (stats.sr, stats.ratio), stats.latent_dims, stats.discrete
     else:
-        files = gather_inputs(inputs, extensions, stdin, exclude_dir=output, null=null)
+        files = gather_inputs(inputs or (), extensions, stdin, exclude_dir=output, null=null)
         data, dims, discrete = sidecar_facts(files)
         if discrete is None:  # no sidecar says: the latents are taken to be the model's kind
             discrete = bool(minfo and minfo.discrete)
@@ -93,9 +101,10 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     def check_plan(k: int) -> None:
         if dims is not None:
             check_k_fits(module, pattern, k, dims, num_loops, options, max_frames, sr, ratio, bpm)
+        inputs_read = files or (stats.sources if stats else [])
         check_outputs(planned_outputs(output, pattern=pattern, distribution=distribution, iqr=iqr, k=k, seed=seed,
                                       num_files=num_files, embeddings=embeddings, plot=plot,
-                                      writes_stats=writes_stats, pd=pd), files or stats.sources, force)
+                                      writes_stats=writes_stats, pd=pd), inputs_read, force)
         check_writable(output)  # last: a refused run leaves no empty output folder behind
 
     k = choose_k(num_latents, bpm, sr, ratio, warn, info, check=check_plan)
@@ -151,6 +160,7 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     if pd:
         from ravekit.puredata.patch import write_run_patch
 
+        assert model_file is not None  # check_pd refused --pd without --model
         write_run_patch(output, written, module=module, pattern=pattern, distribution=distribution, iqr=iqr, k=k,
                         seed=seed, num_loops=num_loops, options=options, model_file=model_file, model=minfo,
                         warn=warn, info=info)
@@ -159,7 +169,7 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
 
 def tempo_table_text(*, sample_rate: int | None, ratio: int | None, model_file: str | None,
                      inputs: Sequence[str] | None, stats_file: str | None, extensions: Sequence[str],
-                     stdin: Iterable[str] | None, warn: Warn, null: bool = False) -> str:
+                     stdin: TextIO | None, warn: Warn, null: bool = False) -> str:
     """The ``--tempo_table`` text for the rate given by flags, the model, or the data."""
     from ravekit.generate.tempo import format_tempo_table
 

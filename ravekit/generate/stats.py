@@ -66,7 +66,12 @@ class Stats:
         """Per-dim code probabilities ``(latent_dims, codebook_size)``, with the run's ``smoothing``."""
         from ravekit.io.codes import probabilities
 
-        return probabilities(self.histograms, self.smoothing)
+        return probabilities(self._histograms(), self.smoothing)
+
+    def _histograms(self) -> np.ndarray:
+        if self.histograms is None:  # set together with codebook_size by compute_stats and load_stats
+            raise ValueError("these statistics hold no code histograms: the latents are not discrete")
+        return self.histograms
 
     @property
     def has_quartiles(self) -> bool:
@@ -78,25 +83,36 @@ class Stats:
 
     def require_quartiles(self) -> None:
         """Raise a clear error when no quartiles were computed (analysis without --iqr)."""
-        if not self.has_quartiles:
+        self.quartiles()
+
+    def quartiles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(median, q1, q3)``, each ``(latent_dims,)``; a clear error when none were computed.
+
+        Raises
+        ------
+        RavekitError
+            The latents were analysed without --iqr.
+        """
+        if self.median is None or self.q1 is None or self.q3 is None:
             raise RavekitError(
                 f"{self.source or 'these statistics'} hold no quartiles; analyse the latents with --iqr"
             )
+        return self.median, self.q1, self.q3
 
     @property
     def iqr(self) -> np.ndarray:
-        self.require_quartiles()
-        return self.q3 - self.q1
+        _, q1, q3 = self.quartiles()
+        return q3 - q1
 
     @property
     def lower_fence(self) -> np.ndarray:
         """Tukey's lower fence ``Q1 - 1.5 IQR``."""
-        return self.q1 - 1.5 * self.iqr
+        return self.quartiles()[1] - 1.5 * self.iqr
 
     @property
     def upper_fence(self) -> np.ndarray:
         """Tukey's upper fence ``Q3 + 1.5 IQR``."""
-        return self.q3 + 1.5 * self.iqr
+        return self.quartiles()[2] + 1.5 * self.iqr
 
     @property
     def robust_std(self) -> np.ndarray:
@@ -118,12 +134,13 @@ class Stats:
             "constant_dims": self.constant_dims,
         }
         if self.has_quartiles:
-            d.update(median=self.median.tolist(), q1=self.q1.tolist(), q3=self.q3.tolist(),
+            median, q1, q3 = self.quartiles()
+            d.update(median=median.tolist(), q1=q1.tolist(), q3=q3.tolist(),
                      iqr=self.iqr.tolist(), lower_fence=self.lower_fence.tolist(),
                      upper_fence=self.upper_fence.tolist(), robust_std=self.robust_std.tolist())
         d["discrete"] = self.discrete
         if self.discrete:
-            d.update(codebook_size=self.codebook_size, histograms=self.histograms.tolist())
+            d.update(codebook_size=self.codebook_size, histograms=self._histograms().tolist())
         d["sources"] = list(self.sources)
         return d
 
@@ -157,10 +174,11 @@ def load_stats(path: os.PathLike | str) -> Stats:
     frames = data.get("frames")
     if not isinstance(dims, int) or dims < 1 or not isinstance(frames, int) or frames < 2:
         raise RavekitError(f"{path}: latent_dims/frames missing or invalid; write it again with generator.py")
-    vec = {k: _vector(data, k, (dims,), path) for k in ("mean", "std", "min", "max")}
-    mats = {k: _vector(data, k, (dims, dims), path) for k in ("cov", "corr")}
-    stats = Stats(latent_dims=dims, frames=frames, sr=data.get("sr"), ratio=data.get("ratio"),
-                  sources=list(data.get("sources") or []), source=str(path), **vec, **mats)
+    mean, std, lo, hi = (_vector(data, k, (dims,), path) for k in ("mean", "std", "min", "max"))
+    cov, corr = (_vector(data, k, (dims, dims), path) for k in ("cov", "corr"))
+    stats = Stats(latent_dims=dims, frames=frames, mean=mean, std=std, cov=cov, corr=corr, min=lo, max=hi,
+                  sr=data.get("sr"), ratio=data.get("ratio"), sources=list(data.get("sources") or []),
+                  source=str(path))
     if "median" in data:
         stats.median, stats.q1, stats.q3 = (_vector(data, k, (dims,), path) for k in ("median", "q1", "q3"))
     if data.get("discrete"):
@@ -169,7 +187,7 @@ def load_stats(path: os.PathLike | str) -> Stats:
 
 
 def _histograms(data: dict, dims: int, frames: int, path) -> tuple[int, np.ndarray]:
-    """``codebook_size`` and the ``(dims, codebook_size)`` code counts of discrete statistics, checked."""
+    """``codebook_size`` and the ``(latent_dims, codebook_size)`` code counts of discrete statistics, checked."""
     size = data.get("codebook_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise RavekitError(f"{path}: discrete statistics without a valid codebook_size; "

@@ -6,7 +6,9 @@ rounded here.  Looping ``k`` frames gives one quarter note per loop, that is
 ``60 * rate / k`` BPM, and "double time" (two beats per loop, ``2x`` that)
 for even ``k``.
 
-Standard library only: ``--tempo_table`` answers without numpy.
+Throughout, ``sr`` is in Hz, ``ratio`` in samples per latent frame, ``k`` in
+latent frames and tempi in BPM.  Standard library only: ``--tempo_table``
+answers without numpy.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def checkpoint_facts(path: os.PathLike | str, ckpt: dict) -> dict:
 
     Values not stored are ``None``.
     """
-    hp = next((ckpt[k] for k in CONFIG_KEYS if isinstance(ckpt.get(k), dict)), {})
+    hp: dict = next((ckpt[k] for k in CONFIG_KEYS if isinstance(ckpt.get(k), dict)), {})
     sr = next((hp[k] for k in ("sr", "sample_rate", "sampling_rate") if isinstance(hp.get(k), int)), None)
     latent = next((hp[k] for k in ("latent_size", "latent_dim") if isinstance(hp.get(k), int)), None)
     gin = find_config_gin(path)

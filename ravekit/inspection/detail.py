@@ -11,6 +11,7 @@ import difflib
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import TextIO
 
 import numpy as np
@@ -76,23 +77,22 @@ def module_members(module) -> dict[str, tuple[str, str, Callable[[], str]]]:
             continue
         if isinstance(value, torch.Tensor):
             summary = f"Tensor {str(value.dtype).replace('torch.', '')} {tuple(value.shape)}"
-            members[name] = ("attribute", summary, lambda n=name, v=value: describe_tensor(n, v, "tensor attribute"))
+            members[name] = ("attribute", summary, partial(describe_tensor, name, value, "tensor attribute"))
         else:
             text = repr(value)
             summary = f"{type(value).__name__} = {text if len(text) <= 60 else text[:57] + '...'}"
-            members[name] = ("attribute", summary, lambda n=name, v=value, s=text:
-                             f"{n}  (attribute)\n  type   {type(v).__name__}\n  value  {s}")
+            members[name] = ("attribute", summary, partial(_attribute_details, name, value, text))
     for name in module._c._method_names():
         try:
             signature = _schema(module, name)
         except Exception:  # noqa: BLE001
             signature = "(signature unknown)"
-        members[name] = ("method", signature, lambda n=name: _method_details(module, n))
+        members[name] = ("method", signature, partial(_method_details, module, name))
     for name, child in children.items():
         cls = str(getattr(child, "original_name", type(child).__name__))
         count = sum(p.numel() for p in child.parameters())
         members[name] = ("submodule", f"{cls}, {count:,} parameters",
-                         lambda n=name, c=child, k=cls, pc=count: _child_details(n, c, k, pc))
+                         partial(_child_details, name, child, cls, count))
     return members
 
 
@@ -105,6 +105,10 @@ def _attribute_names(module) -> list[str]:
         return []
     block = text.split("  attributes {\n", 1)[-1].split("\n  }\n", 1)[0]
     return re.findall(r"^    (\w+) = ", block, re.MULTILINE)
+
+
+def _attribute_details(name: str, value: object, text: str) -> str:
+    return f"{name}  (attribute)\n  type   {type(value).__name__}\n  value  {text}"
 
 
 def _method_details(module, name: str) -> str:
@@ -152,10 +156,20 @@ def query_loop(names: list[str], answer: Callable[[str], str], stdin: TextIO | N
 
     Parameters
     ----------
-    names : the valid queries.
-    answer : renders the answer for a valid name.
-    stdin, stdout : default to ``sys.stdin`` / ``sys.stdout``; prompts only
-        when ``stdin`` is a terminal.  Unknown names are reported on stderr.
+    names : list of str
+        The valid queries.
+    answer : callable(str) -> str
+        Renders the answer for a valid name.
+    stdin, stdout : TextIO or None
+        Default to ``sys.stdin`` / ``sys.stdout``; prompts only when
+        ``stdin`` is a terminal.  Unknown names are reported on stderr.
+    what : str
+        What a name names, for the prompt.
+
+    Returns
+    -------
+    unknown : int
+        How many queries named nothing.
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -211,11 +225,13 @@ def checkpoint_members(ckpt: dict) -> dict[str, tuple[str, str, Callable[[], str
     """A checkpoint's top-level entries (epoch, hyper_parameters, ...) as members."""
     import pprint
 
-    members = {}
+    def details(key: object, value: object) -> str:
+        return f"{key}  (checkpoint entry)\n" + _clip(pprint.pformat(_shorten(value), width=100, sort_dicts=False))
+
+    members: dict[str, tuple[str, str, Callable[[], str]]] = {}
     for key, value in ckpt.items():
         size = f", {len(value)} items" if isinstance(value, (dict, list, tuple)) else ""
-        members[str(key)] = ("entry", f"{type(value).__name__}{size}", lambda k=key, v=value: (
-            f"{k}  (checkpoint entry)\n" + _clip(pprint.pformat(_shorten(v), width=100, sort_dicts=False))))
+        members[str(key)] = ("entry", f"{type(value).__name__}{size}", partial(details, key, value))
     return members
 
 

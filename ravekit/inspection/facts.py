@@ -108,13 +108,17 @@ def fidelity_dims(fidelity, levels=FIDELITY_LEVELS) -> dict[str, int | None] | N
 
     Parameters
     ----------
-    fidelity : 1-D tensor, cumulative explained variance per latent dim (RAVE's
-        ``fidelity`` buffer, rising to 1.0).
+    fidelity : torch.Tensor [shape=(latent_dims,)] or None
+        Cumulative explained variance per latent dim (RAVE's ``fidelity``
+        buffer, rising to 1.0).
+    levels : sequence of int
+        Percentages of variance.
 
     Returns
     -------
-    dict ``{"80": dims, ...}`` (``None`` for a level never reached), or ``None``
-    when the buffer is missing or not a cumulative curve.
+    dims : dict or None
+        ``{"80": latent dims needed, ...}`` (``None`` for a level never
+        reached), or ``None`` when the buffer is missing or not a cumulative curve.
     """
     if not isinstance(fidelity, torch.Tensor) or fidelity.dim() != 1 or fidelity.numel() == 0:
         return None
@@ -237,7 +241,7 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     summary["cache_mb"] = sum(ins.state_dict[k].numel() * ins.state_dict[k].element_size() for k in caches) / MB
     fid = ins.state_dict.get("fidelity")
     summary["fidelity"] = fidelity_dims(fid)
-    summary["fidelity_of_dims"] = int(fid.numel()) if summary["fidelity"] else None
+    summary["fidelity_of_dims"] = int(fid.numel()) if summary["fidelity"] and fid is not None else None
     if isinstance(fid, torch.Tensor) and summary["fidelity"] is None:
         if summary.get("original_name") == "DiscreteScriptedRAVE" and not fid.any():
             ins.notes.append("discrete model: its latents are codebook indices, with no PCA, so no fidelity levels")

@@ -28,7 +28,7 @@ class Reports:
     """How a run reports: ``error`` and ``info`` take one message line, ``output`` an output path for
     stdout, and ``check_output`` refuses (raises) a path that stdout cannot carry."""
 
-    error: Callable[[str], None]
+    error: Callable[[str], object]  # fatal()'s exit code is ignored
     info: Callable[[str], None]
     output: Callable[[Path], None]
     check_output: Callable[[Path], None]

@@ -34,9 +34,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence], indent: str =
 
     Parameters
     ----------
-    headers : column titles.
-    rows : one sequence of cells per row; cells go through :func:`fmt_value`.
-    indent : prefix of every line.
+    headers : sequence of str
+        Column titles.
+    rows : sequence of sequence
+        One sequence of cells per row; cells go through :func:`fmt_value`.
+    indent : str
+        Prefix of every line.
 
     Returns
     -------

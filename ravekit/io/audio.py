@@ -206,6 +206,7 @@ def _ffmpeg_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
     cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", info.path, "-map", "0:a:0",
            "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
     frame_bytes = 4 * info.channels
     try:
         while True:
@@ -224,10 +225,26 @@ def _ffmpeg_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
 
 def iter_audio(path: os.PathLike | str, sr: int | None = None, block: int = BLOCK,
                info: AudioInfo | None = None) -> Iterator[np.ndarray]:
-    """Yield float32 blocks ``(channels, n)`` of a file, resampled to ``sr`` Hz.
+    """Yield float32 blocks of a file, resampled to ``sr`` Hz.
 
     Resampling uses soxr's streaming high-quality resampler, so the blocks
     join into exactly the signal a whole-file resampling gives.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The sound file.
+    sr : int > 0 or None
+        Output sample rate in Hz; ``None`` keeps the file's rate.
+    block : int > 0
+        Samples per block read from the file (at the file's rate).
+    info : AudioInfo or None
+        The file's :func:`probe`, when already known.
+
+    Yields
+    ------
+    block : np.ndarray [shape=(channels, samples), dtype=float32]
+        Consecutive pieces of the signal; their lengths vary when resampling.
     """
     info = info or probe(path)
     blocks = _ffmpeg_blocks(info, block) if info.via_ffmpeg else _soundfile_blocks(info, block)
@@ -247,7 +264,22 @@ def iter_audio(path: os.PathLike | str, sr: int | None = None, block: int = BLOC
 
 
 def read_audio(path: os.PathLike | str, sr: int | None = None) -> tuple[np.ndarray, AudioInfo]:
-    """Read a whole file: float32 ``(channels, samples)`` at ``sr`` Hz (or the file's rate)."""
+    """Read a whole file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The sound file.
+    sr : int > 0 or None
+        Sample rate in Hz to resample to; ``None`` keeps the file's rate.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(channels, samples), dtype=float32]
+        The audio.
+    info : AudioInfo
+        The file's :func:`probe` (its own rate and length, before resampling).
+    """
     info = probe(path)
     blocks = list(iter_audio(path, sr, info=info))
     if not blocks:

@@ -63,13 +63,39 @@ def channel_plan(file_channels: int, model_channels: int, mode: str = "auto",
 
 
 def apply_channels(x: np.ndarray, groups: Groups) -> np.ndarray:
-    """``x`` ``(channels, n)`` -> ``(len(groups), n)``, each row the mean of its group."""
+    """Mix a file's channels into the model's: each output row is the mean of its group.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(channels, samples)]
+        The file's audio.
+    groups : list of list of int
+        Per model channel, the 0-based file channels averaged into it.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(len(groups), samples), dtype=float32]
+    """
     rows = [x[g[0]] if len(g) == 1 else x[g].mean(axis=0, dtype=np.float32) for g in groups]
     return np.ascontiguousarray(np.stack(rows).astype(np.float32, copy=False))
 
 
 def match_channels(x: np.ndarray, model_channels: int, mode: str = "auto") -> np.ndarray:
-    """Convert ``x`` ``(channels, n)`` to ``(model_channels, n)`` (first pass of ``channel_plan``)."""
+    """Convert a file's channels to the model's (the first pass of :func:`channel_plan`).
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(channels, samples)]
+        The file's audio.
+    model_channels : int > 0
+        Channels the model takes.
+    mode : str
+        ``--channel_mode``: ``auto``, ``mix``, ``fold``, ``left``, ``right`` or ``split``.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(model_channels, samples), dtype=float32]
+    """
     return apply_channels(x, channel_plan(x.shape[0], model_channels, mode)[0][1])
 
 

@@ -19,12 +19,24 @@ from ravekit.errors import RavekitError
 
 
 def first_bad_code(x: np.ndarray, codebook_size: int | None) -> tuple[int, int, float] | None:
-    """``(frame, dim, value)`` of the first value of ``x`` (``(dims, frames)``) that is not a code.
+    """The first value of ``x`` that is not a code.
 
     A code is a whole number from 0 to ``codebook_size - 1`` (any whole number
     >= 0 when the size is unknown).  "First" is in time order: the earliest
-    frame, then the lowest dim.  Indices are counted from 0; ``None`` when all
-    values are codes.
+    frame, then the lowest dim.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(latent_dims, frames)]
+        Latents of a discrete model.
+    codebook_size : int > 0 or None
+        The model's codebook size; ``None`` when unknown.
+
+    Returns
+    -------
+    found : tuple (frame, dim, value) or None
+        0-based frame and dim of the first non-code and its value; ``None``
+        when all values are codes.
     """
     bad = (x < 0) | (x != np.floor(x))
     if codebook_size is not None:
@@ -49,10 +61,24 @@ def valid_range(codebook_size: int | None) -> str:
 
 def check_codes(x: np.ndarray, codebook_size: int | None, path: os.PathLike | str, whose: str, fix: str,
                 exit_code: int = 1) -> None:
-    """Raise one clear line for the first value of ``x`` (``(dims, frames)``) that is not a code.
+    """Raise one clear line for the first value of ``x`` that is not a code.
 
-    ``whose`` names the codebook (``"model.ts"``, ``"the statistics"``);
-    ``fix`` says what to do.  Frames and dims are counted from 1 in the message.
+    Frames and dims are counted from 1 in the message.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(latent_dims, frames)]
+        Latents of a discrete model.
+    codebook_size : int > 0 or None
+        The model's codebook size; ``None`` when unknown.
+    path : str or os.PathLike
+        The file ``x`` came from, named in the message.
+    whose : str
+        Names the codebook (``"model.ts"``, ``"the statistics"``).
+    fix : str
+        What to do, the end of the message.
+    exit_code : int
+        The :class:`~ravekit.errors.RavekitError`'s exit code.
     """
     found = first_bad_code(x, codebook_size)
     if found is None:
@@ -63,17 +89,38 @@ def check_codes(x: np.ndarray, codebook_size: int | None, path: os.PathLike | st
 
 
 def histogram(x: np.ndarray, codebook_size: int) -> np.ndarray:
-    """Counts of each code per dim: int64 ``(dims, codebook_size)`` from codes ``(dims, frames)``."""
+    """Counts of each code per dim.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(latent_dims, frames)]
+        Codes (checked by :func:`check_codes`).
+    codebook_size : int > 0
+
+    Returns
+    -------
+    counts : np.ndarray [shape=(latent_dims, codebook_size), dtype=int64]
+    """
     idx = x.astype(np.int64)
     return np.stack([np.bincount(row, minlength=codebook_size) for row in idx])
 
 
 def probabilities(counts: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-    """Per-dim code probabilities ``(dims, codebook_size)`` from counts.
+    """Per-dim code probabilities from counts.
 
-    ``smoothing`` is a pseudo-count added to every code (additive, or Laplace,
-    smoothing): 0 keeps to the codes found in the material, 1 gives every code
-    of the codebook at least the weight of a code seen once.
+    Parameters
+    ----------
+    counts : np.ndarray [shape=(latent_dims, codebook_size)]
+        How often each code occurs in each dim (:func:`histogram`).
+    smoothing : float >= 0
+        A pseudo-count added to every code (additive, or Laplace,
+        smoothing): 0 keeps to the codes found in the material, 1 gives every
+        code of the codebook at least the weight of a code seen once.
+
+    Returns
+    -------
+    prob : np.ndarray [shape=(latent_dims, codebook_size), dtype=float64]
+        Each row sums to 1.
     """
     p = counts.astype(np.float64) + smoothing
     total = p.sum(axis=1, keepdims=True)
@@ -83,11 +130,23 @@ def probabilities(counts: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
 
 
 def draw(prob: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """``frames`` codes per dim drawn from ``prob`` (``(dims, codebook_size)``): float32 ``(frames, dims)``.
+    """Draw codes per dim from their probabilities.
 
-    Inverse-CDF sampling from exactly ``frames x dims`` uniforms, so the
+    Inverse-CDF sampling from exactly ``frames x latent_dims`` uniforms, so the
     randomness used does not depend on the statistics.  A code of probability 0
     is never drawn.
+
+    Parameters
+    ----------
+    prob : np.ndarray [shape=(latent_dims, codebook_size)]
+        Per-dim code probabilities (:func:`probabilities`).
+    frames : int >= 0
+        Latent frames to draw.
+    rng : np.random.Generator
+
+    Returns
+    -------
+    codes : np.ndarray [shape=(frames, latent_dims), dtype=float32]
     """
     dims, size = prob.shape
     cdf = np.cumsum(prob, axis=1)
@@ -101,6 +160,15 @@ def draw(prob: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def support(prob: np.ndarray) -> np.ndarray:
-    """Uniform probabilities over the codes that can occur in each dim (``prob > 0``)."""
+    """Uniform probabilities over the codes that can occur in each dim (``prob > 0``).
+
+    Parameters
+    ----------
+    prob : np.ndarray [shape=(latent_dims, codebook_size)]
+
+    Returns
+    -------
+    uniform : np.ndarray [shape=(latent_dims, codebook_size), dtype=float64]
+    """
     mask = (prob > 0).astype(np.float64)
     return mask / mask.sum(axis=1, keepdims=True)

@@ -94,8 +94,10 @@ def check_writable(folder: Path) -> None:
         raise RavekitError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --output") from None
 
 
-def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: os.PathLike | str, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path`` atomically.
+
+    ``write``'s return value is ignored (``Path.write_text`` returns a count).
 
     An ``OSError`` while writing (a full disk, a lost mount) becomes
     :func:`write_error`; the partial temporary file is removed.

@@ -26,11 +26,15 @@ class AudioPrefetcher:
 
     Parameters
     ----------
-    paths : the files, in the order they will be asked for.
-    sr : sample rate to resample to.
-    max_blocks : how many decoded blocks of one file may wait in memory
-        (each ``audio.BLOCK`` frames).
-    workers : reader threads, each on its own file.  One is the default: on
+    paths : list of pathlib.Path
+        The files, in the order they will be asked for.
+    sr : int > 0
+        Sample rate in Hz to resample to.
+    max_blocks : int > 0
+        How many decoded blocks of one file may wait in memory (each
+        ``audio.BLOCK`` samples per channel).
+    workers : int > 0
+        Reader threads, each on its own file.  One is the default: on
         two cores a second reader slowed real models down more than it
         sped cheap ones up (measured with tools/bench.py).
 

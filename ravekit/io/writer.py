@@ -17,12 +17,16 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ravekit.choices import WAV_SUBTYPES
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_path, write_error
+
+if TYPE_CHECKING:
+    from soundfile import SoundFile
 
 SUBTYPES = WAV_SUBTYPES
 SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
@@ -77,17 +81,25 @@ def _default_warn(message: str) -> None:
 
 
 class AudioWriter:
-    """Write ``(channels, n)`` blocks to a sound file that appears only when closed cleanly.
+    """Write ``(channels, samples)`` blocks to a sound file that appears only when closed cleanly.
 
     Use as a context manager; on an exception the partial file is removed.
 
     Parameters
     ----------
-    path : destination; its suffix picks the format (``.wav``: WAV, or RF64 when too long).
-    sr, channels : sample rate in Hz and channel count.
-    subtype : soundfile subtype (``FLOAT``, ``PCM_16``, ``PCM_24``, ``DOUBLE``).
-    frames : the length that will be written, when known ahead: it chooses WAV or RF64.
-    warn : called with each warning (RF64 chosen, samples clipped); default ``warnings.warn``.
+    path : str or os.PathLike
+        Destination; its suffix picks the format (``.wav``: WAV, or RF64 when too long).
+    sr : int > 0
+        Sample rate in Hz.
+    channels : int > 0
+        Channel count.
+    subtype : str
+        soundfile subtype (``FLOAT``, ``PCM_16``, ``PCM_24``, ``DOUBLE``).
+    frames : int >= 0 or None
+        The length in samples per channel that will be written, when known
+        ahead: it chooses WAV or RF64.
+    warn : callable(str) or None
+        Called with each warning (RF64 chosen, samples clipped); default ``warnings.warn``.
 
     After a clean close, ``summary`` holds ``container``, ``subtype``,
     ``frames``, ``peak`` (largest absolute sample) and ``clipped`` (samples
@@ -103,7 +115,12 @@ class AudioWriter:
         self._limit = (WAV_MAX_BYTES - HEADER_ALLOWANCE) if self.container == "WAV" else None
         self.frames, self.peak, self.clipped = 0, 0.0, 0
         self.summary: dict | None = None
-        self._file = None
+        self._file: SoundFile | None = None
+
+    def _open_file(self) -> SoundFile:
+        if self._file is None:
+            raise RuntimeError("AudioWriter writes only inside its with block")
+        return self._file
 
     def __enter__(self) -> AudioWriter:
         import soundfile as sf
@@ -124,7 +141,7 @@ class AudioWriter:
         return self
 
     def write(self, block: np.ndarray) -> None:
-        """Append ``block`` ``(channels, n)``."""
+        """Append ``block``, an ``np.ndarray [shape=(channels, samples)]``."""
         if block.size:
             self.peak = max(self.peak, float(np.abs(block).max()))
             if self.subtype in INTEGER_SUBTYPES:
@@ -136,13 +153,13 @@ class AudioWriter:
         import soundfile as sf
 
         try:
-            self._file.write(np.ascontiguousarray(block.T))
+            self._open_file().write(np.ascontiguousarray(block.T))
         except (sf.LibsndfileError, OSError) as exc:
             raise write_error(self.path, _libsndfile_reason(self._file, exc)) from None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._file.close()  # rewrites the header: may fail on a full disk too
+            self._open_file().close()  # rewrites the header: may fail on a full disk too
         except Exception as close_exc:  # noqa: BLE001 - libsndfile's errors are of several types
             if exc is None:
                 exc = write_error(self.path, _libsndfile_reason(None, close_exc))
@@ -151,7 +168,6 @@ class AudioWriter:
         self._atomic.__exit__(exc_type, exc, tb)  # renames into place, or removes the partial file
         if exc is None:
             self._finish()
-        return False
 
     def _finish(self) -> None:
         total = self.frames * self.channels
@@ -166,7 +182,26 @@ class AudioWriter:
 
 def save_audio(path: os.PathLike | str, y: np.ndarray, sr: int, subtype: str = "FLOAT",
                warn: Callable[[str], None] | None = None) -> Path:
-    """Write ``y`` ``(channels, samples)`` at ``sr`` Hz, atomically; format from the suffix."""
+    """Write a whole signal, atomically; the format follows the suffix of ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination.
+    y : np.ndarray [shape=(channels, samples)]
+        The audio.
+    sr : int > 0
+        Sample rate in Hz.
+    subtype : str
+        soundfile subtype (``FLOAT``, ``PCM_16``, ``PCM_24``, ``DOUBLE``).
+    warn : callable(str) or None
+        Called with each warning (RF64 chosen, samples clipped).
+
+    Returns
+    -------
+    path : pathlib.Path
+        The file written.
+    """
     with AudioWriter(path, sr, y.shape[0], subtype, frames=y.shape[1], warn=warn) as w:
         w.write(y)
     return Path(path)

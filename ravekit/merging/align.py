@@ -141,7 +141,7 @@ def align_models(modules: list, paths: list, seed: int = 0) -> tuple[list[dict],
     its per-group figures.  Raises ``UnsupportedArchitecture`` (nothing merged)
     when the groups cannot be derived or differ between models.
     """
-    from ravekit.merging.plan import model_labels
+    from ravekit.merging.entries import model_labels
 
     groups = derive_groups(modules[0])
     states = [modules[0].state_dict()]

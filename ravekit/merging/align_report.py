@@ -28,7 +28,7 @@ def alignment_path(report: Path) -> Path:
 
 def alignment_rows(stats: Sequence[Sequence]) -> list[dict]:
     """``stats[i]``: the ``align.GroupAlignment`` list of model ``i + 1``."""
-    from ravekit.merging.plan import model_labels
+    from ravekit.merging.entries import model_labels
 
     labels = model_labels(len(stats) + 1)[1:]
     return [{"model": label, "group": g.group, "channels": g.size, "tensors": g.tensors, "moved": g.moved,
@@ -45,7 +45,7 @@ def write_alignment(path: os.PathLike | str, stats: Sequence[Sequence]) -> Path:
 
 def alignment_summary(stats: Sequence[Sequence]) -> list[str]:
     """One line per aligned model: groups, channels moved, mean cosine before -> after."""
-    from ravekit.merging.plan import model_labels
+    from ravekit.merging.entries import model_labels
 
     lines = []
     for label, groups in zip(model_labels(len(stats) + 1)[1:], stats):

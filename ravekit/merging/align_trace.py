@@ -42,7 +42,7 @@ class Spaces:
 
     FIXED = ("fixed",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.parent: dict = {self.FIXED: self.FIXED}
         self.order: list = []
 

@@ -15,7 +15,7 @@ import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ravekit.merging.plan import model_labels
+from ravekit.merging.entries import model_labels
 
 
 def render_paths(audio: str | Path, merged: Path, n_models: int, unaligned: bool = False) -> list[Path]:

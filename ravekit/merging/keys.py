@@ -6,8 +6,16 @@ same function to decide which entries it can average.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Shaped(Protocol):
+    """Anything with a ``.shape``: a torch tensor, a numpy array."""
+
+    @property
+    def shape(self) -> Sequence[int]: ...
 
 
 @dataclass
@@ -49,7 +57,7 @@ class KeyAlignment:
         }
 
 
-def align_state_dicts(state_dicts: Mapping[str, Mapping[str, object]]) -> KeyAlignment:
+def align_state_dicts(state_dicts: Mapping[str, Mapping[str, Shaped]]) -> KeyAlignment:
     """Align the keys of several state_dicts by name and shape.
 
     Parameters

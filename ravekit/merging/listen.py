@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ravekit.io.files import atomic_write
-from ravekit.merging.plan import EntryPlan
+from ravekit.merging.entries import EntryPlan
 
 # Each audio element marks itself loaded or failed (data-state); a failed one
 # says so on the page, e.g. when the page was copied without its WAVs.

@@ -22,6 +22,18 @@ def linear_merge(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> t
 
     Zero-weight models are left out of the sum, so weights ``1 0`` give A bit
     for bit (even where the other model holds inf or NaN).
+
+    Parameters
+    ----------
+    tensors : sequence of torch.Tensor
+        One entry per model, all of one shape, A first.
+    weights : sequence of float >= 0
+        One per model, at least one above 0 (normalised by the caller).
+
+    Returns
+    -------
+    merged : torch.Tensor
+        Same shape as the inputs, A's dtype.
     """
     acc = None
     for t, w in zip(tensors, weights):
@@ -29,15 +41,30 @@ def linear_merge(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> t
             continue
         term = t.detach().double() * w
         acc = term if acc is None else acc + term
+    if acc is None:
+        raise ValueError("linear_merge needs at least one weight above 0")
     return acc.to(tensors[0].dtype)
 
 
 def slerp_pair(a: torch.Tensor, b: torch.Tensor, wa: float, wb: float) -> tuple[torch.Tensor, bool]:
     """Spherical interpolation from ``a`` (weight ``wa``) to ``b`` (weight ``wb``), float64.
 
-    Both tensors are treated as flat vectors; ``t = wb / (wa + wb)``.  Returns
-    ``(result, fell_back)``: nearly parallel (or anti-parallel, or zero)
-    tensors are interpolated linearly, ``(wa * a + wb * b) / (wa + wb)``.
+    Both tensors are treated as flat vectors; ``t = wb / (wa + wb)``.  Nearly
+    parallel (or anti-parallel, or zero) tensors are interpolated linearly,
+    ``(wa * a + wb * b) / (wa + wb)``.
+
+    Parameters
+    ----------
+    a, b : torch.Tensor
+        Of one shape.
+    wa, wb : float >= 0
+
+    Returns
+    -------
+    result : torch.Tensor
+        Same shape as ``a``.
+    fell_back : bool
+        The linear interpolation was used.
     """
     total = wa + wb
     if wb == 0:
@@ -59,8 +86,21 @@ def slerp_merge(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> tu
 
     Each step interpolates the running result (carrying the summed weight of
     the models so far) toward the next model by ``w_next / (w_so_far + w_next)``,
-    which for two models is plain slerp with ``t = w_B``.  Returns the result
-    in A's dtype and whether any step fell back to linear.
+    which for two models is plain slerp with ``t = w_B``.
+
+    Parameters
+    ----------
+    tensors : sequence of torch.Tensor
+        One entry per model, all of one shape, A first.
+    weights : sequence of float >= 0
+        One per model, summing to 1.
+
+    Returns
+    -------
+    merged : torch.Tensor
+        Same shape as the inputs, A's dtype.
+    fell_back : bool
+        Some step fell back to linear interpolation.
     """
     acc, acc_w, fell_back = None, 0.0, False
     for t, w in zip(tensors, weights):
@@ -71,4 +111,6 @@ def slerp_merge(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> tu
         acc, fb = slerp_pair(acc, x, acc_w, w)
         fell_back |= fb
         acc_w += w
+    if acc is None:
+        raise ValueError("slerp_merge needs at least one tensor")
     return acc.to(tensors[0].dtype), fell_back

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ravekit.io.files import atomic_write
-from ravekit.merging.plan import EntryPlan, model_labels
+from ravekit.merging.entries import EntryPlan, model_labels
 
 
 def format_shape(shape) -> str:
@@ -35,7 +35,7 @@ def report_rows(plans: Sequence[EntryPlan]) -> list[dict]:
     rows = []
     for plan in plans:
         labels = model_labels(len(plan.shapes))
-        row = {"entry": plan.name, "kind": plan.kind, "dtype": plan.dtype}
+        row: dict[str, object] = {"entry": plan.name, "kind": plan.kind, "dtype": plan.dtype}
         row.update({f"shape_{lab}": format_shape(s) for lab, s in zip(labels, plan.shapes)})
         row["numel"] = plan.numel
         row["merged"] = "yes" if plan.merged else "no"

@@ -162,12 +162,22 @@ def write_patch(path: Path, wavs: Sequence[Path], model_file: str | os.PathLike,
 
     Parameters
     ----------
-    path : Path of the ``.pd`` file to write.
-    wavs : the generated latent WAVs; the first two are loaded into players a and b.
-    model_file : the model ``[nn~]`` loads (written as an absolute path).
-    model : :class:`~ravekit.engine.model.ModelInfo` of that model (latent_size, target_channels).
-    section_list : ``[0, b1, ..., frames]`` from :func:`sections`.
-    pd_dir : the folder holding the abstractions, written in ``[declare -path]``.
+    path : pathlib.Path
+        The ``.pd`` file to write.
+    wavs : sequence of pathlib.Path
+        The generated latent WAVs; the first two are loaded into players a and b.
+    model_file : str or os.PathLike
+        The model ``[nn~]`` loads (written as an absolute path).
+    model : ravekit.engine.model.ModelInfo
+        That model's facts (``latent_size``, ``target_channels``).
+    section_list : sequence of int
+        ``[0, b1, ..., frames]`` in latent frames, from :func:`sections`.
+    pd_dir : pathlib.Path
+        The folder holding the abstractions, written in ``[declare -path]``.
+
+    Returns
+    -------
+    path : pathlib.Path
     """
     from ravekit.io.files import atomic_write
     from ravekit.io.latents import read_sidecar
