@@ -295,3 +295,30 @@ def test_jobs_report_a_failing_file_and_exit_non_zero(tmp_path, capsys, demo_mod
     code, out, err = run_cli(capsys, encoder, "-m", demo_model, "-i", tmp_path / "in", "-o", tmp_path / "o", "-j", "2",
                              lines=True)
     assert code == 1 and out == [str(tmp_path / "o" / "good.npy")] and "bad.wav" in err
+
+
+def test_a_model_without_a_latent_size_is_named(tmp_path, capsys):
+    """A scripted module with nn~'s buffers but a latent size of 0 (a broken export): one line, no traceback."""
+    import torch
+
+    class NoLatents(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("encode_params", torch.tensor([1, 2048, 0, 2048]))
+            self.register_buffer("decode_params", torch.tensor([0, 2048, 1, 1]))
+            self.sr = 44100
+
+        @torch.jit.export
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            return x[..., ::2048]
+
+        @torch.jit.export
+        def decode(self, z: torch.Tensor) -> torch.Tensor:
+            return z.repeat_interleave(2048, -1)
+
+    path = tmp_path / "broken.ts"
+    torch.jit.script(NoLatents()).save(str(path))
+    src = write_audio(tmp_path / "a.wav", seconds=0.2)
+    code, out, err = run_cli(capsys, encoder, "-m", path, "-i", src, "-o", tmp_path / "o", lines=True)
+    assert code == 1 and not out
+    assert "broken.ts" in err and "latent size" in err and len(err.strip().splitlines()) == 1

@@ -134,7 +134,8 @@ def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
     ``records``: each output gets a ``NAME.json`` record beside it, which must
     not replace an input's sidecar (``NAME.json`` beside a latent file).
     """
-    jobs, seen = [], {}
+    jobs: list[Job] = []
+    seen: dict[Path, Path] = {}
     sources = {p.resolve() for p, _ in pairs}
     sidecars = {p.resolve().with_suffix(".json"): p for p, _ in pairs} if records else {}
     for source, rel in sorted(pairs, key=lambda pr: str(pr[1])):
@@ -169,9 +170,9 @@ def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: 
     """
     pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir, null=null)
     jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard), records)
-    if part:
-        k, n = parse_shard(part)
-        jobs = jobs[k - 1::n]
+    share = parse_shard(part)
+    if share:
+        jobs = jobs[share[0] - 1::share[1]]
     check_writable(output_dir)
     return jobs
 

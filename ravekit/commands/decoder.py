@@ -104,8 +104,9 @@ def run(args) -> int:
 
     todo = [job for job in jobs if id(job) in audio and to_do(job)]
     order = {id(job): i for i, job in enumerate(todo)}
-    prefetcher = AudioPrefetcher([job.source for job in todo], decoder.encoder.model.info.sr,
-                                 max_blocks=decoder.encoder.prefetch_blocks()) if todo else None
+    encoder = decoder.encoder
+    prefetcher = AudioPrefetcher([job.source for job in todo], encoder.model.info.sr,
+                                 max_blocks=encoder.prefetch_blocks()) if todo and encoder is not None else None
 
     def work(job, progress):
         reading = prefetcher.open(order[id(job)]) if id(job) in order else None

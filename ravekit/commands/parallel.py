@@ -249,6 +249,7 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
             cmd = [sys.executable, "-m", module, *argv, "--jobs", "1", "--part", f"{k}/{parts}"]
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
+            assert proc.stdin is not None  # stdin=PIPE
             proc.stdin.write(stdin_bytes or b"")
             proc.stdin.close()
             procs.append(proc)

@@ -157,7 +157,7 @@ class Decoder:
         except RuntimeError as exc:
             raise RavekitError(f"{out}: the model failed to decode ({first_line(exc)})") from None
         if source is not None:
-            output = {"file": out.name, "bytes": out.stat().st_size, **writer.summary,
+            output = {"file": out.name, "bytes": out.stat().st_size, **(writer.summary or {}),
                       "clipped_share": writer.clipped / max(1, writer.frames * m.target_channels)}
             record = make_record(
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,

@@ -190,7 +190,7 @@ class Encoder:
         # The file's identity, for resuming (source_changed): stat before reading, hash once after the
         # first pass, while the file is still in the OS cache.
         st = os.stat(path)
-        identity = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        identity: dict[str, object] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
         plan = self._plan(info.channels, path)
         warning = self.channel_warning(info.channels, plan)
         for suffix, groups in plan:
@@ -216,7 +216,7 @@ class Encoder:
                 raise RavekitError(f"{path}: the model failed on this file ({first_line(exc)})") from None
             samples = counted["samples"]
             identity.setdefault("sha256", sha256_of(path))
-            source = {
+            described: dict[str, object] = {
                 "file": str(path),
                 "sr": info.sr,
                 "channels": info.channels,
@@ -230,11 +230,11 @@ class Encoder:
                 **identity,
             }
             if warning:
-                source["channel_warning"] = warning
+                described["channel_warning"] = warning
             meta = make_sidecar(
                 sr=m.sr, ratio=m.ratio, latent_dims=z.shape[1], frames=z.shape[2], n_channels=m.n_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
-                source=source, seed=self.seed, created_by="encoder.py", processing=self.processing,
+                source=described, seed=self.seed, created_by="encoder.py", processing=self.processing,
                 discrete=m.discrete, codebook_size=m.codebook_size,
             )
             # Once per file, not once per pass.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -101,5 +102,5 @@ def measure_latency(model: RaveModel, parts: tuple[str, ...] = ("encode", "decod
         model.reset_state()
         return found
 
-    return Latency(*[cached(model, f"latency.{part}", lambda probe=probe: measure(probe)) if part in parts else 0
+    return Latency(*[cached(model, f"latency.{part}", partial(measure, probe)) if part in parts else 0
                      for part, probe in (("encode", _encode_latency), ("decode", _decode_latency))])

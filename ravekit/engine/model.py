@@ -254,6 +254,9 @@ def read_info(module, path: str = "", strict: bool = True, notes: list[str] | No
             "is unknown; re-export it with `rave export`"
         )
     latent_size = _attr(module, "latent_size") or (enc[2] if enc else None) or (dec[0] if dec else None)
+    if not latent_size:
+        raise RavekitError(f"{path}: the model does not say its latent size (no `latent_size` attribute and "
+                           "empty encode_params/decode_params); re-export it with `rave export`")
     n_channels = _attr(module, "n_channels") or (enc[0] if enc else 1)
     target = _attr(module, "target_channels") or (dec[2] if dec else n_channels)
     full = _attr(module, "full_latent_size") or latent_size

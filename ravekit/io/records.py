@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,7 +135,7 @@ def discard_record(path: os.PathLike | str) -> None:
         record_path(path).unlink()
 
 
-def stale_error(path: os.PathLike | str, changed: list[str], causes: list[str] = (),
+def stale_error(path: os.PathLike | str, changed: list[str], causes: Sequence[str] = (),
                 source: os.PathLike | str | None = None) -> RavekitError:
     """An existing output that is not this run's result: the encoder's and decoder's one message.
 
