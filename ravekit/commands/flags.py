@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from ravekit.choices import DEVICES
+from ravekit.choices import DEFAULT_CHUNK_SECONDS, DEVICES
 from ravekit.errors import RavekitError, shown  # noqa: F401 - shown is part of this module's API
 
 TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
@@ -211,7 +211,7 @@ def channel_list(text: str) -> list[int]:
 
 def add_chunk_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--chunk", type=seconds, default=30.0, metavar="SECONDS",
+        "--chunk", type=seconds, default=DEFAULT_CHUNK_SECONDS, metavar="SECONDS",
         help="audio per model call; long files go through in chunks with measured context, "
         "so memory stays flat (0: whole file in one call)",
     )

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ravekit.choices import DEFAULT_CHUNK_SECONDS  # noqa: F401 (re-exported)
 from ravekit.engine.model import RaveModel
 from ravekit.engine.probes import cached
 
-DEFAULT_CHUNK_SECONDS = 30.0
 PROBE_FRAMES = 32
 MAX_PROBE_FRAMES = 1024
 
