@@ -77,7 +77,7 @@ def _probe_encode(model: RaveModel, frames: int) -> int | None:
 
 
 def latent_probe(model: RaveModel, frames: int, at: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents ``(1, latent_size, frames)`` the model encoded itself, and a copy with frame ``at`` changed.
+    """Latents ``(1, latent_dims, frames)`` the model encoded itself, and a copy with frame ``at`` changed.
 
     Self-made latents are valid codes for discrete models too; the change
     copies an earlier frame's values (a code of the model's own), or adds 1
@@ -166,7 +166,7 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
 
     Parameters
     ----------
-    blocks : iterable of float32 ``(n_channels, n)`` arrays, in order.
+    blocks : iterable of float32 ``(channels, samples)`` arrays, in order.
     seed : ``torch.manual_seed`` before the first call, so results repeat bit for bit.
     chunk : frames produced per model call.
     context : frames of context each side (``measure_context``); ``None`` encodes whole.
@@ -177,7 +177,7 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
 
     Returns
     -------
-    float32 ``(1, latent_size, ceil(samples / ratio))``
+    float32 ``(1, latent_dims, ceil(samples / ratio))``
     """
     r = model.info.ratio
     if seed is not None:
@@ -242,7 +242,7 @@ def _then_silence(blocks: Iterable[np.ndarray], samples: int,
 
 def encode_signal(model: RaveModel, x: np.ndarray, seed: int | None = 0, chunk: int | None = None,
                   context: int | None = 0, latency: int = 0) -> np.ndarray:
-    """Encode a whole in-memory signal ``(n_channels, samples)`` -> ``(1, latent_size, frames)``.
+    """Encode a whole in-memory signal ``(channels, samples)`` -> ``(1, latent_dims, frames)``.
 
     With ``chunk=None`` the signal goes through the model in one call.
     """
@@ -254,7 +254,7 @@ def encode_signal(model: RaveModel, x: np.ndarray, seed: int | None = 0, chunk: 
 def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int = 512,
                   context: int | None = 0, latency: int = 0,
                   progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
-    """Decode latents ``(1, dims, frames)`` chunk by chunk.
+    """Decode latents ``(1, latent_dims, frames)`` chunk by chunk.
 
     Yields float32 ``(target_channels, n)`` blocks that join into
     ``frames * ratio`` samples; only one chunk of audio is in memory at once.
@@ -327,7 +327,7 @@ class NoiseRows:
         self._rows = np.empty((0, dims), dtype=np.float32)
 
     def window(self, lo: int, hi: int) -> np.ndarray:
-        """Rows ``lo:hi``, float32 ``(hi - lo, dims)``; ``lo`` may only move forward."""
+        """Rows ``lo:hi``, float32 ``(hi - lo, latent_dims)`` for the missing dims; ``lo`` may only move forward."""
         end = self._start + len(self._rows)
         if hi > end:
             fresh = self._rng.standard_normal((hi - end, self.dims), dtype=np.float32)
@@ -339,7 +339,7 @@ class NoiseRows:
 
 def decode_latents(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: int | None = None,
                    context: int | None = 0, latency: int = 0) -> np.ndarray:
-    """Decode latents ``(1, dims, frames)`` -> float32 ``(target_channels, frames * ratio)``."""
+    """Decode latents ``(1, latent_dims, frames)`` -> float32 ``(target_channels, frames * ratio)``."""
     if chunk is None:
         return np.concatenate(list(decode_chunks(model, z, seed, context=None, latency=latency)), axis=1)
     return np.concatenate(list(decode_chunks(model, z, seed, chunk, context, latency)), axis=1)

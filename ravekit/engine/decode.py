@@ -48,7 +48,7 @@ def check_latents(latents: Latents, model: RaveModel, path: os.PathLike | str) -
     model itself would clamp and truncate it silently).
     """
     m = model.info
-    z, dims = latents.z, latents.dims
+    z, dims = latents.z, latents.latent_dims
     name = Path(m.path).name
     if dims > m.full_latent_size:
         raise RavekitError(
@@ -162,7 +162,7 @@ class Decoder:
             record = make_record(
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
-                source={**source, "latent_dims": latents.dims, "latent_frames": latents.frames},
+                source={**source, "latent_dims": latents.latent_dims, "latent_frames": latents.frames},
                 seed=self.seed, processing={**self.processing, "trimmed_to": trim_to}, output=output, **(extra or {}))
             write_json(record_path(out), record)
         return out

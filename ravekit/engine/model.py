@@ -131,7 +131,7 @@ class RaveModel:
             return self.module.encode(x.to(self.device)).float()
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``(batch, dims, frames)`` float32 -> ``(batch, target_channels, frames * ratio)``."""
+        """``(batch, latent_dims, frames)`` float32 -> ``(batch, target_channels, frames * ratio)``."""
         with torch.inference_mode():
             return self.module.decode(z.to(self.device)).float()
 

@@ -183,7 +183,7 @@ class Transfer(Decoder):
     def _bend(self, latents: Latents, path: os.PathLike | str) -> Latents:
         if not self.bending.active:
             return latents
-        self.bending.check(latents.dims, str(path))
+        self.bending.check(latents.latent_dims, str(path))
         return replace(latents, z=self.bending.apply(latents.z))
 
     def decode_file(self, path: os.PathLike | str, out: os.PathLike | str,

@@ -202,7 +202,7 @@ class Latents:
     header_rate: int | None = None
 
     @property
-    def dims(self) -> int:
+    def latent_dims(self) -> int:
         """Latent dims (``z.shape[1]``)."""
         return int(self.z.shape[1])
 
@@ -272,13 +272,13 @@ def load_latents(path: os.PathLike | str) -> tuple[np.ndarray, dict]:
 
 
 def save_npy(path: os.PathLike | str, z: np.ndarray, meta: dict | None = None) -> Path:
-    """Write ``z`` (``(1, dims, frames)``) as float32 ``.npy`` plus its sidecar ``meta``, atomically."""
+    """Write ``z`` (``(1, latent_dims, frames)``) as float32 ``.npy`` plus its sidecar ``meta``, atomically."""
     return Latents(z, Sidecar(meta or {}))._write(path, None)
 
 
 def save_latent_wav(path: os.PathLike | str, z: np.ndarray, sr: int, ratio: int,
                     meta: dict | None = None, double: bool = False,
                     warn: Callable[[str], None] | None = None) -> Path:
-    """Write ``z`` (``(1, dims, frames)`` or ``(dims, frames)``) as a latent WAV at header rate
+    """Write ``z`` (``(1, latent_dims, frames)`` or ``(latent_dims, frames)``) as a latent WAV at header rate
     ``round(sr / ratio)``, plus its sidecar ``meta`` (see :meth:`Latents.save`)."""
     return Latents(z, Sidecar(meta or {}))._write(path, max(1, int(round(sr / ratio))), double, warn)
