@@ -24,7 +24,7 @@ import statistics
 from pathlib import Path
 
 from tools.bench import BENCH, FLOOR, PY, in_memory, wall
-from tools.bench_throughput import ENV, START
+from tools.bench_throughput import ENV, started
 
 GENERATE = r'''
 import sys, time, warnings
@@ -102,7 +102,7 @@ def best_floor(model: Path, a_npz: Path, audio: Path, best: dict):
     readers = reader_workers(sorted(audio.iterdir()), info.sr, info.n_channels, len(os.sched_getaffinity(0)))
     try:
         while True:
-            start = wall([PY, "-c", START, str(model)])[0]
+            start = started(model, max(processes for _, _, processes in best.values()))
             compute = sum(pool.timed(str(call)) for pool, call in pools.values())
             yield start + max(compute, readers.timed())
     finally:
