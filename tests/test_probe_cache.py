@@ -15,7 +15,7 @@ import pytest
 
 import decoder
 import encoder
-import ravekit.engine.chunks as chunks
+import ravekit.engine.context as context
 from conftest import run_cli, write_audio
 from ravekit.engine.model import sha256_of
 
@@ -24,13 +24,13 @@ from ravekit.engine.model import sha256_of
 def probes(monkeypatch, tmp_path):
     """Count the probe runs, with a cache of this test's own."""
     calls = []
-    real = chunks.widening_probe
+    real = context.widening_probe
 
     def counting(model, probe):
         calls.append(probe.__name__)
         return real(model, probe)
 
-    monkeypatch.setattr(chunks, "widening_probe", counting)
+    monkeypatch.setattr(context, "widening_probe", counting)
     import ravekit.engine.latency as latency
     monkeypatch.setattr(latency, "widening_probe", counting)
     monkeypatch.setenv("RAVEKIT_CACHE_DIR", str(tmp_path / "cache"))
@@ -97,3 +97,41 @@ def test_a_bad_cache_is_measured_around(tmp_path, capsys, fixture_models, probes
     assert probes, "the probes ran instead of trusting a bad entry"
     if damage != "unwritable":
         assert json.loads(entry.read_text())["stamp"]["probe_version"] >= 1
+
+
+def test_runs_side_by_side_never_see_half_a_cache_file(tmp_path, monkeypatch, fixture_models):
+    """Two runs measuring one model at once: every read finds a whole file, and both answers end up kept."""
+    import threading
+
+    from ravekit.engine import probes
+    from ravekit.engine.model import load_model
+
+    monkeypatch.setenv("RAVEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    model = load_model(fixture_models["demo"], "cpu")
+    path = probes.cache_dir() / f"{model.info.sha256}.json"
+    stop, torn = threading.Event(), []
+
+    def reader():
+        while not stop.is_set():
+            if path.exists():
+                try:
+                    json.loads(path.read_text())
+                except ValueError:
+                    torn.append(path.read_text())
+
+    def writer(name):
+        for k in range(100):
+            probes.cached(model, f"{name}.{k}", lambda k=k: k)
+
+    threads = [threading.Thread(target=reader)] + [threading.Thread(target=writer, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join()
+    stop.set()
+    threads[0].join()
+    assert torn == []
+    # An answer written over by the other run is measured again next time; none is ever wrong.
+    values = json.loads(path.read_text())["values"]
+    assert values and all(values[key] == int(key.split(".")[1]) for key in values)
+    assert not list(path.parent.glob(".*.part"))

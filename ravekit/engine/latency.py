@@ -29,7 +29,7 @@ from functools import partial
 
 import torch
 
-from ravekit.engine.chunks import _same_draws, latent_probe, widening_probe
+from ravekit.engine.context import _same_draws, latent_probe, widening_probe
 from ravekit.engine.model import RaveModel
 from ravekit.engine.probes import cached
 

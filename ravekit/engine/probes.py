@@ -1,6 +1,6 @@
 """A cache of what was measured on a model at load: chunk context and streaming latency.
 
-The probes (:func:`ravekit.engine.chunks.measure_context`,
+The probes (:func:`ravekit.engine.context.measure_context`,
 :func:`ravekit.engine.latency.measure_latency`) cost a few model calls each, which is
 most of what a short file costs after torch is imported.  Their answers depend only on
 the model's bytes (and, in principle, on torch and the device), so they are kept in one
