@@ -131,7 +131,8 @@ def run_parallel(prog: str, module: str, argv: list[str], args: argparse.Namespa
     stdin_bytes = _read_stdin() if "-" in args.input else None
     files = count_files(args, stdin_bytes)
     if args.jobs == "auto":
-        model_bytes = max(_size(m) for m in (args.model, getattr(args, "encoder", None)) if m)
+        # A one-step decoder holds its --encoder model too.
+        model_bytes = sum(_size(m) for m in {args.model, getattr(args, "encoder", None)} if m)
         workers = auto_workers(files, usable_cores(), args.device, model_bytes, available_memory())
     else:
         workers, note = plan_workers(args.jobs, files, usable_cores())
