@@ -7,7 +7,9 @@ every layout worth trying, and the fastest is the floor the tool rows are compar
   threads      torch threads per process;
   processes    worker processes sharing the files (each loads its own model).
 Workers load the model and wait on a barrier, so loading is not timed; before each timed
-pass they warm the model with one call of that length. A pass's time is the wall time from
+pass they warm the model with one call of that length. They run TorchScript without its
+optimizing executor, as ravekit does (never slower on RAVE exports, and no re-specialising
+for each new input length). A pass's time is the wall time from
 the barrier until the last worker is done. The search runs every call length in each
 (threads, processes) layout, round after round, and keeps the median of each.
 
@@ -52,7 +54,7 @@ def windows(x, call):
             w = torch.nn.functional.pad(w, (0, unit - w.shape[-1] % unit))
         yield w
 
-with torch.inference_mode():
+with torch.inference_mode(), torch.jit.optimized_execution(False):  # as ravekit runs the model
     if method == "decode":
         items = [m.encode(x) for x in items]
     print("loaded", flush=True)

@@ -125,14 +125,18 @@ class RaveModel:
             for b in self._streaming_buffers:
                 b.zero_()
 
+    # TorchScript's optimizing executor profiles the first calls and specialises the graph on their
+    # shapes; RAVE's convolutions run no faster for it, while every new shape (each file's last
+    # chunk) pays again: 0.25 s for the first call of a discrete export against 0.14 s, and about
+    # 0.06 s per new shape. Outputs are bit-identical either way (checked on every shipped export).
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_channels, samples)`` float32 -> ``(batch, latent_size, ceil(samples / ratio))``."""
-        with torch.inference_mode():
+        """``(batch, channels, samples)`` float32 -> ``(batch, latent_dims, ceil(samples / ratio))``."""
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             return self.module.encode(x.to(self.device)).float()
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(batch, latent_dims, frames)`` float32 -> ``(batch, target_channels, frames * ratio)``."""
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             return self.module.decode(z.to(self.device)).float()
 
 
