@@ -34,7 +34,8 @@ def extensions_text(extensions: tuple[str, ...]) -> str:
     """A list of file endings as an --extensions value: ``".npy,.wav"``."""
     return ",".join(extensions)
 
-# Seconds of audio per model call (--chunk). The fastest call length for encoding on every shipped
-# export, and for encoding and decoding a full-size v2 export; the small exports decoded within about
-# 12 % of their best with it (tools/bench_floor.py searches them; the README's Performance).
+# Seconds of audio per model call (--chunk). The fastest call length, or within noise of it, for
+# encoding and decoding every shipped export in make bench's search (tools/bench_floor.py), and the
+# fastest for a full-size v2 export in the performance issue's measurements. The demo model decodes
+# fastest with 5 s calls (the README's Performance).
 DEFAULT_CHUNK_SECONDS = 15.0
