@@ -7,7 +7,9 @@ skipped, visibly, when the variable is unset.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Probe results (ravekit/engine/probes.py) go to a cache of this session, never the user's own.
 os.environ["RAVEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="ravekit-test-cache-")
+atexit.register(shutil.rmtree, os.environ["RAVEKIT_CACHE_DIR"], ignore_errors=True)
 # In-process tests stay in this process (monkeypatches, capsys); --jobs auto has tests of its own.
 os.environ["RAVEKIT_JOBS"] = "1"
 
