@@ -105,21 +105,18 @@ def build_long(folder: Path, minutes: int, sr: int) -> Path:
     return path
 
 
-def in_memory(model_path: Path, audio: Path, latents: Path, cache: Path) -> tuple[Path, Path]:
-    """The floor's inputs: audio decoded, resampled and channel-matched; the tool's own latents."""
+def in_memory(info, audio: Path, cache: Path) -> Path:
+    """The floors' input: every file of ``audio`` decoded, resampled and channel-matched for the model
+    ``info`` describes, in one ``.npz`` under ``cache``."""
     import numpy as np
 
-    from ravekit.engine.model import load_model
     from ravekit.io.audio import read_audio
     from ravekit.io.channels import match_channels
-    from ravekit.io.latents import load_npy
 
-    info = load_model(model_path, "cpu", checksum=False).info
-    a_npz, z_npz = cache / "audio.npz", cache / "latents.npz"
+    a_npz = cache / "audio.npz"
     arrays = {p.stem: match_channels(read_audio(p, info.sr)[0], info.n_channels) for p in sorted(audio.iterdir())}
     np.savez(a_npz, **arrays)
-    np.savez(z_npz, **{p.stem: load_npy(p)[0] for p in sorted(latents.glob("*.npy"))})
-    return a_npz, z_npz
+    return a_npz
 
 
 def parallel_jobs(model: Path, repeat: int, rows: list) -> None:

@@ -20,6 +20,7 @@ and an encode cannot beat the larger of the two.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -94,8 +95,6 @@ class Workers:
 
     def __init__(self, argv_for, processes: int, threads: int = 1):
         env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        import os
-
         self.procs = [subprocess.Popen([PY, "-c", *argv_for(k)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        text=True, cwd=ROOT, env={**os.environ, **env})
                       for k in range(processes)]
@@ -127,6 +126,16 @@ class Workers:
         for p in self.procs:
             p.stdin.close()
             p.wait()
+
+
+def floor_facts(model: Path):
+    """``(info, (encode, decode) context frames)`` of ``model``: what its floor workers need."""
+    from ravekit.engine.chunks import measure_context
+    from ravekit.engine.model import load_model
+
+    m = load_model(model, "cpu", checksum=False)
+    ctx = measure_context(m)
+    return m.info, (ctx.encode or 0, ctx.decode or 0)
 
 
 def call_frames(seconds: float, sr: int, ratio: int) -> int:

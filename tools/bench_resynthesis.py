@@ -24,6 +24,7 @@ import statistics
 from pathlib import Path
 
 from tools.bench import BENCH, FLOOR, PY, in_memory, wall
+from tools.bench_floor import floor_facts
 from tools.bench_throughput import ENV, started
 
 GENERATE = r'''
@@ -55,10 +56,11 @@ def resynthesis(model: Path, repeat: int, rows: list, details: dict | None = Non
     enc_cmd = [PY, "encoder.py", "-m", str(model), "-i", str(audio), "-o", str(lat), *common]
     dec_cmd = [PY, "decoder.py", "-m", str(model), "-i", str(lat), "-o", str(work / "two-step"), *common]
     gen_cmd = [PY, "-c", GENERATE, str(model), str(audio), str(work / "generate")]
-    wall(enc_cmd)  # warm the page cache and write the latents in_memory() reads
-    a_npz, _ = in_memory(model, audio, lat, work)
+    wall(enc_cmd)  # warm the page cache and write the latents dec_cmd reads
+    info, context = floor_facts(model)
+    a_npz = in_memory(info, audio, work)
     best = (details or {}).get(f"{model.stem} best")
-    floor_of = best_floor(model, a_npz, audio, best) if best else bare_forward(model, a_npz)
+    floor_of = best_floor(model, info, context, a_npz, audio, best) if best else bare_forward(model, a_npz)
     times: dict[str, list[float]] = {"one": [], "two": [], "generate": [], "floor": []}
     try:
         for _ in range(repeat):
@@ -85,21 +87,15 @@ def bare_forward(model: Path, a_npz: Path):
         yield seconds - float(out.split()[-1])
 
 
-def best_floor(model: Path, a_npz: Path, audio: Path, best: dict):
+def best_floor(model: Path, info, context: tuple[int, int], a_npz: Path, audio: Path, best: dict):
     """Start-up + max(best encode + best decode, file decoding), one value per ``send(None)``."""
-    import os
-
-    from ravekit.engine.chunks import measure_context
-    from ravekit.engine.model import load_model
+    from ravekit.commands.parallel import usable_cores
     from tools.bench_floor import call_frames, model_workers, reader_workers
 
-    m = load_model(model, "cpu", checksum=False)
-    info, ctx = m.info, measure_context(m)
-    context = (ctx.encode or 0, ctx.decode or 0)
     pools = {method: (model_workers(method, model, a_npz, info.ratio, context, threads, processes),
                       call_frames(secs, info.sr, info.ratio))
              for method, (secs, threads, processes) in best.items()}
-    readers = reader_workers(sorted(audio.iterdir()), info.sr, info.n_channels, len(os.sched_getaffinity(0)))
+    readers = reader_workers(sorted(audio.iterdir()), info.sr, info.n_channels, usable_cores())
     try:
         while True:
             start = started(model, max(processes for _, _, processes in best.values()))

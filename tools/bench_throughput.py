@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from tools.bench import BENCH, PY, wall
-from tools.bench_floor import call_frames, model_workers, reader_workers, search
+from tools.bench_floor import call_frames, floor_facts, model_workers, reader_workers, search
 
 START = r'''
 import sys, warnings, torch
@@ -74,8 +74,8 @@ def sample_npz(a_npz: Path, work: Path, count: int = 4) -> Path:
 
 def throughput(model: Path, repeat: int, rows: list, details: dict) -> None:
     """Rows: encoder.py and decoder.py, defaults, against the best floor found in this run."""
-    from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, measure_context
-    from ravekit.engine.model import load_model
+    from ravekit.choices import DEFAULT_CHUNK_SECONDS
+    from ravekit.commands.parallel import usable_cores
     from tools.bench import in_memory
 
     audio, work = BENCH / "audio", BENCH / "work" / model.stem
@@ -83,11 +83,9 @@ def throughput(model: Path, repeat: int, rows: list, details: dict) -> None:
     tools = {"encode": [PY, "encoder.py", "-m", str(model), "-i", str(audio), "-o", str(lat), "--force", "-q"],
              "decode": [PY, "decoder.py", "-m", str(model), "-i", str(lat), "-o", str(dec), "--force", "-q"]}
     wall(tools["encode"], env=ENV)  # warm the page cache and the probe cache; write the latents
-    a_npz, _ = in_memory(model, audio, lat, work)
-    m = load_model(model, "cpu", checksum=False)
-    info, ctx = m.info, measure_context(m)
-    context = (ctx.encode or 0, ctx.decode or 0)
-    cores = len(os.sched_getaffinity(0))
+    info, context = floor_facts(model)
+    a_npz = in_memory(info, audio, work)
+    cores = usable_cores()
     for method, tool in tools.items():
         found = search(method, model, sample_npz(a_npz, work), info.sr, info.ratio, context, cores)
         secs, threads, processes = found["best"]
