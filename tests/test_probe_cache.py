@@ -12,12 +12,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import decoder
 import encoder
 import ravekit.engine.context as context
 from conftest import run_cli, write_audio
 from ravekit.engine.model import sha256_of
+from ravekit.engine.probes import PROBE_VERSION
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def test_decoder_answers_are_cached_too(tmp_path, capsys, fixture_models, probes
     assert probes == []
 
 
-@pytest.mark.parametrize("damage", ["garbage", "stale", "unwritable"])
+@pytest.mark.parametrize("damage", ["garbage", "stale", "wrong type", "unwritable"])
 def test_a_bad_cache_is_measured_around(tmp_path, capsys, fixture_models, probes, monkeypatch, damage):
     model = fixture_models["streaming"]
     src = write_audio(tmp_path / "a.wav", 44100, 2.0)
@@ -88,6 +90,9 @@ def test_a_bad_cache_is_measured_around(tmp_path, capsys, fixture_models, probes
     elif damage == "stale":  # written by an older probe: its answers are not trusted
         entry.write_text(json.dumps({"stamp": {"probe_version": 0}, "values": {"latency.encode": 99,
                                                                                "context.encode": 99}}))
+    elif damage == "wrong type":  # hand-edited: answers no probe gives
+        stamp = {"probe_version": PROBE_VERSION, "torch": torch.__version__, "device": "cpu"}
+        entry.write_text(json.dumps({"stamp": stamp, "values": {"latency.encode": "7", "context.encode": -1}}))
     else:  # a cache folder that cannot be made (chmod would not stop root)
         blocker = tmp_path / "blocker"
         blocker.write_text("a file where the cache folder should go")

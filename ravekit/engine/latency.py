@@ -102,5 +102,5 @@ def measure_latency(model: RaveModel, parts: tuple[str, ...] = ("encode", "decod
         model.reset_state()
         return found
 
-    return Latency(*[cached(model, f"latency.{part}", partial(measure, probe)) if part in parts else 0
+    return Latency(*[(cached(model, f"latency.{part}", partial(measure, probe)) or 0) if part in parts else 0
                      for part, probe in (("encode", _encode_latency), ("decode", _decode_latency))])

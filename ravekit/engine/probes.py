@@ -24,7 +24,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ravekit.engine.model import RaveModel
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # Bump when a probe changes what it measures: older entries are then ignored.
 PROBE_VERSION = 1
-T = TypeVar("T", int, "int | None")
 
 
 def cache_dir() -> Path | None:
@@ -76,7 +75,7 @@ def _write(path: Path, stamp: dict, values: dict) -> None:
         log.debug("probe cache not written (%s): %s", path, exc)
 
 
-def cached(model: RaveModel, name: str, measure: Callable[[], T]) -> T:
+def cached(model: RaveModel, name: str, measure: Callable[[], int | None]) -> int | None:
     """``measure()``'s answer for ``model``, from the cache when this model was measured before.
 
     Parameters
@@ -94,8 +93,10 @@ def cached(model: RaveModel, name: str, measure: Callable[[], T]) -> T:
     path = folder / f"{model.info.sha256}.json"
     stamp = _stamp(model)
     values = _read(path, stamp)
-    if name in values:
-        return values[name]
+    found = values.get(name, "absent")
+    # Only what a probe can answer is taken: a whole number of 0 or more, or None (unbounded).
+    if found is None or (type(found) is int and found >= 0):
+        return found
     found = measure()
     # Read again: a run beside this one may have added its own answers meanwhile.
     _write(path, stamp, {**_read(path, stamp), name: found})
