@@ -1,4 +1,4 @@
-"""--jobs auto, the default: one single-threaded worker per core for a batch, one process otherwise.
+"""--jobs auto, the default: one single-threaded process per core, sharing files, or one file's chunks.
 
 The test session sets RAVEKIT_JOBS=1 (conftest) so that in-process tests stay in
 process; these tests take it away again to see what a user gets by default.
@@ -18,13 +18,11 @@ GB = 2**30
 
 
 def test_auto_plans_one_worker_per_core_when_they_fit():
-    assert auto_workers(files=12, cores=2, device="cpu", model_bytes=5 << 20, available=8 * GB) == 2
-    assert auto_workers(files=12, cores=8, device="cpu", model_bytes=5 << 20, available=None) == 8
-    assert auto_workers(files=1, cores=8, device="cpu", model_bytes=5 << 20, available=8 * GB) == 1
-    assert auto_workers(files=3, cores=8, device="cpu", model_bytes=5 << 20, available=8 * GB) == 3
+    assert auto_workers(cores=2, device="cpu", model_bytes=5 << 20, available=8 * GB) == 2
+    assert auto_workers(cores=8, device="cpu", model_bytes=5 << 20, available=None) == 8
     # memory for one worker only: one process
-    assert auto_workers(files=12, cores=8, device="cpu", model_bytes=GB, available=WORKER_BYTES + 5 * GB) == 1
-    assert auto_workers(files=12, cores=8, device="cuda", model_bytes=5 << 20, available=8 * GB) == 1
+    assert auto_workers(cores=8, device="cpu", model_bytes=GB, available=WORKER_BYTES + 5 * GB) == 1
+    assert auto_workers(cores=8, device="cuda", model_bytes=5 << 20, available=8 * GB) == 1
 
 
 @pytest.fixture
@@ -58,11 +56,22 @@ def test_default_batch_runs_in_workers_with_the_same_latents(tmp_path, capsys, d
         assert np.array_equal(a, b)
 
 
-def test_default_single_file_stays_in_process(tmp_path, capsys, demo_model, default_jobs):
+def test_default_single_file_runs_here_its_chunks_on_every_core(tmp_path, capsys, demo_model, default_jobs,
+                                                                monkeypatch):
+    import ravekit.engine.pool as pool
+
+    pools = []
+    real_init = pool.ChunkPool.__init__
+
+    def recording(self, workers, threads=1):
+        pools.append((workers, threads))
+        real_init(self, workers, threads)
+
+    monkeypatch.setattr(pool.ChunkPool, "__init__", recording)
     src = write_audio(tmp_path / "a.wav", seconds=1.0)
     code, _, err = run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o", "--device", "cpu")
     assert code == 0, err
-    assert default_jobs == []
+    assert default_jobs == [] and pools == [(2, 1)]
 
 
 def test_bad_ravekit_jobs_is_a_command_line_error(tmp_path, capsys, demo_model, monkeypatch):

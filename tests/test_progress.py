@@ -69,15 +69,13 @@ def test_bar_counts_seconds_of_audio_within_a_single_file(demo_model, tmp_path, 
     assert code == 0 and term.getvalue() == ""
 
 
-def test_plan_workers_caps_at_files_and_cores():
-    assert plan_workers(2, 10, 8) == (2, None)
-    n, note = plan_workers(99, 2, 8)
-    assert n == 2 and "--jobs 99" in note and "2 files" in note
-    n, note = plan_workers(99, 500, 4)
-    assert n == 4 and "4 cores" in note and "files" not in note
-    assert plan_workers(8, 2, 2) == (2, "--jobs 8: starting 2 workers (2 files and 2 cores)")
-    assert plan_workers(3, 1, 1)[0] == 1
-    assert plan_workers(4, 3, None)[0] == 1  # unknown core count: one
+def test_plan_workers_caps_at_cores():
+    assert plan_workers(2, 8) == (2, None)
+    n, note = plan_workers(99, 4)
+    assert n == 4 and "--jobs 99" in note and "4 cores" in note
+    assert plan_workers(8, 2) == (2, "--jobs 8: starting 2 processes (2 cores)")
+    assert plan_workers(3, 1)[0] == 1
+    assert plan_workers(4, None)[0] == 1  # unknown core count: one
 
 
 def test_jobs_99_on_two_files_starts_two_workers(demo_model, tmp_path, monkeypatch, capfd):
@@ -95,8 +93,10 @@ def test_jobs_99_on_two_files_starts_two_workers(demo_model, tmp_path, monkeypat
     code = encoder.main(["-m", str(demo_model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "-j", "99"])
     out, err = capfd.readouterr()
     assert code == 0, err
+    # Two files on 64 processes: one worker per file, each sharing its chunks with 31 helpers.
     assert len(started) == 2 and [c[-1] for c in started] == ["1/2", "2/2"]
-    assert "--jobs 99: starting 2 workers (2 files)" in err
+    assert all(c[-4:-2] == ["--jobs", "32"] for c in started)
+    assert "--jobs 99: starting 64 processes (64 cores)" in err
     assert sorted(out.split()) == [str(tmp_path / "o" / f"f{i}.npy") for i in range(2)]
 
 
@@ -106,7 +106,7 @@ def test_jobs_2_on_one_file_runs_in_this_process(demo_model, tmp_path, monkeypat
     monkeypatch.setattr("ravekit.commands.parallel.subprocess.Popen", None)  # starting a process would fail
     code = encoder.main(["-m", str(demo_model), "-i", "-", "-o", str(tmp_path / "o"), "-j", "2"])
     out, err = capfd.readouterr()
-    assert code == 0 and out.split() == [str(tmp_path / "o" / "only.npy")] and "1 file" in err
+    assert code == 0 and out.split() == [str(tmp_path / "o" / "only.npy")], err
 
 
 def test_jobs_2_shows_each_error_once_and_one_summary(demo_model, tmp_path, capfd):

@@ -127,6 +127,9 @@ def main(argv=None) -> int:
         from ravekit.merging.report import summary, write_recipe, write_report
 
         check_common(args)
+        from ravekit.engine.layout import use_threads  # here, not at the top: --help stays free of torch
+
+        use_threads(args.threads)
         out, report, recipe, extras = output_paths(args.output, args.report, args.models, args.audio,
                                                    args.force, args.align)
         # extras: the renders (A, B, ..., merged[, unaligned merge]) and the page with --audio; the

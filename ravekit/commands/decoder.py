@@ -64,12 +64,15 @@ def main(argv=None) -> int:
     return cli.batch_main(PROG, get_parser(), argv, "ravekit.commands.decoder", run)
 
 
-def run(args) -> int:
+def run(args, workers: int = 1) -> int:
+    """Decode the inputs with ``workers`` processes sharing each file's model calls (``engine.pool``)."""
     from pathlib import Path
 
     from ravekit.commands.batch import check_link, find_jobs, run_jobs, summarise
     from ravekit.engine.bending import Bending
+    from ravekit.engine.layout import use_threads
     from ravekit.engine.model import load_model
+    from ravekit.engine.pool import ChunkPool
     from ravekit.engine.transfer import AUDIO, Transfer
     from ravekit.errors import RavekitError
 
@@ -78,6 +81,7 @@ def run(args) -> int:
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part,
                      args.null, records=True)
     bending = Bending.from_lists(args.dims, args.scale, args.bias)
+    use_threads(args.threads)
     decoder = Transfer(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
                        warn=lambda message: cli.warn(PROG, message), bending=bending, wav_as=args.wav_as)
 
@@ -87,6 +91,7 @@ def run(args) -> int:
         except RavekitError:
             return None  # reported with the file, when run_jobs reaches it
 
+    pool = decoder.model.pool = ChunkPool(workers, args.threads)
     audio = {id(job) for job in jobs if kind(job) == AUDIO}
     if audio:
         start_encoder(args, decoder)
@@ -134,6 +139,7 @@ def run(args) -> int:
     finally:
         if prefetcher is not None:
             prefetcher.close()
+        pool.close()
     return summarise(PROG, report, args.quiet)
 
 
@@ -146,6 +152,7 @@ def start_encoder(args, decoder) -> None:
 
     same = not args.encoder or os.path.realpath(args.encoder) == os.path.realpath(args.model)
     model = decoder.model if same else load_model(args.encoder, args.device)
+    model.pool = decoder.model.pool  # the helpers load the encoder too, by its path
     notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels))
     for note in [] if args.quiet else notes:
         cli.info(PROG, note)

@@ -44,13 +44,16 @@ def main(argv=None) -> int:
     return cli.batch_main(PROG, get_parser(), argv, "ravekit.commands.encoder", run)
 
 
-def run(args) -> int:
+def run(args, workers: int = 1) -> int:
+    """Encode the inputs with ``workers`` processes sharing each file's model calls (``engine.pool``)."""
     from pathlib import Path
 
     from ravekit.commands.batch import find_jobs, pending, run_jobs, summarise
     from ravekit.commands.progress import audio_seconds
     from ravekit.engine.encode import Encoder
+    from ravekit.engine.layout import use_threads
     from ravekit.engine.model import load_model
+    from ravekit.engine.pool import ChunkPool
     from ravekit.io.prefetch import AudioPrefetcher
 
     if args.channels:
@@ -60,6 +63,7 @@ def run(args) -> int:
         channel_plan(max(args.channels) + 1, 1, args.channel_mode, args.channels)
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
                      args.null)
+    use_threads(args.threads)
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
 
     def finished(job):
@@ -83,7 +87,7 @@ def run(args) -> int:
         found = audio_seconds(job.source)
         return None if found is None else found[0] * encoder.passes(found[1])
 
-    with prefetcher:
+    with prefetcher, ChunkPool(workers, args.threads) as encoder.model.pool:
         report = run_jobs(PROG, jobs, work, finished, args.force, args.quiet, estimate, args.null)
     return summarise(PROG, report, args.quiet)
 

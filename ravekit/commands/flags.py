@@ -53,6 +53,24 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", choices=DEVICES,
         help="where the model runs; auto tries cuda, then mps, then cpu",
     )
+    parser.add_argument(
+        "--threads", type=threads_count, default=os.environ.get("RAVEKIT_THREADS", "1"), metavar="N",
+        help="torch threads inside each model call; 1 gives the same bytes on every layout and machine load "
+        "(cores are used by processes, see --jobs); more threads change outputs in their last bits (about "
+        "1e-7) and stall on a busy machine; $RAVEKIT_THREADS sets the default",
+    )
+
+
+def threads_count(text: str) -> int:
+    """An argparse type: a number of intra-op threads, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of threads (1 or more), to --threads or in "
+                                         "$RAVEKIT_THREADS")
+    return value
 
 
 SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take 0..2**32-1 as is
@@ -165,9 +183,10 @@ def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
                         help="no progress bar and no summary line (errors are still shown)")
     parser.add_argument(
         "--jobs", "-j", type=jobs_count, default=os.environ.get("RAVEKIT_JOBS", "auto"), metavar="N",
-        help="worker processes, each with its share of the files and of the cores, at most one per file and "
-        "per core; auto: one single-threaded worker per core when there are several files, the memory for "
-        "them and no GPU, else 1 (one process using every core); $RAVEKIT_JOBS sets the default",
+        help="processes running the model, at most one per core: with at least as many files, each takes its "
+        "share of the files; with fewer (one long file), they share each file's chunks; auto: one per core "
+        "when the memory allows and no GPU may be used, else 1; outputs are the same bytes whatever N; "
+        "$RAVEKIT_JOBS sets the default",
     )
     # Set by --jobs for its workers: which share of the (sharded) files this process takes.
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
@@ -341,16 +360,22 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
 
 
 def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, module: str,
-               run: Callable[[argparse.Namespace], int]) -> int:
-    """The ``main`` of a script made with ``add_model_batch_args``: one process, or ``--jobs`` workers."""
+               run: Callable[[argparse.Namespace, int], int]) -> int:
+    """The ``main`` of a script made with ``add_model_batch_args``: one process, or ``--jobs`` workers.
+
+    ``run(args, workers)`` does the work in this process, its model calls
+    shared by ``workers`` processes (``engine.pool``).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         check_common(args)
     except RavekitError as exc:
         return fatal(prog, str(exc), exc.exit_code)
+    if args.part is not None:  # a worker of --jobs: its files, its chunks on --jobs processes
+        return run_main(prog, lambda: run(args, args.jobs if isinstance(args.jobs, int) else 1))
     if args.jobs != 1:
         from ravekit.commands.parallel import run_parallel
 
-        return run_main(prog, lambda: run_parallel(prog, module, argv, args, lambda: run(args)))
-    return run_main(prog, lambda: run(args))
+        return run_main(prog, lambda: run_parallel(prog, module, argv, args, lambda workers: run(args, workers)))
+    return run_main(prog, lambda: run(args, 1))

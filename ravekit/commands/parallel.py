@@ -1,16 +1,21 @@
-"""Running a batch script as several worker processes, each on its share of the files.
+"""Running a batch script on several processes: files shared out, or the chunks of each file.
 
-On two cores, two single-threaded processes run RAVE exports faster than one
-process whose torch uses both cores (tools/bench.py): the model's
-convolutions are too small to keep two threads busy, and a thread that waits
-for a busy core stalls its process.  ``--jobs N`` runs N copies of the command
-(``python -m ravekit.commands.NAME``), each with ``--part k/N`` of the files
-and ``cores / N`` torch threads; the default, ``auto``, picks N
-(:func:`auto_workers`).  N is capped at the number of files and of cores:
-every worker loads torch and the model, so more would only load the
-machine.  The parent relays the workers' output paths line by line, parses
-their progress lines (``progress.PREFIX``) into one bar, shows each error
-once and prints one summary.
+Every model call runs on one intra-op thread (``--threads``), whatever the
+layout, so the outputs are the same bytes however many processes share the
+work (:mod:`ravekit.engine.layout`).  Cores are used by processes instead:
+two single-threaded processes also run RAVE exports faster than one
+two-threaded one (tools/bench.py), and a thread that waits for a core
+another program holds stalls its whole call.
+
+``--jobs N`` (default ``auto``: one per core, :func:`auto_workers`) runs N
+processes.  Files are shared out first: with F files, ``P = min(N, F)``
+copies of the command (``python -m ravekit.commands.NAME``) each take
+``--part k/P`` of the files, and each shares its files' chunks with
+``N // P - 1`` helper processes (:class:`ravekit.engine.pool.ChunkPool`).
+One file (P = 1) runs here, its chunks on N processes.  The parent relays
+the workers' output paths line by line, parses their progress lines
+(``progress.PREFIX``) into one bar, shows each error once and prints one
+summary.
 """
 
 from __future__ import annotations
@@ -34,19 +39,18 @@ if TYPE_CHECKING:
     from ravekit.commands.progress import Progress
 
 
-def plan_workers(requested: int, files: int, cores: int | None) -> tuple[int, str | None]:
-    """How many workers ``--jobs requested`` starts for ``files`` files on ``cores`` cores.
+def plan_workers(requested: int, cores: int | None) -> tuple[int, str | None]:
+    """How many processes ``--jobs requested`` starts on ``cores`` cores.
 
-    Returns ``(workers, note)``: at most one per file and one per core, at
-    least one; ``note`` says why fewer than requested (None when not capped).
+    Returns ``(workers, note)``: at most one per core, at least one; ``note``
+    says why fewer than requested (None when not capped).  Files do not cap
+    it: processes share the chunks of files too few to go round.
     """
     cores = cores or 1
-    workers = max(1, min(requested, files, cores))
+    workers = max(1, min(requested, cores))
     if workers >= requested:
         return workers, None
-    # Name what binds: the smaller of the two (both when equal).
-    why = [f"{files} file{'s' * (files != 1)}"] * (files <= cores) + [f"{cores} cores"] * (cores <= files)
-    return workers, f"--jobs {requested}: starting {workers} worker{'s' * (workers != 1)} ({' and '.join(why)})"
+    return workers, f"--jobs {requested}: starting {workers} process{'es' * (workers != 1)} ({cores} cores)"
 
 
 def usable_cores() -> int:
@@ -74,21 +78,17 @@ def available_memory() -> int | None:
 WORKER_BYTES = 768 * 2**20
 
 
-def auto_workers(files: int, cores: int, device: str, model_bytes: int, available: int | None) -> int:
-    """How many single-threaded workers ``--jobs auto`` starts: one per core when they all help.
+def auto_workers(cores: int, device: str, model_bytes: int, available: int | None) -> int:
+    """How many single-threaded processes ``--jobs auto`` starts: one per core when they all fit.
 
-    One model run on two threads keeps them busy only part of the time, while
-    two single-threaded processes each keep a core busy (the README's
-    performance table), and a thread waiting on a core that another program
-    holds stalls its whole process.  So a batch of several files gets one
-    worker per core, as long as each worker (torch, the model and a few times
-    the model's size in activations) fits in the memory available.  One file,
-    a GPU (``--device`` other than cpu, or auto where an accelerator may be
-    present) or a tight memory budget keep one process with every thread.
+    Each process (torch, the model and a few times the model's size in
+    activations) must fit in the memory available.  A GPU (``--device``
+    other than cpu, or auto where an accelerator may be present) keeps one
+    process: it does the arithmetic, not the cores.
     """
     if device != "cpu" and (device != "auto" or _accelerator_present()):
         return 1
-    workers = min(files, cores)
+    workers = cores
     if available is not None:
         workers = min(workers, available // (WORKER_BYTES + 4 * model_bytes))
     return max(1, workers)
@@ -126,23 +126,28 @@ def _text_stream(data: bytes) -> io.TextIOWrapper:
 
 
 def run_parallel(prog: str, module: str, argv: list[str], args: argparse.Namespace,
-                 run_here: Callable[[], int]) -> int:
-    """``--jobs``: plan the workers, then run them (or, capped to one, ``run_here`` in this process)."""
+                 run_here: Callable[[int], int]) -> int:
+    """``--jobs``: plan the processes, then share the files out, or run ``run_here(workers)`` here.
+
+    ``run_here(workers)`` runs the batch in this process with ``workers``
+    processes sharing each file's chunks.
+    """
     stdin_bytes = _read_stdin() if "-" in args.input else None
     files = count_files(args, stdin_bytes)
     if args.jobs == "auto":
         # A one-step decoder holds its --encoder model too.
         model_bytes = sum(_size(m) for m in {args.model, getattr(args, "encoder", None)} if m)
-        workers = auto_workers(files, usable_cores(), args.device, model_bytes, available_memory())
+        workers = auto_workers(usable_cores(), args.device, model_bytes, available_memory())
     else:
-        workers, note = plan_workers(args.jobs, files, usable_cores())
+        workers, note = plan_workers(args.jobs, usable_cores())
         if note:
             info(prog, note)
-    if workers == 1:
-        if stdin_bytes is not None:
-            sys.stdin = _text_stream(stdin_bytes)  # read once already: hand the paths on
-        return run_here()
-    return run_in_parts(prog, module, argv, workers, stdin_bytes, args.quiet, args.null)
+    parts = max(1, min(workers, files))
+    if parts > 1:
+        return run_in_parts(prog, module, argv, parts, stdin_bytes, args.quiet, args.null, workers // parts)
+    if stdin_bytes is not None:
+        sys.stdin = _text_stream(stdin_bytes)  # read once already: hand the paths on
+    return run_here(workers)
 
 
 def _size(path: str) -> int:
@@ -223,20 +228,24 @@ def _gather(stream, workers: _Workers) -> None:
 
 
 def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
-                 stdin_bytes: bytes | None = None, quiet: bool = False, null: bool = False) -> int:
+                 stdin_bytes: bytes | None = None, quiet: bool = False, null: bool = False, each: int = 1) -> int:
     """Run ``python -m module argv --part k/parts`` for k = 1..parts at once; return the worst exit code.
 
-    Each worker gets ``cores // parts`` threads (at least one) through
-    ``OMP_NUM_THREADS``.  ``stdin_bytes`` (the paths of ``--input -``, read
-    once here) is given to every worker.  Paths (stdout) are relayed as bytes,
+    Each worker shares its files' chunks among ``each`` processes (``--jobs each``).
+
+    Each worker runs its model calls on ``--threads`` threads as the parent
+    would (the argv and environment carry it); other libraries' thread pools
+    get as many (``OMP_NUM_THREADS``), so the workers do not crowd each other.
+    ``stdin_bytes`` (the paths of ``--input -``, read once here) is given to
+    every worker.  Paths (stdout) are relayed as bytes,
     whole lines (NUL-terminated records with ``null``) at a time, so a
     pipeline downstream still reads one path per record.
     """
     from ravekit.commands.batch import summary_line
     from ravekit.commands.progress import WORKER_ENV, Progress
 
-    threads = max(1, usable_cores() // parts)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **{WORKER_ENV: "1"})
+    threads = os.environ.get("RAVEKIT_THREADS", "1")
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, **{WORKER_ENV: "1"})
     # The workers import this very ravekit, installed or run from a checkout in any folder.
     here = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -247,7 +256,7 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     procs, readers = [], []
     try:
         for k in range(1, parts + 1):
-            cmd = [sys.executable, "-m", module, *argv, "--jobs", "1", "--part", f"{k}/{parts}"]
+            cmd = [sys.executable, "-m", module, *argv, "--jobs", str(each), "--part", f"{k}/{parts}"]
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
             assert proc.stdin is not None  # stdin=PIPE

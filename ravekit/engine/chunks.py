@@ -17,12 +17,12 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from ravekit.choices import DEFAULT_CHUNK_SECONDS  # noqa: F401 (re-exported)
 from ravekit.engine.context import Context, measure_context  # noqa: F401 (re-exported)
-from ravekit.engine.memory import release_freed_memory
+from ravekit.engine.layout import chunk_seed
 from ravekit.engine.model import RaveModel
+from ravekit.engine.pool import Call, run_calls
 
 
 def chunk_frames_for(model: RaveModel, seconds: float) -> int:
@@ -38,7 +38,8 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
     Parameters
     ----------
     blocks : iterable of float32 ``(channels, samples)`` arrays, in order.
-    seed : ``torch.manual_seed`` before the first call, so results repeat bit for bit.
+    seed : the torch seed of chunk ``k`` is ``layout.chunk_seed(seed, k)``, so results
+        repeat bit for bit whichever process computes which chunk.
     chunk : frames produced per model call.
     context : frames of context each side (``measure_context``); ``None`` encodes whole.
     latency : frames a streaming export's latents come late (``latency.measure_latency``):
@@ -51,17 +52,43 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
     float32 ``(1, latent_dims, ceil(samples / ratio))``
     """
     r = model.info.ratio
-    if seed is not None:
-        torch.manual_seed(seed)
     model.reset_state()
     if context is None:
         chunk, context = 1 << 40, 0
+    seen = _Seen()
+    outs = []
+    for k, z in enumerate(run_calls(model, "encode", _encode_calls(model, blocks, seed, chunk, context, latency,
+                                                                   seen))):
+        outs.append(z)
+        if progress is not None:
+            progress(seen.seconds[k])
+    if seen.real == 0:
+        raise ValueError("no audio samples")
+    z = np.concatenate(outs, axis=-1)[None].astype(np.float32, copy=False)
+    return z[..., latency:latency + math.ceil(seen.real / r)]
+
+
+class _Seen:
+    """What the chunking of a signal has seen so far: samples of signal, and each call's seconds of it."""
+
+    def __init__(self) -> None:
+        self.real = 0
+        self.seconds: list[float] = []
+
+
+def _encode_calls(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | None, chunk: int, context: int,
+                  latency: int, seen: _Seen) -> Iterator[Call]:
+    """The model calls that encode a signal: each chunk's window with its context, its seed and what to keep.
+
+    The grid depends on the model (ratio, context) and the signal only.
+    """
+    r = model.info.ratio
     hop, ctx = chunk * r, context * r
     pending: list[np.ndarray] = []  # samples from absolute index `held_from` to `total`
-    held_from, total, done, outs = 0, 0, 0, []
+    held_from, total, done = 0, 0, 0
 
-    def run(stop: int | None) -> None:
-        """Encode frames from `done` on, up to `chunk` of them (all that is left if stop is None)."""
+    def window(stop: int | None) -> Call:
+        """The call for frames from `done` on, up to `chunk` of them (all that is left if stop is None)."""
         nonlocal held_from, done
         data = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
         start = max(0, done * r - ctx)
@@ -69,36 +96,27 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
         if model.info.streaming and x.shape[1] % r:
             # Cached convolutions want whole frames; zeros equal the model's own end padding.
             x = np.pad(x, ((0, 0), (0, r - x.shape[1] % r)))
-        z = model.encode(torch.from_numpy(np.ascontiguousarray(x))[None]).cpu().numpy()
-        release_freed_memory()
         skip = (done * r - start) // r
         keep = chunk if stop is not None else math.ceil(total / r) - done
-        # A copy: the model's output may be a view of a wider tensor (v2 exports slice their 8 dims out
-        # of all 128), which a view would keep alive for every chunk of the file.
-        outs.append(z[..., skip:skip + keep].copy())
-        if progress is not None:
-            # Only the signal counts, not the silence that flushes a streaming model.
-            end = real if real else total
-            progress((min(end, (done + keep) * r) - min(end, done * r)) / model.info.sr)
+        # Only the signal counts, not the silence that flushes a streaming model.
+        end = seen.real if seen.real else total
+        seen.seconds.append((min(end, (done + keep) * r) - min(end, done * r)) / model.info.sr)
+        call = (np.ascontiguousarray(x), chunk_seed(seed, len(seen.seconds) - 1), (skip, skip + keep))
         done += keep
         drop = max(0, done * r - ctx)
         pending[:] = [data[:, drop - held_from:]]
         held_from = drop
+        return call
 
-    real = 0
     for block, signal in _then_silence(blocks, latency * r, model.info.n_channels):
         if block.shape[1]:
             pending.append(block)
             total += block.shape[1]
-        real = total if signal else real
+        seen.real = total if signal else seen.real
         while total >= done * r + hop + ctx:
-            run(done * r + hop + ctx)
-    if real == 0:
-        raise ValueError("no audio samples")
+            yield window(done * r + hop + ctx)
     if done < math.ceil(total / r):
-        run(None)
-    z = np.concatenate(outs, axis=-1).astype(np.float32, copy=False)
-    return z[..., latency:latency + math.ceil(real / r)]
+        yield window(None)
 
 
 def _then_silence(blocks: Iterable[np.ndarray], samples: int,
@@ -163,27 +181,30 @@ def decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None = 0, chunk: 
 def _decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int, context: int | None,
                    progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
     r, frames = model.info.ratio, z.shape[-1]
-    if seed is not None:
-        torch.manual_seed(seed)
     model.reset_state()
     if context is None:
         chunk, context = frames, 0
-    zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+    starts = range(0, frames, chunk)
+    for start, y in zip(starts, run_calls(model, "decode", _decode_calls(model, z, seed, chunk, context))):
+        if progress is not None:
+            progress((min(frames, start + chunk) - start) * r / model.info.sr)
+        yield y
+
+
+def _decode_calls(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int, context: int) -> Iterator[Call]:
+    """The model calls that decode latents: each chunk's window with context and noise rows, seed, what to keep."""
+    r, frames = model.info.ratio, z.shape[-1]
+    z = np.ascontiguousarray(z, dtype=np.float32)
     # A discrete model decodes its code dims only (RAVE-INTERFACE.md): noise rows for it would be work for nothing.
-    missing = 0 if model.info.discrete else model.info.full_latent_size - zt.shape[1]
+    missing = 0 if model.info.discrete else model.info.full_latent_size - z.shape[1]
     noise = NoiseRows(missing, seed) if missing > 0 else None
-    for start in range(0, frames, chunk):
+    for k, start in enumerate(range(0, frames, chunk)):
         stop = min(frames, start + chunk)
         lo, hi = max(0, start - context), min(frames, stop + context)
-        window = zt[..., lo:hi]
+        window = z[0, :, lo:hi]
         if noise is not None:
-            fill = torch.from_numpy(noise.window(lo, hi).T.copy())[None].expand(zt.shape[0], -1, -1)
-            window = torch.cat([window, fill], 1)
-        y = model.decode(window).cpu().numpy()[0]
-        release_freed_memory()
-        if progress is not None:
-            progress((stop - start) * r / model.info.sr)
-        yield y[:, (start - lo) * r:(stop - lo) * r]
+            window = np.concatenate([window, noise.window(lo, hi).T], axis=0)
+        yield np.ascontiguousarray(window), chunk_seed(seed, k), ((start - lo) * r, (stop - lo) * r)
 
 
 class NoiseRows:

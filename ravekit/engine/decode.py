@@ -19,6 +19,7 @@ import numpy as np
 
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_chunks, measure_context
 from ravekit.engine.latency import measure_latency
+from ravekit.engine.layout import cpu_kernels, layout_record
 from ravekit.engine.model import RaveModel
 from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.channels import spans
@@ -106,6 +107,8 @@ class Decoder:
             "context_frames": self.context,
             "latency_samples": self.latency,
             "device": str(model.device),
+            "layout": layout_record(),
+            "cpu_kernels": cpu_kernels() if model.device.type == "cpu" else None,
         }
 
     def _trim_to(self, sidecar: Sidecar) -> int | None:
@@ -188,7 +191,7 @@ class Decoder:
         ``source`` (``source_of`` the input) lets subclasses tell audio from latents.
         """
         return settings_differences(record, self.model.info, self.seed, self.processing,
-                                    ("subtype", "trim", "chunk_frames"))
+                                    ("subtype", "trim", "chunk_frames", "layout"))
 
     @staticmethod
     def inputs_changed(record: dict, source: dict) -> list[str]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
 from ravekit.engine.latency import measure_latency
+from ravekit.engine.layout import cpu_kernels, layout_record
 from ravekit.engine.model import RaveModel
 from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.audio import AudioInfo, iter_audio, probe
@@ -75,10 +76,12 @@ class Encoder:
             "context_frames": self.context,
             "latency_samples": self.latency * model.info.ratio,
             "device": str(model.device),
+            "layout": layout_record(),
+            "cpu_kernels": cpu_kernels() if model.device.type == "cpu" else None,
         }
 
     # The settings of ``processing`` that change the latents (the others are recorded only).
-    SETTINGS = ("channel_mode", "channels", "chunk_frames")
+    SETTINGS = ("channel_mode", "channels", "chunk_frames", "layout")
 
     @staticmethod
     def source_changed(sidecar: Sidecar, path: os.PathLike | str) -> bool:

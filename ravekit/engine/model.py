@@ -14,12 +14,15 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
 import torch
 
 from ravekit.errors import RavekitError, first_line
 from ravekit.io.files import sha256_of
+
+if TYPE_CHECKING:
+    from ravekit.engine.pool import ChunkPool
 
 # Buffers whose names end like this hold a streaming export's convolution
 # state (RAVE-INTERFACE.md: zeroing them equals reloading the model).
@@ -115,6 +118,8 @@ class RaveModel:
         self.module = module
         self.info = info
         self.device = device
+        # Helper processes that share this model's calls (``pool.ChunkPool``); None runs them all here.
+        self.pool: ChunkPool | None = None
         self._streaming_buffers = [
             b for name, b in module.named_buffers() if name.endswith(STREAMING_BUFFER_SUFFIXES)
         ]

@@ -71,9 +71,10 @@ class Mismatch:
 
     what: str
     recorded: object
+    words: str | None = None  # how to say it, where "what recorded" would not be understood
 
     def __str__(self) -> str:
-        return f"{self.what} {self.recorded}"
+        return self.words or f"{self.what} {self.recorded}"
 
 
 def mismatches(record: dict, model: ModelInfo, compare: Iterable[str], seed: int | None = None,
@@ -82,8 +83,10 @@ def mismatches(record: dict, model: ModelInfo, compare: Iterable[str], seed: int
 
     ``compare`` names what to look at, in the order reported: ``model`` (by
     sha256, when both know it; ``recorded`` is the file name), ``ratio`` (when
-    the record has a whole number), ``seed``, and keys of ``processing``
-    (only where the record has them: records of older versions lack some).
+    the record has a whole number), ``seed``, ``layout`` (the arithmetic
+    layout, :mod:`ravekit.engine.layout`; a record without one is stale), and
+    other keys of ``processing`` (only where the record has them: records of
+    older versions lack some).
     The encoder's resume, the decoder's checks of latents and its resume share this rule.
     """
     old_model = record.get("model") or {}
@@ -101,9 +104,25 @@ def mismatches(record: dict, model: ModelInfo, compare: Iterable[str], seed: int
         elif what == "seed":
             if record.get("seed") != seed:
                 found.append(Mismatch(what, record.get("seed")))
+        elif what == "layout":
+            # Unlike other settings, a record without one is stale: it predates recorded layouts.
+            now = (processing or {}).get("layout")
+            if old.get("layout") != now:
+                found.append(Mismatch(what, old.get("layout"), _layout_words(old.get("layout"), now)))
         elif what in old and old[what] != (processing or {}).get(what):
             found.append(Mismatch(what, old[what]))
     return found
+
+
+def _layout_words(recorded: object, now: object) -> str:
+    """A recorded arithmetic layout (``engine.layout.layout_record``) in words, against this run's."""
+    now = now if isinstance(now, dict) else {}
+    if not isinstance(recorded, dict):
+        return "the arithmetic layout of an earlier ravekit, whose last bits differ"
+    if recorded.get("version") != now.get("version"):
+        return (f"arithmetic layout {recorded.get('version')}, whose last bits differ from layout "
+                f"{now.get('version')}'s")
+    return f"--threads {recorded.get('threads')}, whose last bits differ"
 
 
 def settings_differences(record: dict, model: ModelInfo, seed: int | None, processing: dict,

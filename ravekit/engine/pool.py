@@ -1,0 +1,171 @@
+"""Model calls of one file spread over processes: every core on a single long file, the same bytes.
+
+Two threads inside one convolution make its result depend on how the sum was
+split (:mod:`ravekit.engine.layout`), and on a busy machine a thread that
+waits for its twin stalls the whole call.  Chunks of a file, computed with
+their own context (:mod:`ravekit.engine.chunks`), are independent of each
+other, so they can run side by side in separate single-threaded processes
+instead, each call computed exactly as it would be alone.
+
+:class:`ChunkPool` keeps ``workers - 1`` helper processes; this process is
+the last worker.  :func:`run_calls` hands each call to an idle helper, runs
+it here otherwise, and yields the results in order, holding at most a few
+calls in flight so memory stays flat.  A streaming export carries state from
+call to call, so its calls always run here, in order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ravekit.engine.layout import use_threads
+from ravekit.engine.memory import release_freed_memory
+
+if TYPE_CHECKING:
+    from ravekit.engine.model import RaveModel
+
+# A call: the input window, the torch seed to set before it, and the part of
+# the output to keep along the last axis (start, stop).
+Call = tuple[np.ndarray, int | None, tuple[int, int]]
+
+
+def call_model(model: RaveModel, method: str, x: np.ndarray, seed: int | None, keep: tuple[int, int]) -> np.ndarray:
+    """One model call: seed, run ``method`` on ``x[None]``, keep ``[..., keep[0]:keep[1]]`` of item 0.
+
+    The kept part is a copy: a v2 export's output is a view of a wider tensor
+    (its 8 dims of all 128), which a view would keep alive.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    y = getattr(model, method)(torch.from_numpy(np.ascontiguousarray(x))[None]).cpu().numpy()[0]
+    kept = y[..., keep[0]:keep[1]].copy()
+    del y
+    release_freed_memory()
+    return kept
+
+
+# The models a helper process has loaded, by path and sha256.
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def _start_helper(threads: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool, a helper must not die loudly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    use_threads(threads)
+
+
+def _helper_call(path: str, sha256: str, method: str, x: np.ndarray, seed: int | None,
+                 keep: tuple[int, int]) -> np.ndarray:
+    from ravekit.engine.model import load_model
+    from ravekit.errors import RavekitError
+
+    key = (path, sha256)
+    if key not in _LOADED:
+        model = load_model(path, "cpu", checksum=bool(sha256))
+        if sha256 and model.info.sha256 != sha256:
+            raise RavekitError(f"{path}: the model file changed while the run was using it; run again")
+        _LOADED[key] = model
+    return call_model(_LOADED[key], method, x, seed, keep)
+
+
+class ChunkPool:
+    """Helper processes that run model calls of one file side by side with this process.
+
+    Parameters
+    ----------
+    workers : processes in all, this one included; 1 runs every call here.
+    threads : intra-op threads of every process (1: the reproducible layout).
+
+    The helpers start at the first file with more than one call, each loading
+    the models it is given by path (a model's file is read once per helper).
+    """
+
+    def __init__(self, workers: int, threads: int = 1):
+        self.helpers = max(0, workers - 1)
+        self.threads = threads
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            import multiprocessing
+
+            # spawn, not fork: this process may already run torch's thread pools, which a fork
+            # would copy in an unusable state.
+            self._executor = ProcessPoolExecutor(self.helpers, multiprocessing.get_context("spawn"),
+                                                 initializer=_start_helper, initargs=(self.threads,))
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the helpers (pending calls are cancelled)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> ChunkPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, model: RaveModel, method: str, calls: Iterable[Call]) -> Iterator[np.ndarray]:
+        """The results of ``calls`` in order, computed here and by idle helpers."""
+        it = iter(calls)
+        first = next(it, None)
+        if first is None:
+            return
+        second = next(it, None)
+        if second is None or not self.helpers or model.info.streaming or model.device.type != "cpu" \
+                or not model.info.path or not os.path.exists(model.info.path):
+            yield call_model(model, method, *first)
+            if second is not None:
+                yield call_model(model, method, *second)
+            yield from (call_model(model, method, *c) for c in it)
+            return
+        executor = self._started()
+        pending: deque[Future | np.ndarray] = deque()
+        busy: list[Future] = []
+        limit = 2 * (self.helpers + 1)  # calls in flight: enough to keep every process busy, no more
+        path, sha = str(model.info.path), model.info.sha256
+
+        def done(entry: Future | np.ndarray) -> bool:
+            return not isinstance(entry, Future) or entry.done()
+
+        def result(entry: Future | np.ndarray) -> np.ndarray:
+            return entry.result() if isinstance(entry, Future) else entry
+
+        for call in _chain(first, second, it):
+            busy = [f for f in busy if not f.done()]
+            if len(busy) < self.helpers:
+                future = executor.submit(_helper_call, path, sha, method, *call)
+                busy.append(future)
+                pending.append(future)
+            else:
+                pending.append(call_model(model, method, *call))
+            while pending and (done(pending[0]) or len(pending) >= limit):
+                yield result(pending.popleft())
+        while pending:
+            yield result(pending.popleft())
+
+
+def _chain(first: Call, second: Call, rest: Iterator[Call]) -> Iterator[Call]:
+    yield first
+    yield second
+    yield from rest
+
+
+def run_calls(model: RaveModel, method: str, calls: Iterable[Call]) -> Iterator[np.ndarray]:
+    """The results of ``calls`` to ``model.method`` in order, spread over ``model.pool`` when it has one."""
+    pool = getattr(model, "pool", None)  # stand-ins for a model (tests' wrappers) may have none
+    if pool is None:
+        for call in calls:
+            yield call_model(model, method, *call)
+    else:
+        yield from pool.run(model, method, calls)
