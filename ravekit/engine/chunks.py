@@ -170,7 +170,7 @@ def _decode_chunks(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int
         chunk, context = frames, 0
     zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
     # A discrete model decodes its code dims only (RAVE-INTERFACE.md): noise rows for it would be work for nothing.
-    missing = 0 if model.info.discrete else model.info.full_latent_size - zt.shape[1]
+    missing = 0 if model.info.discrete else model.info.decode_dims - zt.shape[1]
     noise = NoiseRows(missing, seed) if missing > 0 else None
     for start in range(0, frames, chunk):
         stop = min(frames, start + chunk)
