@@ -15,8 +15,10 @@ Names and shapes, the same in every docstring:
 - ``latent_dims`` is the latent axis in parameters, attributes and sidecars.
   ``ModelInfo.latent_size`` / ``full_latent_size`` and ``PriorInfo.latent_size``
   keep RAVE's names for what an export says about itself (the dims ``encode``
-  returns, the most ``decode`` accepts); ``--dims`` and a record's
-  ``bending.dims`` pick dims, counted from 1.
+  returns, the size of its internal latent space); ``ModelInfo.decode_dims``
+  is the most ``decode`` accepts (``full_latent_size``, but a spherical
+  model's ``latent_size``); ``--dims`` and a record's ``bending.dims`` pick
+  dims, counted from 1.
 - units: ``sr`` in Hz, ``ratio`` in samples per latent frame, lengths in
   samples, latent frames or seconds as each name says.
 """

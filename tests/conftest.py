@@ -1,8 +1,10 @@
 """Shared fixtures: the project's own fixture models, real exports, synthetic audio.
 
 Real RAVE exports are taken from the folder named by ``RAVE_TEST_MODELS``
-(CI sets it to ``../shared/rave-models``); tests parametrised over them are
-skipped, visibly, when the variable is unset.
+(CI sets it to ``../shared/rave-models``) and from ``RAVE_TEST_MORE_MODELS``
+(by default the ``more-kinds`` folder beside it: RAVE's v1, v3 and spherical
+configs); tests parametrised over them are skipped, visibly, when
+``RAVE_TEST_MODELS`` is unset.
 """
 
 from __future__ import annotations
@@ -40,19 +42,37 @@ FIXTURE_SPECS = {
 }
 
 
+def more_models_folder() -> Path | None:
+    """``RAVE_TEST_MORE_MODELS``, else the ``more-kinds`` folder beside ``RAVE_TEST_MODELS``; None if neither.
+
+    An empty ``RAVE_TEST_MORE_MODELS`` leaves the more kinds out.
+    """
+    more = os.environ.get("RAVE_TEST_MORE_MODELS")
+    if more is not None:
+        if more and not Path(more).is_dir():
+            raise pytest.UsageError(f"RAVE_TEST_MORE_MODELS={more}: no such folder; set it to the folder of the "
+                                    "more kinds of exports, or to nothing to leave them out")
+        return Path(more) if more else None
+    folder = os.environ.get("RAVE_TEST_MODELS")
+    beside = Path(folder).resolve().parent / "more-kinds" if folder else None
+    return beside if beside and beside.is_dir() else None
+
+
 def real_model_paths() -> list[Path]:
-    """Every export in ``RAVE_TEST_MODELS`` and its subfolders (``kinds/`` holds one of each kind)."""
+    """Every export in ``RAVE_TEST_MODELS`` and its subfolders (``kinds/`` holds one of each kind),
+    then every one in :func:`more_models_folder`."""
     folder = os.environ.get("RAVE_TEST_MODELS")
     if not folder:
         return []
-    return sorted(Path(folder).rglob("*.ts"))
+    more = more_models_folder()
+    return sorted(Path(folder).rglob("*.ts")) + (sorted(more.rglob("*.ts")) if more else [])
 
 
 # RAVE-INTERFACE.md's table: what each shared real export is documented to be.
 # Tests check the toolkit against these and against the model's own buffers;
 # exports not named here (a user's own) are checked against their buffers only.
-_V2 = {"ratio": 2048, "latent_size": 8, "full_latent_size": 128, "n_channels": 1, "streaming": False,
-       "original_name": "VariationalScriptedRAVE", "state_dict_entries": 79}
+_V2 = {"ratio": 2048, "latent_size": 8, "full_latent_size": 128, "decode_dims": 128, "n_channels": 1,
+       "streaming": False, "original_name": "VariationalScriptedRAVE", "state_dict_entries": 79}
 DOCUMENTED_EXPORTS = {
     "v2cap16_mono_44k_seed0": _V2,
     "v2cap16_mono_44k_seed1": _V2,
@@ -62,6 +82,13 @@ DOCUMENTED_EXPORTS = {
     "v2smallcap16_mono_44k_seed0": {**_V2, "ratio": 512, "state_dict_entries": None},
     "discretecap16_mono_44k_seed0": {**_V2, "ratio": 1024, "latent_size": 16,
                                      "original_name": "DiscreteScriptedRAVE", "state_dict_entries": None},
+    # more-kinds/
+    # averager --align does not know v1 and v3 yet: it refuses them ("aligns": False).
+    "v1cap16_mono_44k_seed0": {**_V2, "state_dict_entries": None, "aligns": False},
+    "v3cap16_mono_44k_seed0": {**_V2, "state_dict_entries": 265, "aligns": False},
+    # decode takes exactly its 15 angles; full_latent_size is the 16 of the unit vector they make
+    "sphericalcap16_mono_44k_seed0": {**_V2, "latent_size": 15, "full_latent_size": 16, "decode_dims": 15,
+                                      "original_name": "SphericalScriptedRAVE", "state_dict_entries": None},
 }
 
 
@@ -71,7 +98,11 @@ def export_facts(path: Path) -> dict:
     Independent of ``ravekit.engine.model`` so tests can check it.  Keys: sr, ratio,
     latent_size, n_channels, target_channels, full_latent_size,
     original_name, discrete (its latents are integer codebook indices: its
-    encode is deterministic and its decode only takes codes it made).
+    encode is deterministic and its decode only takes codes it made),
+    spherical (its latents are angles: its encode is deterministic, and its
+    decode takes exactly ``latent_size`` of them), decode_dims (the latent
+    dims decode takes: ``latent_size`` for a spherical model, else
+    ``full_latent_size``).
     """
     import torch
 
@@ -79,9 +110,11 @@ def export_facts(path: Path) -> dict:
         warnings.simplefilter("ignore", DeprecationWarning)
         m = torch.jit.load(str(path), map_location="cpu")
     enc, dec = m.encode_params.tolist(), m.decode_params.tolist()
+    spherical = m.original_name == "SphericalScriptedRAVE"
     return {"sr": int(m.sr), "ratio": enc[3], "latent_size": enc[2], "n_channels": enc[0],
             "target_channels": dec[2], "full_latent_size": int(m.full_latent_size),
-            "original_name": m.original_name, "discrete": m.original_name == "DiscreteScriptedRAVE"}
+            "original_name": m.original_name, "discrete": m.original_name == "DiscreteScriptedRAVE",
+            "spherical": spherical, "decode_dims": dec[0] if spherical else int(m.full_latent_size)}
 
 
 REAL_MODELS = real_model_paths()

@@ -2,7 +2,7 @@
 
 Deterministic paths only: the demo encoder, the deterministic part of a real
 export's encoder (everything before the posterior sampling), and decoding
-with all ``full_latent_size`` dims.  Streaming exports: chunked equals whole
+with every dim decode takes (``decode_dims``).  Streaming exports: chunked equals whole
 and no state leaks from one file to the next.
 """
 
@@ -111,13 +111,14 @@ def own_codes(model, frames: int) -> np.ndarray:
 def decoding_path(real_model, frames):
     """The model and latents whose decoding must not depend on chunking, for every kind.
 
-    Continuous exports decode all ``full_latent_size`` dims deterministically;
-    discrete ones get codes they made, through :class:`FixedNoiseDecoder`.
+    Continuous exports decode all the dims decode takes deterministically (``full_latent_size``,
+    or a spherical model's ``latent_size`` angles); discrete ones get codes they made, through
+    :class:`FixedNoiseDecoder`.
     """
     model = load_model(real_model, "cpu", checksum=False)
     ctx = measure_context(model)  # measured on the export itself, noise and all
     if not export_facts(real_model)["discrete"]:
-        z = np.random.default_rng(1).standard_normal((1, model.info.full_latent_size, frames))
+        z = np.random.default_rng(1).standard_normal((1, export_facts(real_model)["decode_dims"], frames))
         return model, z.astype(np.float32), ctx
     fixed = FixedNoiseDecoder(model, frames)
     z = own_codes(model, frames)
@@ -176,12 +177,14 @@ def test_streaming_no_state_leak_across_files_in_a_batch(tmp_path, capsys, fixtu
 
 @real_models
 def test_noise_filled_dims_do_not_depend_on_the_chunk_size(real_model):
-    """Fewer dims than full_latent_size: the fill is drawn once per signal, as one whole call would.
+    """Fewer dims than decode takes: the fill is drawn once per signal, as one whole call would.
 
-    (A discrete export reads only its codes and ignores the fill rows.)
+    (A discrete export reads only its codes and ignores the fill rows.  A spherical one takes
+    exactly its latent_size angles: one is left out, so that there is a fill.)
     """
     model, z, ctx = decoding_path(real_model, 40)
-    z = z[:, :model.info.latent_size + export_facts(real_model)["discrete"]]
+    facts = export_facts(real_model)
+    z = z[:, :min(model.info.latent_size, facts["decode_dims"] - 1) + facts["discrete"]]
     whole = decode_latents(model, z, seed=3)
     for chunk in (5, 13):
         chunked = decode_latents(model, z, seed=3, chunk=chunk, context=ctx.decode)

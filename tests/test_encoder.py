@@ -56,8 +56,9 @@ def test_real_export_encodes_and_is_seeded(tmp_path, capsys, real_model):
     facts = export_facts(real_model)
     assert outs[0].shape == (1, facts["latent_size"], math.ceil(88200 / facts["ratio"]))
     assert np.array_equal(outs[0], outs[1])  # same seed: bit-identical
-    # Variational encoders sample their posterior; a discrete one returns codes, the same for every seed.
-    assert np.array_equal(outs[0], outs[2]) == facts["discrete"]
+    # Variational encoders sample their posterior; a discrete one returns codes, the same for every seed,
+    # and a spherical one the angles of its unit vector, sampled from nothing.
+    assert np.array_equal(outs[0], outs[2]) == (facts["discrete"] or facts["spherical"])
     if facts["discrete"]:
         assert np.array_equal(outs[0], np.round(outs[0])) and outs[0].min() >= 0
     assert json.loads((tmp_path / "s8" / "a.json").read_text())["seed"] == 8

@@ -85,6 +85,10 @@ def test_real_export_summary_and_csv(real_model, tmp_path, capsys):
     assert summary["sr"] == facts["sr"] and summary["latent_size"] == facts["latent_size"]
     assert summary["ratio"] == facts["ratio"] == documented.get("ratio", facts["ratio"])
     assert summary["streaming"] == documented.get("streaming", summary["streaming"])
+    # How many dims decode takes; said in the text where it is not the full size (spherical: 15 of 16).
+    assert summary["decode_dims"] == facts["decode_dims"] == documented.get("decode_dims", facts["decode_dims"])
+    said = f"decode takes {facts['decode_dims']} dims"
+    assert (said in err) == (facts["decode_dims"] != facts["full_latent_size"])
 
     comps = pd.read_csv(next(p for p in paths if p.name.endswith(".components.csv")))
     parts, total = comps[comps["component"] != "total"], comps[comps["component"] == "total"].iloc[0]
@@ -100,10 +104,12 @@ def test_real_export_summary_and_csv(real_model, tmp_path, capsys):
 def test_real_export_fidelity_levels(real_model, capsys):
     (s,) = run_json(capsys, "-i", real_model)
     fid = load(real_model).fidelity.double().numpy()
-    if export_facts(real_model)["discrete"]:
-        # Discrete exports keep no latent PCA: an all-zero buffer, not a curve to read levels from.
+    facts = export_facts(real_model)
+    if facts["discrete"] or facts["spherical"]:
+        # Discrete and spherical exports keep no latent PCA: an all-zero buffer, not a curve to read levels from.
         assert not fid.any() and s["fidelity"] is None and s["fidelity_of_dims"] is None
-        assert any("discrete" in note for note in s["notes"])
+        kind = "discrete" if facts["discrete"] else "spherical"
+        assert any(note.startswith(f"{kind} model:") and "no PCA" in note for note in s["notes"])
         return
     for level in (80, 90, 95, 99):
         dims = s["fidelity"][str(level)]

@@ -27,13 +27,22 @@ def test_real_export_facts(real_model):
     """Every kind: the facts the toolkit reads are the model's own, and what RAVE-INTERFACE.md documents."""
     m = load_model(real_model, "cpu")
     own = export_facts(real_model)
-    for key in ("sr", "ratio", "latent_size", "n_channels", "target_channels", "full_latent_size", "original_name"):
+    for key in ("sr", "ratio", "latent_size", "n_channels", "target_channels", "full_latent_size", "decode_dims",
+                "original_name"):
         assert getattr(m.info, key) == own[key], key
     assert m.info.methods[:3] == ["encode", "decode", "forward"]
     documented = DOCUMENTED_EXPORTS.get(real_model.stem)
     if documented:
-        for key in ("ratio", "latent_size", "full_latent_size", "n_channels", "streaming", "original_name"):
+        for key in ("ratio", "latent_size", "full_latent_size", "decode_dims", "n_channels", "streaming",
+                    "original_name"):
             assert getattr(m.info, key) == documented[key], key
+    if not m.info.discrete:
+        # decode_dims is what the export's own decode takes: that many dims decode, one more is refused.
+        z = torch.zeros(1, m.info.decode_dims + 1, 1)
+        with torch.inference_mode():
+            assert m.module.decode(z[:, :-1]).shape[-1] == m.info.ratio
+            with pytest.raises(RuntimeError):
+                m.module.decode(z)
 
 
 class OnlyForward(torch.nn.Module):

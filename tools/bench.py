@@ -173,7 +173,7 @@ def exactness(model: Path, rows: list) -> None:
                          measured=f"{np.abs(whole - chunked).max():.2e}", ratio=float(np.abs(whole - chunked).max()),
                          target=1e-4))
     else:  # stochastic encoder: the deterministic path is decode with every dim
-        z = rng.standard_normal((1, m.info.full_latent_size, 600)).astype(np.float32)
+        z = rng.standard_normal((1, m.info.decode_dims, 600)).astype(np.float32)
         whole = decode_latents(m, z)
         chunked = decode_latents(m, z, chunk=97, context=ctx.decode)
         diff = float(np.abs(whole - chunked).max() / np.abs(whole).max())

@@ -196,7 +196,7 @@ def _decode_calls(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int,
     r, frames = model.info.ratio, z.shape[-1]
     z = np.ascontiguousarray(z, dtype=np.float32)
     # A discrete model decodes its code dims only (RAVE-INTERFACE.md): noise rows for it would be work for nothing.
-    missing = 0 if model.info.discrete else model.info.full_latent_size - z.shape[1]
+    missing = 0 if model.info.discrete else model.info.decode_dims - z.shape[1]
     noise = NoiseRows(missing, seed) if missing > 0 else None
     for k, start in enumerate(range(0, frames, chunk)):
         stop = min(frames, start + chunk)

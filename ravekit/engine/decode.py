@@ -41,7 +41,7 @@ from ravekit.io.writer import AudioWriter
 def check_latents(latents: Latents, model: RaveModel, path: os.PathLike | str) -> list[str]:
     """Refuse latents the model cannot decode; return warnings for doubtful ones.
 
-    More dims than ``full_latent_size`` is an
+    More dims than the model's ``decode_dims`` is an
     error; a count other than ``latent_size`` or metadata from another model
     is a warning (RAVE fills missing dims with noise).  A discrete model takes
     only codes: fewer than ``latent_size`` dims, or a value in its code dims
@@ -51,9 +51,9 @@ def check_latents(latents: Latents, model: RaveModel, path: os.PathLike | str) -
     m = model.info
     z, dims = latents.z, latents.latent_dims
     name = Path(m.path).name
-    if dims > m.full_latent_size:
+    if dims > m.decode_dims:
         raise RavekitError(
-            f"{path}: {dims} latent dims, but {name} decodes at most {m.full_latent_size}; "
+            f"{path}: {dims} latent dims, but {name} decodes at most {m.decode_dims}; "
             "decode with the model that made these latents")
     if m.discrete:
         if dims < m.latent_size:

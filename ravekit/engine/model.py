@@ -70,7 +70,11 @@ class ModelInfo:
     latent_size : int
         Latent dims ``encode`` returns.
     full_latent_size : int
-        The most dims ``decode`` accepts (missing ones are filled with noise).
+        The model's ``full_latent_size`` attribute: the size of its internal
+        latent space (128 for v2's PCA space; 16 for a spherical model's unit vector).
+    decode_dims : int
+        Latent dims ``decode`` takes: more are refused, fewer are filled with
+        noise up to it (:func:`read_decode_dims`).
     ratio : int
         Audio samples per latent frame (``encode_params[3]``).
     discrete : bool
@@ -96,6 +100,11 @@ class ModelInfo:
     sha256: str = ""
     discrete: bool = False
     codebook_size: int | None = None
+    decode_dims: int = 0
+
+    def __post_init__(self):
+        # Models made without it (tests, older callers) decode every full dim, as RAVE's v1/v2/v3 do.
+        self.decode_dims = self.decode_dims or self.full_latent_size
 
     @property
     def latent_rate(self) -> float:
@@ -194,8 +203,22 @@ def read_codebook_size(module) -> int | None:
     return None
 
 
-FACTS = ("original_name", "sr", "n_channels", "target_channels", "latent_size", "full_latent_size", "ratio",
-         "latent_rate", "has_prior", "discrete", "codebook_size")
+def read_decode_dims(original_name: str, decode_params: list | None, full: int) -> int:
+    """How many latent dims ``decode`` takes, from the model's class and its ``decode_params``.
+
+    RAVE's variational decoders (v1, v2, v3) take 1 to ``full_latent_size``
+    dims and fill the rest of their PCA space with noise.  A spherical one
+    (``SphericalScriptedRAVE``) turns exactly ``decode_params[0]`` angles
+    (its ``latent_size``) into a unit vector of ``full_latent_size`` values,
+    so ``full_latent_size`` dims in are a shape error (RAVE-INTERFACE.md).
+    """
+    if "Spherical" in original_name and decode_params:
+        return int(decode_params[0])
+    return full
+
+
+FACTS = ("original_name", "sr", "n_channels", "target_channels", "latent_size", "full_latent_size", "decode_dims",
+         "ratio", "latent_rate", "has_prior", "discrete", "codebook_size")
 
 
 def get_attr(module, name: str):
@@ -282,6 +305,7 @@ def read_info(module, path: str = "", strict: bool = True, notes: list[str] | No
         original_name=str(original), methods=methods, streaming=streaming,
         has_prior="prior" in methods, sha256="",
         discrete=codebook_size is not None or "Discrete" in str(original), codebook_size=codebook_size,
+        decode_dims=read_decode_dims(str(original), dec, int(full)),
     )
 
 
@@ -302,6 +326,8 @@ def _lenient_facts(module, path: str, notes: list[str]) -> dict:
         facts["n_channels"] = as_int(get_attr(module, "n_channels")) or (enc[0] if enc else None)
         facts["target_channels"] = as_int(get_attr(module, "target_channels")) or (dec[2] if dec else None)
         facts["full_latent_size"] = as_int(get_attr(module, "full_latent_size"))
+        full = facts["full_latent_size"] or facts["latent_size"]
+        facts["decode_dims"] = full and read_decode_dims(str(get_attr(module, "original_name")), dec, full)
         if facts["sr"] and facts["ratio"]:
             facts["latent_rate"] = facts["sr"] / facts["ratio"]
     facts["original_name"] = str(get_attr(module, "original_name") or "unknown")

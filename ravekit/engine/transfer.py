@@ -77,17 +77,23 @@ def input_kind(path: os.PathLike | str, wav_as: str = "auto", latent_size: int |
 
 
 def check_bending_model(model: ModelInfo, bending: Bending) -> None:
-    """Refuse (exit 2) bending a discrete model's codes.
+    """Refuse (exit 2) bending a discrete model's codes, or ``--dims`` picking more dims than it decodes.
 
     Codes are indices, so scaling or shifting them means nothing, and each of
     RAVE's residual quantizers has its own codebook (16 different ones in the
     real discrete export), so code k moved to another dim means something else.
+    A model's ``decode_dims`` is the most dims its decode takes (exactly
+    ``latent_size`` angles for a spherical model).
     """
+    name = Path(model.path).name
     if model.discrete and bending.active:
         raise RavekitError(
-            f"{bending.describe()}: {Path(model.path).name} is a discrete model; its latents are codebook "
+            f"{bending.describe()}: {name} is a discrete model; its latents are codebook "
             "indices, one codebook per dim, so scaled, shifted or moved codes mean nothing; bend a continuous "
             "model's latents", 2)
+    if bending.dims is not None and len(bending.dims) > model.decode_dims:
+        raise RavekitError(f"--dims gives {len(bending.dims)} dims, but {name} decodes at most {model.decode_dims}; "
+                           f"pick at most {model.decode_dims}", 2)
 
 
 def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[str], list[str]]:
@@ -123,6 +129,9 @@ def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[s
         warnings.append(f"a latent frame lasts {1000 * enc.ratio / enc.sr:.2f} ms in {a} and "
                      f"{1000 * dec.ratio / dec.sr:.2f} ms in {b}: outputs last {stretch:.4g} times their sources")
     given = bending.decoded_dims(enc.latent_size)
+    if given > dec.decode_dims:
+        raise RavekitError(f"--encoder {a} gives {given} latent dims, but --model {b} decodes at most "
+                           f"{dec.decode_dims}; pick at most {dec.decode_dims} of them with --dims", 2)
     if given < dec.latent_size:
         warnings.append(f"{b} gets {given} of its {dec.latent_size} latent dims; the others are filled with noise "
                      "from --seed")

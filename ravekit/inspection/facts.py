@@ -217,7 +217,8 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     """The summary of one model as plain JSON-able data (``None`` = unknown).
 
     Keys: path, file, size_bytes, sha256, format, original_name, sr, n_channels,
-    target_channels, latent_size, full_latent_size, ratio, latent_rate, discrete,
+    target_channels, latent_size, full_latent_size, decode_dims (the latent dims
+    decode takes), ratio, latent_rate, discrete,
     codebook_size (``None`` for continuous models), methods
     (``name -> [in_ch, in_ratio, out_ch, out_ratio]``), attributes, streaming,
     cache_buffers, cache_mb, has_prior, fidelity (``{"80": dims, ...}``),
@@ -232,7 +233,8 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     else:
         facts = ckpt_mod.checkpoint_facts(ins.path, ins.checkpoint or {})
         summary.update(original_name=None, sr=facts["sr"], n_channels=None, target_channels=None,
-                       latent_size=facts["latent_size"], full_latent_size=None, ratio=None, latent_rate=None,
+                       latent_size=facts["latent_size"], full_latent_size=None, decode_dims=None, ratio=None,
+                       latent_rate=None,
                        discrete=None, codebook_size=None,
                        has_prior=None, methods={}, attributes={}, checkpoint=facts)
     caches = [k for k, kind in ins.kinds.items() if kind != "parameter" and k.endswith(STREAMING_BUFFER_SUFFIXES)]
@@ -245,6 +247,8 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     if isinstance(fid, torch.Tensor) and summary["fidelity"] is None:
         if summary.get("original_name") == "DiscreteScriptedRAVE" and not fid.any():
             ins.notes.append("discrete model: its latents are codebook indices, with no PCA, so no fidelity levels")
+        elif summary.get("original_name") == "SphericalScriptedRAVE" and not fid.any():
+            ins.notes.append("spherical model: its latents are angles on a sphere, with no PCA, so no fidelity levels")
         else:
             ins.notes.append("the fidelity buffer is not a cumulative variance curve; fidelity unknown")
     summary["state_dict_entries"] = len(rows)

@@ -37,6 +37,15 @@ def _fidelity_text(s: dict) -> str:
     return f"{dims} of {s['fidelity_of_dims']} dims reach {levels} of the variance"
 
 
+def _latent_size_text(s: dict) -> str:
+    text = f"{_known(s.get('latent_size'))} (full {_known(s.get('full_latent_size'))}"
+    dims = s.get("decode_dims")
+    # Said only where it is not the full size: a spherical model's decode takes its latent_size angles.
+    if dims is not None and dims != s.get("full_latent_size"):
+        text += f"; decode takes {dims} dims"
+    return text + ")"
+
+
 def _latents_text(s: dict) -> str:
     if s.get("discrete") is None:
         return UNKNOWN
@@ -61,7 +70,7 @@ def fact_pairs(s: dict) -> list[tuple[str, str]]:
         ("class", _known(s.get("original_name"))),
         ("sample rate", _known(s.get("sr"), " Hz")),
         ("channels", f"{_known(s.get('n_channels'))} in, {_known(s.get('target_channels'))} out"),
-        ("latent size", f"{_known(s.get('latent_size'))} (full {_known(s.get('full_latent_size'))})"),
+        ("latent size", _latent_size_text(s)),
         ("latents", _latents_text(s)),
         ("ratio", ratio),
         ("nn~ methods", _methods_text(s.get("methods") or {})),
@@ -134,7 +143,8 @@ def render_compare(summaries: list[dict], names: list[str], alignment: KeyAlignm
 def summary_record(s: dict) -> dict:
     """One flat row for the summary CSV."""
     rec = {k: s.get(k) for k in ("file", "path", "size_bytes", "sha256", "format", "original_name", "sr",
-                                 "n_channels", "target_channels", "latent_size", "full_latent_size", "ratio",
+                                 "n_channels", "target_channels", "latent_size", "full_latent_size", "decode_dims",
+                                 "ratio",
                                  "latent_rate", "discrete", "codebook_size", "streaming", "cache_buffers",
                                  "has_prior")}
     for name, params in (s.get("methods") or {}).items():

@@ -134,6 +134,15 @@ def align_to(state_a: dict, state_b: dict, groups: list[PermGroup], seed: int = 
     return aligned, matcher.perms, stats
 
 
+def _groups_of(module, path) -> list[PermGroup]:
+    """``derive_groups``, its refusal naming the file and saying what still works."""
+    try:
+        return derive_groups(module)
+    except UnsupportedArchitecture as exc:
+        raise UnsupportedArchitecture(f"{path}: --align does not know this architecture yet ({exc}); "
+                                      "a merge without --align still works") from None
+
+
 def align_models(modules: list, paths: list, seed: int = 0) -> tuple[list[dict], list[list[GroupAlignment]]]:
     """Every model after the first permuted into the first's channel order.
 
@@ -143,11 +152,11 @@ def align_models(modules: list, paths: list, seed: int = 0) -> tuple[list[dict],
     """
     from ravekit.merging.entries import model_labels
 
-    groups = derive_groups(modules[0])
+    groups = _groups_of(modules[0], paths[0])
     states = [modules[0].state_dict()]
     stats = []
     for label, module, path in zip(model_labels(len(modules))[1:], modules[1:], paths[1:]):
-        check_same_groups(groups, derive_groups(module), label, path)
+        check_same_groups(groups, _groups_of(module, path), label, path)
         aligned, _, figures = align_to(states[0], module.state_dict(), groups, seed)
         states.append(aligned)
         stats.append(figures)

@@ -4,7 +4,8 @@ Two networks that differ only by the order of their hidden channels compute
 the same function.  Which tensor dimensions must be permuted together is a
 property of the architecture; here it is read from the model itself rather
 than written down per architecture: the inlined TorchScript graph of each
-sub-network (the v2 ``EncoderV2`` and ``GeneratorV2``) is walked op by op,
+sub-network (the v2 ``EncoderV2`` and ``GeneratorV2``, which the spherical
+config shares) is walked op by op,
 and every tensor's channel dimension (dim 1 of ``(batch, channels, time)``)
 is given a *channel space*.  Union-find joins the spaces that must be one:
 
@@ -37,7 +38,7 @@ import torch
 from ravekit.merging.align_trace import Spaces, Tracer, UnsupportedArchitecture
 
 # Model classes whose encode/decode feed the networks below only through their forward.
-TOP_CLASSES = ("VariationalScriptedRAVE", "DiscreteScriptedRAVE")
+TOP_CLASSES = ("VariationalScriptedRAVE", "DiscreteScriptedRAVE", "SphericalScriptedRAVE")
 # Sub-networks traced; their input and output channels mean something outside them.
 NETWORK_CLASSES = ("EncoderV2", "GeneratorV2")
 
@@ -69,8 +70,7 @@ def network_paths(module) -> list[str]:
         classes = sorted({s.original_name for n, s in module.named_modules() if n.count(".") <= 1 and n})
         raise UnsupportedArchitecture(
             f"alignment covers RAVE v2 exports ({', '.join(TOP_CLASSES)} with {' and '.join(NETWORK_CLASSES)}); "
-            f"this model is {top} with {', '.join(classes) or 'no sub-modules'} (RAVE v1 or another family?), "
-            "so its permutation groups cannot be derived; merge it without --align")
+            f"this model is {top} with {', '.join(classes) or 'no sub-modules'}")
     return [n for n, _ in nets]
 
 
