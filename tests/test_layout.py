@@ -22,8 +22,8 @@ import encoder
 from conftest import ROOT, real_models, run_cli, write_audio
 from ravekit.engine.layout import LAYOUT_VERSION, chunk_seed
 
-# 1 s calls on 4 s of audio: four chunks, so the pool has chunks of one file to share.
-CHUNK = ["--chunk", "1"]
+# Half-second calls on 2 s of audio: four chunks, so the pool has chunks of one file to share.
+CHUNK = ["--chunk", "0.5"]
 
 
 def digest(path: Path) -> str:
@@ -31,9 +31,9 @@ def digest(path: Path) -> str:
 
 
 def batch(folder: Path, channels: int) -> list[Path]:
-    """f0 (4 s, the file followed through every layout) and three shorter companions."""
-    files = [write_audio(folder / "f0.wav", seconds=4.0, channels=channels, seed=0)]
-    files += [write_audio(folder / f"f{k}.wav", seconds=1.0 + k / 2, channels=channels, seed=k) for k in (1, 2, 3)]
+    """f0 (2 s, the file followed through every layout) and three shorter companions."""
+    files = [write_audio(folder / "f0.wav", seconds=2.0, channels=channels, seed=0)]
+    files += [write_audio(folder / f"f{k}.wav", seconds=0.25 * k, channels=channels, seed=k) for k in (1, 2, 3)]
     return files
 
 
@@ -63,9 +63,9 @@ def layouts(capsys, command, script: str, model: Path, alone: Path, folder: Path
         code, _, err = run_cli(capsys, command, *common, *args, "-o", where[name])
         assert code == 0, (name, err)
     for threads in (1, 4):
-        name = f"shard 1/2 of the batch, OMP_NUM_THREADS={threads}, --jobs auto"
+        name = f"shard 1/2 of the batch, OMP_NUM_THREADS={threads}"
         where[name] = out / f"shard_omp{threads}"
-        run_script(script, *common, "-i", folder, "--shard", "1/2", "-o", where[name],
+        run_script(script, *common, "-i", folder, "--shard", "1/2", "--jobs", 1, "-o", where[name],
                    env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     return where
 
