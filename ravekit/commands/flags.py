@@ -105,13 +105,34 @@ _FILE_FLAGS = {"model": ("--model", "file"), "models": ("--models", "file"), "st
                "audio": ("--audio", "file"), "patterns_dir": ("--patterns_dir", "folder")}
 
 
+# dest -> flag of every path given on a command line; an empty one is refused (see check_paths)
+_PATH_FLAGS = {"input": "--input", "output": "--output", "model": "--model", "models": "--models",
+               "encoder": "--encoder", "prior": "--prior", "stats": "--stats", "audio": "--audio",
+               "report": "--report", "patterns_dir": "--patterns_dir"}
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse (exit 2) an empty path given to any path flag.
+
+    ``-o ""`` (often ``-o "$OUT"`` with the variable unset) would otherwise
+    mean the current folder, and ``--encoder ""`` the decoding model itself.
+    """
+    for dest, flag in _PATH_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value == "" or (isinstance(value, list) and "" in value):
+            raise RavekitError(f'{flag} "": the path is empty (an unset shell variable?); give a path, '
+                               "or leave the flag out", 2)
+
+
 def check_common(args: argparse.Namespace) -> None:
     """The checks every script makes before any work, each failing with exit code 2.
 
-    ``--seed`` in range; each file given to ``--model``, ``--models``,
-    ``--stats``, ``--audio`` exists and is readable; each ``--patterns_dir`` is
-    a folder.  A script has only some of these flags; the others are skipped.
+    No path flag is empty (:func:`check_paths`); ``--seed`` in range; each
+    file given to ``--model``, ``--models``, ``--stats``, ``--audio`` exists
+    and is readable; each ``--patterns_dir`` is a folder.  A script has only
+    some of these flags; the others are skipped.
     """
+    check_paths(args)
     check_seed(getattr(args, "seed", None))
     for dest, (flag, kind) in _FILE_FLAGS.items():
         value = getattr(args, dest, None)

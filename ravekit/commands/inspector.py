@@ -9,6 +9,7 @@ from ravekit.choices import MODEL_EXTENSIONS, extensions_text
 from ravekit.commands.flags import (
     add_null_arg,
     add_output_arg,
+    check_common,
     check_printable,
     fatal,
     info,
@@ -77,6 +78,7 @@ def main(argv=None) -> int:
         from ravekit.commands.batch import collect_inputs
         from ravekit.inspection import run as inspect_run
 
+        check_common(args)
         detail = "dict" if args.dict else "attr" if args.attr else None
         if detail and (args.json or args.save):
             raise RavekitError(f"--{detail} is interactive; --json and --save apply to the summary and --compare", 2)
