@@ -286,12 +286,9 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         return fatal(prog, "interrupted; finished outputs are kept, run again to resume", 130)
     except BrokenPipeError:
-        # A downstream `head` closed the pipe: not an error worth a message.
-        try:  # noqa: SIM105 - contextlib costs start-up time
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open for the rest of the process
-        except OSError:
-            pass
-        return 1
+        # A downstream `head` closed the pipe: what it read is the part it wanted, not an error.
+        stdout_closed()
+        return 0
     except MemoryError:
         return fatal(prog, "out of memory; try a smaller --chunk or fewer inputs at once")
     except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -331,6 +328,33 @@ def check_printable(path: os.PathLike | str, null: bool = False) -> None:
     if not null and ("\n" in text or "\r" in text):
         raise RavekitError(f"{text!r}: the name holds a line break, which would split it across lines of the "
                            "output; use -0 (--null) for NUL-separated paths")
+
+
+class _Discard:
+    """A stdout that takes every write and keeps nothing (see :func:`stdout_closed`)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def stdout_closed() -> None:
+    """After a reader closed stdout (``| head -1``): send whatever is still printed nowhere.
+
+    Python flushes stdout once more at exit; writing to the closed pipe then
+    would print a traceback.  The file descriptor itself is pointed at
+    ``/dev/null``, so the flush succeeds; a stdout without one (a test's
+    capture) is swapped for a sink.
+    """
+    try:
+        fd = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        sys.stdout = _Discard()  # type: ignore[assignment]
 
 
 def print_path(path: os.PathLike | str, null: bool = False) -> None:
