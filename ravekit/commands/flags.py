@@ -36,6 +36,27 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+# Set by --jobs for its workers: the name the user ran, so the lines they print name it too.
+PROG_ENV = "RAVEKIT_PROG"
+
+
+def prog_name(script: str) -> str:
+    """The name of the command as the user ran it, for usage and message lines.
+
+    ``encoder.py`` (``python encoder.py``, ``python -m ravekit.commands.encoder``
+    and in-process calls), or ``ravekit-encoder`` when run as the installed
+    console command.  A ``--jobs`` worker takes its parent's name (``PROG_ENV``).
+    """
+    stem = script.removesuffix(".py")
+    names = (script, f"ravekit-{stem}")
+    given = os.environ.get(PROG_ENV)
+    if given in names:
+        return given
+    ran = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    ran = ran.removesuffix(".exe")  # the console launchers of Windows
+    return ran if ran in names else script
+
+
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """An ArgumentParser with the toolkit's formatter and program name."""
     return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)

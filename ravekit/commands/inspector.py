@@ -17,11 +17,12 @@ from ravekit.commands.flags import (
     parse_args,
     parse_extensions,
     print_path,
+    prog_name,
     run_main,
 )
 from ravekit.errors import RavekitError
 
-PROG = "inspector.py"
+PROG = prog_name("inspector.py")  # or ravekit-inspector, as the user ran it
 DESCRIPTION = """\
 Show what a model is: sample rate, channels, latent size, compression ratio,
 nn~ methods and attributes, streaming or not, prior or not, how many latent

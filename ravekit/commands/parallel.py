@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ravekit.commands.flags import info, parse_extensions, parse_shard, stdout_closed
+from ravekit.commands.flags import PROG_ENV, info, parse_extensions, parse_shard, stdout_closed
 
 if TYPE_CHECKING:
     import argparse
@@ -256,6 +256,7 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     # The workers import this very ravekit, installed or run from a checkout in any folder.
     here = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env[PROG_ENV] = prog  # the workers' lines name the command as the user ran it
     start = time.perf_counter()
     progress = Progress(prog, quiet, worker=False)
     gathered = _Workers(progress)
