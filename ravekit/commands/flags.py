@@ -278,18 +278,31 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
+# While a progress bar is drawn on stderr, message lines go through it (progress.Progress sets this):
+# printed straight to stderr they would land on the bar's line and leave a torn copy of it behind.
+message_writer: Callable[[str], None] | None = None
+
+
+def say(line: str) -> None:
+    """One message line on stderr, above the progress bar when one is drawn."""
+    if message_writer is not None:
+        message_writer(line)
+    else:
+        print(line, file=sys.stderr)
+
+
 def warn(prog: str, message: str) -> None:
     """One warning line on stderr."""
-    print(f"{prog}: warning: {one_line(message)}", file=sys.stderr)
+    say(f"{prog}: warning: {one_line(message)}")
 
 
 def info(prog: str, message: str) -> None:
-    print(f"{prog}: {message}", file=sys.stderr)
+    say(f"{prog}: {message}")
 
 
 def fatal(prog: str, message: str, code: int = 1) -> int:
     """Print one error line on stderr and return the exit code to use."""
-    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
+    say(f"{prog}: error: {one_line(message)}")
     return code
 
 
