@@ -185,3 +185,30 @@ def test_symlinked_folders_are_followed_once_and_broken_links_reported(files, tm
     assert sorted(out.split()) == [str(tmp_path / "o" / "a.npy"), str(tmp_path / "o" / "linked" / "b.npy")]
     assert f"{lib / 'broken.wav'}: broken symbolic link (to {tmp_path / 'gone.wav'})" in err
     assert "1 failed" in err
+
+
+EMPTY_PATH_CASES = [("encoder", f) for f in ("-o", "-i", "-m")] + \
+    [("decoder", f) for f in ("-o", "-i", "-m", "--encoder")] + \
+    [("generator", f) for f in ("-o", "-i", "-m", "--stats", "--prior", "--patterns_dir")] + \
+    [("inspector", f) for f in ("-o", "-i")] + \
+    [("averager", f) for f in ("-o", "--models", "--audio", "--report")]
+LONG = {"-o": "--output", "-i": "--input", "-m": "--model"}
+
+
+@pytest.mark.parametrize("script, flag", EMPTY_PATH_CASES, ids=[f"{s}{f}" for s, f in EMPTY_PATH_CASES])
+def test_an_empty_path_is_a_usage_error(script, flag, files, tmp_path, capsys, monkeypatch):
+    """-o "" (an unset shell variable) used to write into the current folder; --encoder "" to mean --model."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    argv = [str(a) for a in argv_for(script, "ok", files)]
+    if flag in argv:  # the flag's value (the first, for --models) becomes ""
+        argv[argv.index(flag) + 1] = ""
+    else:
+        argv += [flag, ""]
+    code = SCRIPTS[script].main(argv)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1, err
+    assert f'{LONG.get(flag, flag)} "": the path is empty' in lines[0], err
+    assert list(here.iterdir()) == [] and not files["out"].exists()

@@ -28,7 +28,7 @@ def test_the_record_says_how_the_wav_was_made(tmp_path, capsys, demo_model, late
     assert code == 0 and out == [str(tmp_path / "o" / "a.wav")]
     record = json.loads((tmp_path / "o" / "a.json").read_text())
     wav = tmp_path / "o" / "a.wav"
-    assert record["format"] == "ravekit.io.audio" and record["created_by"] == "decoder.py"
+    assert record["format"] == "ravekit.audio" and record["created_by"] == "decoder.py"
     assert record["model"]["sha256"] == sha256_of(demo_model) and record["seed"] == 3
     assert record["source"]["file"] == str(latents) and record["source"]["sha256"] == sha256_of(latents)
     assert record["source"]["sidecar_sha256"] == sha256_of(latents.with_suffix(".json"))
@@ -36,6 +36,30 @@ def test_the_record_says_how_the_wav_was_made(tmp_path, capsys, demo_model, late
     assert record["output"]["frames"] == sf.info(wav).frames == record["frames"]
     assert record["output"]["bytes"] == wav.stat().st_size and record["output"]["container"] == "WAV"
     assert record["output"]["clipped"] == 0
+
+
+def test_a_record_written_under_the_earlier_format_id_still_counts(tmp_path, capsys, demo_model, latents):
+    """Records were once written as "ravekit.io.audio": a resumed run keeps their WAVs."""
+    args = ("-m", demo_model, "-i", latents, "-o", tmp_path / "o")
+    run_cli(capsys, decoder, *args)
+    side = tmp_path / "o" / "a.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "format": "ravekit.io.audio"}))
+    before = (tmp_path / "o" / "a.wav").read_bytes()
+    code, out, err = run_cli(capsys, decoder, *args, lines=True)
+    assert code == 0 and out == [str(tmp_path / "o" / "a.wav")] and "already there" in err, err
+    assert (tmp_path / "o" / "a.wav").read_bytes() == before
+
+
+def test_the_readme_names_the_format_ids_the_code_writes():
+    """One name per file kind: the README once said "ravekit.audio" where records said "ravekit.io.audio"."""
+    import re
+    from pathlib import Path
+
+    from ravekit.io import formats
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    named = set(re.findall(r'"format": "([^"]+)"', readme))
+    assert named and named <= {formats.LATENTS, formats.AUDIO_RECORD, formats.STATS}, named
 
 
 def test_resume_keeps_the_same_and_reports_other_settings(tmp_path, capsys, fixture_models, latents):

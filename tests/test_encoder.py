@@ -203,6 +203,18 @@ def test_resume_refuses_outputs_made_with_other_settings(tmp_path, capsys, demo_
     assert src.exists()
 
 
+def test_resume_names_a_missing_sidecar_instead_of_a_seed_none(tmp_path, capsys, demo_model):
+    src = write_audio(tmp_path / "in" / "a.wav", seconds=0.3)
+    run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o", lines=True)
+    (tmp_path / "o" / "a.json").unlink()
+    old = (tmp_path / "o" / "a.npy").read_bytes()
+    code, out, err = run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o", lines=True)
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 1 and not out and len(errors) == 1, err
+    assert "a.npy: its sidecar a.json is missing" in errors[0] and "--force" in errors[0], err
+    assert "None" not in err and (tmp_path / "o" / "a.npy").read_bytes() == old
+
+
 def test_resume_refuses_latents_of_audio_that_changed_since(tmp_path, capsys, monkeypatch, demo_model):
     import os
 

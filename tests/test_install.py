@@ -106,3 +106,25 @@ def test_help_imports_neither_torch_nor_numpy(command, kind, request, tmp_path):
     assert heavy_imports(done.stderr) == [], "heavy import"
     for text in HELP_SHOWS[command]:
         assert text in done.stdout
+
+
+def test_installed_commands_name_themselves_as_run_workers_included(installed, tmp_path):
+    """Usage and message lines said "encoder.py" though the user ran ravekit-encoder."""
+    for command in COMMANDS:
+        done = run_installed(installed, f"ravekit-{command}", "--help", cwd=tmp_path)
+        assert done.stdout.startswith(f"usage: ravekit-{command} "), done.stdout[:80]
+    import soundfile as sf
+
+    for i in range(2):
+        sf.write(str(tmp_path / f"a{i}.wav"), np.zeros(4410, np.float32), 44100)
+    (tmp_path / "broken.ts").write_bytes(b"not a model")
+    # One process, then two workers whose own error lines the parent relays.
+    for jobs in ("1", "2"):
+        done = run_installed(installed, "ravekit-encoder", "-m", "broken.ts", "-i", "a0.wav", "a1.wav", "-o", "out",
+                             "--jobs", jobs, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and lines and all(line.startswith("ravekit-encoder: ") for line in lines), \
+            done.stderr
+    script = subprocess.run([sys.executable, str(ROOT / "encoder.py"), "-m", "broken.ts", "-i", "a0.wav"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean_env())
+    assert script.stderr.startswith("encoder.py: error: "), script.stderr

@@ -69,6 +69,22 @@ def test_bar_counts_seconds_of_audio_within_a_single_file(demo_model, tmp_path, 
     assert code == 0 and term.getvalue() == ""
 
 
+def test_warnings_during_the_bar_are_written_above_it(demo_model, tmp_path, monkeypatch):
+    """A warning printed straight to stderr landed on the bar's line, leaving a torn bar behind."""
+    (tmp_path / "lat").mkdir()
+    for name in ("a", "b"):  # 4 dims for a model of 8: a warning for each, while the bar is drawn
+        np.save(tmp_path / "lat" / f"{name}.npy", np.zeros((1, 4, 30), np.float32))
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    code = decoder.main(["-m", str(demo_model), "-i", str(tmp_path / "lat"), "-o", str(tmp_path / "o")])
+    assert code == 0
+    # What a terminal shows of each line is what follows its last carriage return.
+    shown = [line.rsplit("\r", 1)[-1] for line in term.getvalue().split("\n")]
+    warnings = [line for line in term.getvalue().split("\n") if "warning:" in line]
+    assert len(warnings) == 2, term.getvalue()
+    assert sum(line.startswith("decoder.py: warning: ") for line in shown) == 2, term.getvalue()
+
+
 def test_plan_workers_caps_at_cores():
     assert plan_workers(2, 8) == (2, None)
     n, note = plan_workers(99, 4)

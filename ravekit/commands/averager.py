@@ -39,11 +39,12 @@ from ravekit.commands.flags import (
     make_parser,
     parse_args,
     print_path,
+    prog_name,
     run_main,
     warn,
 )
 
-PROG = "averager.py"
+PROG = prog_name("averager.py")  # or ravekit-averager, as the user ran it
 DEFAULT_OUTPUT = "_averager-output/merged.ts"
 
 

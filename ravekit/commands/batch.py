@@ -33,6 +33,7 @@ from ravekit.commands.flags import (
     print_path,
     read_paths,
     shown,
+    stdout_closed,
 )
 from ravekit.errors import RavekitError
 from ravekit.io.files import check_writable
@@ -183,6 +184,7 @@ class BatchReport:
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
+    stdout_closed: bool = False  # the reader of the paths went away, ending the batch early
 
 
 def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], None]], list[Path]],
@@ -196,7 +198,8 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
     ``exists(job)`` returns the outputs already on disk; when it returns any
     and ``force`` is off the job is skipped (its outputs are still printed, so
     a resumed pipeline sees every file).  A failing job is reported on stderr
-    once, at once; the batch goes on.
+    once, at once; the batch goes on.  When the reader of stdout goes away
+    (``| head -1``), the batch ends quietly after the file in hand.
 
     Progress counts seconds of audio: ``estimate(job)`` gives a file's
     duration from its header (None: unknown), read up front only when the
@@ -228,10 +231,10 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
                 done = exists(job) if exists and not force else []
                 if done:
                     report.skipped.extend(done)
-                    for path in done:
-                        print_path(path, null)
-                    continue
-                paths = work(job, meter)
+                    paths = done  # printed all the same, so a resumed pipeline sees every file
+                else:
+                    paths = work(job, meter)
+                    report.written.extend(paths)
             except RavekitError as exc:
                 fail(job, str(exc))
                 continue
@@ -240,9 +243,15 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
                 continue
             finally:
                 meter.finish()
-            report.written.extend(paths)
-            for path in paths:
-                print_path(path, null)
+            try:
+                for path in paths:
+                    print_path(path, null)
+            except BrokenPipeError:
+                # The reader of stdout is gone (`| head -1`): it has what it wanted, so the run ends here,
+                # quietly; the outputs written so far are complete.
+                stdout_closed()
+                report.stdout_closed = True
+                break
     finally:
         progress.close()
     report.seconds = time.perf_counter() - start
@@ -282,11 +291,14 @@ def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
 
     Failures are not repeated: each was shown once, when it happened.  A
     ``--jobs`` worker sends its counts to the parent, which prints the one summary.
+    A batch ended by its reader closing stdout has no summary.
     """
     from ravekit.commands.progress import Progress, is_worker
 
     counts = {"written": len(report.written), "skipped": len(report.skipped), "failed": len(report.failed)}
-    if is_worker():
+    if report.stdout_closed:
+        pass  # ended by its reader (`| head`): no summary of a batch cut short on purpose
+    elif is_worker():
         Progress(prog, worker=True).report(**counts)
     elif not quiet or report.failed:
         info(prog, summary_line(**counts, seconds=report.seconds))

@@ -21,7 +21,7 @@ import sys
 from ravekit.choices import AUDIO_EXTENSIONS, CHANNEL_MODES, DECODER_SUBTYPES, LATENT_EXTENSIONS, extensions_text
 from ravekit.commands import flags as cli
 
-PROG = "decoder.py"
+PROG = cli.prog_name("decoder.py")  # or ravekit-decoder, as the user ran it
 
 
 def get_parser():

@@ -18,7 +18,7 @@ import sys
 from ravekit.choices import AUDIO_EXTENSIONS, CHANNEL_MODES, extensions_text
 from ravekit.commands import flags as cli
 
-PROG = "encoder.py"
+PROG = cli.prog_name("encoder.py")  # or ravekit-encoder, as the user ran it
 
 
 def get_parser():

@@ -36,6 +36,27 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+# Set by --jobs for its workers: the name the user ran, so the lines they print name it too.
+PROG_ENV = "RAVEKIT_PROG"
+
+
+def prog_name(script: str) -> str:
+    """The name of the command as the user ran it, for usage and message lines.
+
+    ``encoder.py`` (``python encoder.py``, ``python -m ravekit.commands.encoder``
+    and in-process calls), or ``ravekit-encoder`` when run as the installed
+    console command.  A ``--jobs`` worker takes its parent's name (``PROG_ENV``).
+    """
+    stem = script.removesuffix(".py")
+    names = (script, f"ravekit-{stem}")
+    given = os.environ.get(PROG_ENV)
+    if given in names:
+        return given
+    ran = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    ran = ran.removesuffix(".exe")  # the console launchers of Windows
+    return ran if ran in names else script
+
+
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """An ArgumentParser with the toolkit's formatter and program name."""
     return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
@@ -123,13 +144,34 @@ _FILE_FLAGS = {"model": ("--model", "file"), "models": ("--models", "file"), "st
                "audio": ("--audio", "file"), "patterns_dir": ("--patterns_dir", "folder")}
 
 
+# dest -> flag of every path given on a command line; an empty one is refused (see check_paths)
+_PATH_FLAGS = {"input": "--input", "output": "--output", "model": "--model", "models": "--models",
+               "encoder": "--encoder", "prior": "--prior", "stats": "--stats", "audio": "--audio",
+               "report": "--report", "patterns_dir": "--patterns_dir"}
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse (exit 2) an empty path given to any path flag.
+
+    ``-o ""`` (often ``-o "$OUT"`` with the variable unset) would otherwise
+    mean the current folder, and ``--encoder ""`` the decoding model itself.
+    """
+    for dest, flag in _PATH_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value == "" or (isinstance(value, list) and "" in value):
+            raise RavekitError(f'{flag} "": the path is empty (an unset shell variable?); give a path, '
+                               "or leave the flag out", 2)
+
+
 def check_common(args: argparse.Namespace) -> None:
     """The checks every script makes before any work, each failing with exit code 2.
 
-    ``--seed`` in range; each file given to ``--model``, ``--models``,
-    ``--stats``, ``--audio`` exists and is readable; each ``--patterns_dir`` is
-    a folder.  A script has only some of these flags; the others are skipped.
+    No path flag is empty (:func:`check_paths`); ``--seed`` in range; each
+    file given to ``--model``, ``--models``, ``--stats``, ``--audio`` exists
+    and is readable; each ``--patterns_dir`` is a folder.  A script has only
+    some of these flags; the others are skipped.
     """
+    check_paths(args)
     check_seed(getattr(args, "seed", None))
     for dest, (flag, kind) in _FILE_FLAGS.items():
         value = getattr(args, dest, None)
@@ -255,18 +297,31 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
+# While a progress bar is drawn on stderr, message lines go through it (progress.Progress sets this):
+# printed straight to stderr they would land on the bar's line and leave a torn copy of it behind.
+message_writer: Callable[[str], None] | None = None
+
+
+def say(line: str) -> None:
+    """One message line on stderr, above the progress bar when one is drawn."""
+    if message_writer is not None:
+        message_writer(line)
+    else:
+        print(line, file=sys.stderr)
+
+
 def warn(prog: str, message: str) -> None:
     """One warning line on stderr."""
-    print(f"{prog}: warning: {one_line(message)}", file=sys.stderr)
+    say(f"{prog}: warning: {one_line(message)}")
 
 
 def info(prog: str, message: str) -> None:
-    print(f"{prog}: {message}", file=sys.stderr)
+    say(f"{prog}: {message}")
 
 
 def fatal(prog: str, message: str, code: int = 1) -> int:
     """Print one error line on stderr and return the exit code to use."""
-    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
+    say(f"{prog}: error: {one_line(message)}")
     return code
 
 
@@ -284,12 +339,9 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         return fatal(prog, "interrupted; finished outputs are kept, run again to resume", 130)
     except BrokenPipeError:
-        # A downstream `head` closed the pipe: not an error worth a message.
-        try:  # noqa: SIM105 - contextlib costs start-up time
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open for the rest of the process
-        except OSError:
-            pass
-        return 1
+        # A downstream `head` closed the pipe: what it read is the part it wanted, not an error.
+        stdout_closed()
+        return 0
     except MemoryError:
         return fatal(prog, "out of memory; try a smaller --chunk or fewer inputs at once")
     except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -329,6 +381,33 @@ def check_printable(path: os.PathLike | str, null: bool = False) -> None:
     if not null and ("\n" in text or "\r" in text):
         raise RavekitError(f"{text!r}: the name holds a line break, which would split it across lines of the "
                            "output; use -0 (--null) for NUL-separated paths")
+
+
+class _Discard:
+    """A stdout that takes every write and keeps nothing (see :func:`stdout_closed`)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def stdout_closed() -> None:
+    """After a reader closed stdout (``| head -1``): send whatever is still printed nowhere.
+
+    Python flushes stdout once more at exit; writing to the closed pipe then
+    would print a traceback.  The file descriptor itself is pointed at
+    ``/dev/null``, so the flush succeeds; a stdout without one (a test's
+    capture) is swapped for a sink.
+    """
+    try:
+        fd = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        sys.stdout = _Discard()  # type: ignore[assignment]
 
 
 def print_path(path: os.PathLike | str, null: bool = False) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from ravekit.choices import DISTRIBUTIONS, LATENT_EXTENSIONS, extensions_text
 from ravekit.commands import flags as cli
 
-PROG = "generator.py"
+PROG = cli.prog_name("generator.py")  # or ravekit-generator, as the user ran it
 
 
 def _chosen_pattern(argv) -> tuple[str, list[str]]:

@@ -9,6 +9,7 @@ from ravekit.choices import MODEL_EXTENSIONS, extensions_text
 from ravekit.commands.flags import (
     add_null_arg,
     add_output_arg,
+    check_common,
     check_printable,
     fatal,
     info,
@@ -16,11 +17,12 @@ from ravekit.commands.flags import (
     parse_args,
     parse_extensions,
     print_path,
+    prog_name,
     run_main,
 )
 from ravekit.errors import RavekitError
 
-PROG = "inspector.py"
+PROG = prog_name("inspector.py")  # or ravekit-inspector, as the user ran it
 DESCRIPTION = """\
 Show what a model is: sample rate, channels, latent size, compression ratio,
 nn~ methods and attributes, streaming or not, prior or not, how many latent
@@ -77,6 +79,7 @@ def main(argv=None) -> int:
         from ravekit.commands.batch import collect_inputs
         from ravekit.inspection import run as inspect_run
 
+        check_common(args)
         detail = "dict" if args.dict else "attr" if args.attr else None
         if detail and (args.json or args.save):
             raise RavekitError(f"--{detail} is interactive; --json and --save apply to the summary and --compare", 2)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ravekit.commands.flags import info, parse_extensions, parse_shard
+from ravekit.commands.flags import PROG_ENV, info, parse_extensions, parse_shard, stdout_closed
 
 if TYPE_CHECKING:
     import argparse
@@ -200,24 +200,40 @@ def _write_bytes(out: TextIO, data: bytes) -> None:
     out.flush()
 
 
-def _relay(stream, out: TextIO, lock: threading.Lock, null: bool = False) -> None:
-    """Copy a worker's paths to ``out`` in whole records (lines, or NUL-terminated with ``null``), as bytes."""
-    if not null:
-        for line in iter(stream.readline, b""):
-            with lock:
-                _write_bytes(out, line)
-    else:
-        pending = b""
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            pending += chunk
-            cut = pending.rfind(b"\0") + 1
-            if cut:
-                with lock:
-                    _write_bytes(out, pending[:cut])
-                pending = pending[cut:]
-        if pending:  # a worker cut short mid-record: still its own write, never spliced into another's
-            with lock:
-                _write_bytes(out, pending)
+def _relay(stream, out: TextIO, lock: threading.Lock, null: bool = False,
+           closed: threading.Event | None = None) -> None:
+    """Copy a worker's paths to ``out`` in whole records (lines, or NUL-terminated with ``null``), as bytes.
+
+    When ``out``'s reader goes away (``| head -1``), ``closed`` is set and the
+    worker's pipe is closed: the worker then meets the closed pipe itself at
+    its next path and ends quietly, as a single process would.
+    """
+    closed = closed or threading.Event()
+
+    def write(data: bytes) -> None:
+        with lock:
+            if not closed.is_set():
+                _write_bytes(out, data)
+
+    try:
+        if not null:
+            for line in iter(stream.readline, b""):
+                write(line)
+        else:
+            pending = b""
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                pending += chunk
+                cut = pending.rfind(b"\0") + 1
+                if cut:
+                    write(pending[:cut])
+                    pending = pending[cut:]
+            if pending:  # a worker cut short mid-record: still its own write, never spliced into another's
+                write(pending)
+    except BrokenPipeError:
+        with lock:
+            if not closed.is_set():
+                closed.set()
+                stdout_closed()
     stream.close()
 
 
@@ -249,10 +265,11 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     # The workers import this very ravekit, installed or run from a checkout in any folder.
     here = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env[PROG_ENV] = prog  # the workers' lines name the command as the user ran it
     start = time.perf_counter()
     progress = Progress(prog, quiet, worker=False)
     gathered = _Workers(progress)
-    out_lock = threading.Lock()
+    out_lock, out_closed = threading.Lock(), threading.Event()
     procs, readers = [], []
     try:
         for k in range(1, parts + 1):
@@ -263,7 +280,8 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
             proc.stdin.write(stdin_bytes or b"")
             proc.stdin.close()
             procs.append(proc)
-            readers += [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout, out_lock, null), daemon=True),
+            readers += [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout, out_lock, null, out_closed),
+                                         daemon=True),
                         threading.Thread(target=_gather, args=(proc.stderr, gathered), daemon=True)]
             readers[-2].start()
             readers[-1].start()
@@ -283,7 +301,8 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     finally:
         progress.close()
     counts = gathered.counts
-    # Workers that stopped before their batch (a model that does not load) said why already.
-    if gathered.reports and (not quiet or counts["failed"]):
+    # Workers that stopped before their batch (a model that does not load) said why already; a run
+    # ended by the reader of its paths (`| head`) has no summary, as in a single process.
+    if gathered.reports and not out_closed.is_set() and (not quiet or counts["failed"]):
         info(prog, summary_line(**counts, seconds=time.perf_counter() - start))
     return max(codes)

@@ -61,6 +61,9 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=None, desc=prog, file=self.stream, dynamic_ncols=True, bar_format=BAR_FORMAT)
+            from ravekit.commands import flags
+
+            flags.message_writer = self.write  # the scripts' warnings and notes, above the bar
 
     @property
     def active(self) -> bool:
@@ -118,6 +121,10 @@ class Progress:
 
     def close(self) -> None:
         if self.bar is not None:
+            from ravekit.commands import flags
+
+            if flags.message_writer == self.write:
+                flags.message_writer = None
             self.bar.close()
             self.bar = None
 

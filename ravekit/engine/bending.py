@@ -15,18 +15,37 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ravekit.errors import RavekitError
 
+if TYPE_CHECKING:
+    from ravekit.engine.model import ModelInfo
+
 
 def dim_list(text: str) -> list[int]:
-    """An argparse type: ``"2,1,3"``, dims counted from 1 -> ``[1, 0, 2]`` (repeats allowed)."""
-    try:
-        picked = [int(part) - 1 for part in text.split(",") if part.strip()]
-    except ValueError:
-        picked = []
-    if not picked or min(picked) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give latent dims counted from 1, e.g. 2,1,3,4")
+    """An argparse type: ``"2,1,3"``, dims counted from 1 -> ``[1, 0, 2]``.
+
+    Every entry is a whole number from 1: an empty entry (``1,2,,3``) is
+    refused rather than skipped, since the dims after it would each feed the
+    decoder's dim one before the one meant.  Repeats are allowed (one input
+    dim may feed several decoder dims).
+    """
+    picked = []
+    for n, part in enumerate(text.split(","), 1):
+        what = None
+        try:
+            value = int(part)
+        except ValueError:
+            what = "is empty" if not part.strip() else f"({part.strip()!r}) is not a whole number"
+        else:
+            if value < 1:
+                what = f"({value}) is below 1"
+        if what:
+            raise argparse.ArgumentTypeError(f"{text!r}: entry {n} {what}; give latent dims counted from 1, "
+                                             "separated by commas, e.g. 2,1,3,4")
+        picked.append(value - 1)
     return picked
 
 
@@ -69,19 +88,48 @@ class Bending:
         """How many dims the decoder gets from ``input_dims`` input dims."""
         return len(self.dims) if self.dims is not None else input_dims
 
-    def check(self, input_dims: int, where: str, exit_code: int = 1) -> None:
-        """Refuse flags that do not fit latents of ``input_dims`` dims (``where`` names them)."""
+    def check(self, input_dims: int, where: str, exit_code: int = 1, source: str | None = None) -> None:
+        """Refuse flags that do not fit latents of ``input_dims`` dims.
+
+        ``where`` starts the message (a file's path); ``source``, when given,
+        names what makes the latents (``--encoder a.ts``) and the message
+        then starts with the flag at fault.
+        """
         if self.dims is not None and max(self.dims) >= input_dims:
             beyond = sorted({d + 1 for d in self.dims if d >= input_dims})
-            raise RavekitError(f"{where}: --dims asks for dim{'s' if len(beyond) > 1 else ''} "
-                               f"{', '.join(map(str, beyond))}, but there "
-                               f"{'is' if input_dims == 1 else 'are'} only {input_dims}; pick from 1 to {input_dims}",
-                               exit_code)
+            asked = f"--dims asks for dim{'s' if len(beyond) > 1 else ''} {', '.join(map(str, beyond))}"
+            if source:
+                raise RavekitError(f"{asked}, but {source} makes only {input_dims} latent dim"
+                                   f"{'s' * (input_dims != 1)}; pick from 1 to {input_dims}", exit_code)
+            raise RavekitError(f"{where}: {asked}, but there {'is' if input_dims == 1 else 'are'} only "
+                               f"{input_dims}; pick from 1 to {input_dims}", exit_code)
         n = self.decoded_dims(input_dims)
         for flag, values in (("--scale", self.scale), ("--bias", self.bias)):
             if values is not None and len(values) not in (1, n):
                 raise RavekitError(f"{where}: {flag} gives {len(values)} values for {n} decoded dims; "
                                    f"give one value for all, or {n} (one per dim, after --dims)", exit_code)
+
+    def check_decoder(self, model: ModelInfo) -> list[str]:
+        """Refuse (exit 2) more ``--dims`` entries than ``model`` decodes; warn when some replace its noise.
+
+        A model decodes up to ``full_latent_size`` dims: its first
+        ``latent_size`` carry the latents, and it fills the rest with noise.
+        Entries past ``latent_size`` take the place of that noise.
+        """
+        if self.dims is None:
+            return []
+        n, name = len(self.dims), Path(model.path).name
+        # TODO(model facts): a spherical export decodes exactly latent_size dims, not full_latent_size;
+        # use the fact for the rows a model's decode takes once ModelInfo has it.
+        most = model.full_latent_size
+        if n > most:
+            raise RavekitError(f"--dims lists {n} dims, but {name} decodes at most {most} (latent size "
+                               f"{model.latent_size}, {most} in all); give at most {most}", 2)
+        if n > model.latent_size:
+            return [f"--dims lists {n} dims and {name} has a latent size of {model.latent_size}: entries "
+                    f"{model.latent_size + 1} to {n} take the place of the noise it fills its other dims with, "
+                    f"which changes its sound; give {model.latent_size} or fewer to keep that noise"]
+        return []
 
     def apply(self, z):
         """Bend latents.

@@ -25,7 +25,7 @@ from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.audio import AudioInfo, iter_audio, probe
 from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from ravekit.io.files import sha256_of
-from ravekit.io.latents import Latents, Sidecar, make_sidecar
+from ravekit.io.latents import Latents, Sidecar, make_sidecar, sidecar_path
 from ravekit.io.records import stale_error
 
 
@@ -121,6 +121,10 @@ class Encoder:
             return []
         for path in planned:
             sidecar = Sidecar.read(path)
+            if not sidecar.raw:  # compared, its absent fields would read as "seed None"
+                raise RavekitError(f"{shown(source)}: {shown(path)}: its sidecar {sidecar_path(path).name} is missing, "
+                                   "so nothing says how it was made (removed, or its run was interrupted); use --force "
+                                   "to redo it, or another --output")
             changed = [str(found) for found in sidecar.mismatches(self.model.info, ("model", "seed", *self.SETTINGS),
                                                                   self.seed, self.processing)]
             causes = [f"{shown(source)} has changed since it was encoded"] * self.source_changed(sidecar, source)

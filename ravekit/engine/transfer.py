@@ -120,7 +120,7 @@ def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[s
         example = ",".join(str(d + 1) for d in range(min(enc.latent_size, dec.latent_size)))
         raise RavekitError(f"--encoder {a} and --model {b} differ in {' and '.join(differ)}; to transfer anyway, "
                            f"say which of {a}'s dims {b} gets, in order, with --dims (e.g. --dims {example})", 2)
-    bending.check(enc.latent_size, f"--encoder {a}", 2)
+    bending.check(enc.latent_size, f"--encoder {a}", 2, source=f"--encoder {a}")
     notes, warnings = [], []
     if enc.sr != dec.sr:
         notes.append(f"encoding at {a}'s {enc.sr} Hz, decoding at {b}'s {dec.sr} Hz: the outputs are at {dec.sr} Hz")
@@ -156,7 +156,15 @@ class Transfer(Decoder):
                  warn: Callable[[str], None] | None = None, bending: Bending | None = None, wav_as: str = "auto"):
         bending = bending or Bending()
         check_bending_model(model.info, bending)
+        fitted = bending.check_decoder(model.info)
         super().__init__(model, seed, subtype, chunk_seconds, trim, warn)
+        for message in fitted:  # said once, not with every file
+            if warn is not None:
+                warn(message)
+            else:
+                import warnings
+
+                warnings.warn(message, stacklevel=2)
         self.bending, self.wav_as = bending, wav_as
         self.encoder: Encoder | None = None
         self._identities: dict[tuple, dict] = {}

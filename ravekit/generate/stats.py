@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ravekit.errors import RavekitError
+from ravekit.io import formats
 from ravekit.io.files import read_json, write_json
 
-STATS_FORMAT = "ravekit.stats"
+STATS_FORMAT = formats.STATS
 STATS_VERSION = 1
 
 

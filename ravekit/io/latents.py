@@ -34,6 +34,7 @@ import numpy as np
 from ravekit import __version__
 from ravekit.choices import LATENT_EXTENSIONS  # noqa: F401 (re-exported)
 from ravekit.errors import RavekitError
+from ravekit.io import formats
 from ravekit.io.files import read_json, write_json
 from ravekit.io.latent_arrays import (  # noqa: F401 (re-exported: the readers' checks)
     AUDIO_RATE_FLOOR,
@@ -49,7 +50,7 @@ from ravekit.io.records import Mismatch, mismatches
 if TYPE_CHECKING:
     from ravekit.engine.model import ModelInfo
 
-FORMAT = "ravekit.latents"
+FORMAT = formats.LATENTS
 FORMAT_VERSION = 1
 PD_MAX_CHANNELS = 64
 

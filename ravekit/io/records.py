@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING
 
 from ravekit import __version__
 from ravekit.errors import RavekitError
+from ravekit.io import formats
 from ravekit.io.files import read_json, sha256_of
 
 if TYPE_CHECKING:
     from ravekit.engine.model import ModelInfo
 
-FORMAT = "ravekit.io.audio"
+FORMAT = formats.AUDIO_RECORD
 FORMAT_VERSION = 1
 
 
@@ -140,7 +141,7 @@ def read_record(path: os.PathLike | str) -> dict | None:
     if not side.exists():
         return None
     record = read_json(side)
-    if record.get("format") != FORMAT:
+    if record.get("format") not in (FORMAT, *formats.AUDIO_RECORD_EARLIER):
         return None
     version = record.get("format_version", 1)
     if isinstance(version, int) and version > FORMAT_VERSION:
