@@ -61,7 +61,7 @@ def test_dims_beyond_what_decode_takes_exit_2(tmp_path, capsys):
     code, out, err = run_cli(capsys, decoder, "-m", SPHERICAL, "-i", src, "-o", tmp_path / "o", "--dims", sixteen,
                              lines=True)
     assert code == 2 and not out and len(err.strip().splitlines()) == 1
-    assert f"--dims gives 16 dims, but {SPHERICAL.name} decodes at most 15" in err
+    assert f"--dims lists 16 dims, but {SPHERICAL.name} decodes at most 15" in err
     assert not list(tmp_path.glob("o/*"))
 
 

@@ -112,16 +112,15 @@ class Bending:
     def check_decoder(self, model: ModelInfo) -> list[str]:
         """Refuse (exit 2) more ``--dims`` entries than ``model`` decodes; warn when some replace its noise.
 
-        A model decodes up to ``full_latent_size`` dims: its first
+        A model decodes up to ``decode_dims`` dims (``full_latent_size``; a
+        spherical export exactly its ``latent_size`` angles): its first
         ``latent_size`` carry the latents, and it fills the rest with noise.
         Entries past ``latent_size`` take the place of that noise.
         """
         if self.dims is None:
             return []
         n, name = len(self.dims), Path(model.path).name
-        # TODO(model facts): a spherical export decodes exactly latent_size dims, not full_latent_size;
-        # use the fact for the rows a model's decode takes once ModelInfo has it.
-        most = model.full_latent_size
+        most = model.decode_dims
         if n > most:
             raise RavekitError(f"--dims lists {n} dims, but {name} decodes at most {most} (latent size "
                                f"{model.latent_size}, {most} in all); give at most {most}", 2)

@@ -77,13 +77,11 @@ def input_kind(path: os.PathLike | str, wav_as: str = "auto", latent_size: int |
 
 
 def check_bending_model(model: ModelInfo, bending: Bending) -> None:
-    """Refuse (exit 2) bending a discrete model's codes, or ``--dims`` picking more dims than it decodes.
+    """Refuse (exit 2) bending a discrete model's codes (``--dims`` itself: ``Bending.check_decoder``).
 
     Codes are indices, so scaling or shifting them means nothing, and each of
     RAVE's residual quantizers has its own codebook (16 different ones in the
     real discrete export), so code k moved to another dim means something else.
-    A model's ``decode_dims`` is the most dims its decode takes (exactly
-    ``latent_size`` angles for a spherical model).
     """
     name = Path(model.path).name
     if model.discrete and bending.active:
@@ -91,9 +89,6 @@ def check_bending_model(model: ModelInfo, bending: Bending) -> None:
             f"{bending.describe()}: {name} is a discrete model; its latents are codebook "
             "indices, one codebook per dim, so scaled, shifted or moved codes mean nothing; bend a continuous "
             "model's latents", 2)
-    if bending.dims is not None and len(bending.dims) > model.decode_dims:
-        raise RavekitError(f"--dims gives {len(bending.dims)} dims, but {name} decodes at most {model.decode_dims}; "
-                           f"pick at most {model.decode_dims}", 2)
 
 
 def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[str], list[str]]:
