@@ -24,7 +24,7 @@ from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.audio import AudioInfo, iter_audio, probe
 from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from ravekit.io.files import sha256_of
-from ravekit.io.latents import Latents, Sidecar, make_sidecar
+from ravekit.io.latents import Latents, Sidecar, make_sidecar, sidecar_path
 from ravekit.io.records import stale_error
 
 
@@ -117,6 +117,11 @@ class Encoder:
         if not all(p.exists() for p in planned):
             return []
         for path in planned:
+            if not sidecar_path(path).exists():
+                # The sidecar is renamed into place last (Latents.save): without it the array is unfinished.
+                raise RavekitError(f"{shown(source)}: {shown(path)}: no sidecar ({sidecar_path(path).name}) says how "
+                                   "it was made (an interrupted run, or another tool); use --force to redo it, or "
+                                   "another --output")
             sidecar = Sidecar.read(path)
             changed = [str(found) for found in sidecar.mismatches(self.model.info, ("model", "seed", *self.SETTINGS),
                                                                   self.seed, self.processing)]
