@@ -154,6 +154,9 @@ def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         part_path(folder / "ravekit-check").unlink()
+    except (FileExistsError, NotADirectoryError):
+        raise RavekitError(f"{folder}: cannot write there (a file, not a folder, is in the way); "
+                           "choose another --output") from None
     except OSError as exc:
         raise RavekitError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --output") from None
 
