@@ -120,12 +120,13 @@ def test_a_wav_without_record_is_reported_not_kept(tmp_path, capsys, demo_model,
 
 
 def test_an_interrupted_forced_run_leaves_no_record_that_lies(tmp_path, capsys, monkeypatch, demo_model, latents):
-    """--force with another seed fails half-way: the old WAV stays, without a record claiming the new seed."""
+    """--force with another seed fails half-way: the old WAV stays with its own record, which claims the old seed."""
     from ravekit.engine import decode as decoding
 
     args = ("-m", demo_model, "-i", latents, "-o", tmp_path / "o")
     run_cli(capsys, decoder, *args, lines=True)
     old = (tmp_path / "o" / "a.wav").read_bytes()
+    old_record = (tmp_path / "o" / "a.json").read_bytes()
 
     def failing(*a, **k):
         yield np.zeros((1, 2048), np.float32)
@@ -136,9 +137,10 @@ def test_an_interrupted_forced_run_leaves_no_record_that_lies(tmp_path, capsys, 
     assert code == 1 and "killed" in err
     monkeypatch.undo()
     assert (tmp_path / "o" / "a.wav").read_bytes() == old
+    assert (tmp_path / "o" / "a.json").read_bytes() == old_record
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
     code, out, err = run_cli(capsys, decoder, *args, "--seed", 5, lines=True)
-    assert code == 1 and not out and "no record" in err
+    assert code == 1 and not out and "seed 0" in err
 
 
 def test_a_record_never_replaces_a_latents_sidecar(tmp_path, capsys, demo_model, latents):

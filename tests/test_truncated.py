@@ -26,7 +26,10 @@ def cut(path, keep=0.5):
 
 @pytest.mark.parametrize("fmt, subtype, suffix", [("WAV", "FLOAT", ".wav"), ("WAV", "PCM_16", ".wav"),
                                                   ("WAV", "PCM_24", ".wav"), ("RF64", "FLOAT", ".wav"),
-                                                  ("AIFF", "PCM_16", ".aiff"), ("AIFF", "FLOAT", ".aiff")])
+                                                  ("AIFF", "PCM_16", ".aiff"), ("AIFF", "FLOAT", ".aiff"),
+                                                  ("W64", "PCM_16", ".w64"), ("W64", "FLOAT", ".w64"),
+                                                  ("CAF", "PCM_16", ".caf"), ("CAF", "FLOAT", ".caf"),
+                                                  ("AU", "PCM_16", ".au"), ("AU", "PCM_24", ".au")])
 def test_header_against_contents(tmp_path, fmt, subtype, suffix):
     path = tmp_path / f"a{suffix}"
     sf.write(path, np.zeros((88200, 2), np.float32), 44100, subtype=subtype, format=fmt)
@@ -96,3 +99,16 @@ def test_cut_compressed_files_are_named_truncated(tmp_path, capfd, demo_model, s
     assert len(line) == 1 and f"song{suffix}: {says}" in line[0], err
     assert "(0.00 s)" not in line[0] and "no audio samples" not in err
     assert all(e.startswith("encoder.py: ") for e in err.splitlines()), err  # no raw libmpg123 lines
+
+
+@pytest.mark.parametrize("fmt, suffix, keep", [("W64", ".w64", 0.5), ("CAF", ".caf", 0.99), ("CAF", ".caf", 0.5),
+                                               ("AU", ".au", 0.5)])
+def test_every_container_cut_short_fails_naming_the_file(tmp_path, capsys, demo_model, fmt, suffix, keep):
+    """W64 and AU read as shorter audio; a CAF cut near its end too (cut further, libsndfile calls it malformed)."""
+    src = tmp_path / f"song{suffix}"
+    sf.write(src, np.zeros((88200, 1), np.float32) + 0.1, 44100, subtype="PCM_16", format=fmt)
+    cut(src, keep)
+    code, out, err = run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", tmp_path / "o", lines=True)
+    assert code == 1 and not out
+    line = [e for e in err.splitlines() if "error:" in e]
+    assert len(line) == 1 and f"{src}: truncated: the header announces 88200 frames" in line[0], err

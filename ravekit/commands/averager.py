@@ -137,6 +137,13 @@ def main(argv=None) -> int:
         # alignment CSV last with --align.
         with_audio = extras[:-1] if args.align else extras
         renders, page = with_audio[:-1], (with_audio[-1] if with_audio else None)
+        # Before the minutes of merging: the folders can be written, and no other run writes this merge.
+        from ravekit.io.claims import claim_output
+        from ravekit.io.files import check_writable
+
+        claim_output(out.parent, lock=f".{out.name}.ravekit.lock", subject=str(out))
+        for folder in {p.parent for p in (report, *extras)} - {out.parent}:
+            check_writable(folder)
         if args.audio:
             from ravekit.io.audio import probe
 

@@ -36,7 +36,6 @@ from ravekit.commands.flags import (
     stdout_closed,
 )
 from ravekit.errors import RavekitError
-from ravekit.io.files import check_writable
 
 
 @dataclass
@@ -174,8 +173,30 @@ def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: 
     share = parse_shard(part)
     if share:
         jobs = jobs[share[0] - 1::share[1]]
-    check_writable(output_dir)
+    claim_batch_output(output_dir, shard)
     return jobs
+
+
+def claim_batch_output(output_dir: Path, shard: str | None) -> None:
+    """Make the output folder this run's (:func:`ravekit.io.claims.claim_output`) before any model is loaded.
+
+    The same output is the folder: two runs writing one folder would replace
+    each other's files (and an encoder's sidecar ``NAME.json`` is a decoder's
+    record).  Runs with different ``--shard K/N`` write different files and
+    share the folder; each holds its own shard.  ``--jobs`` workers write for
+    their parent, which holds the folder for them.
+    """
+    from ravekit.commands.progress import is_worker
+    from ravekit.io.claims import claim_output
+
+    if is_worker():
+        claim_output(output_dir, lock=None, recursive=True)
+        return
+    k_n = parse_shard(shard)
+    claim_output(output_dir, shared=k_n is not None, recursive=True)
+    if k_n is not None:
+        claim_output(output_dir, lock=f".ravekit.shard-{k_n[0]}-of-{k_n[1]}.lock",
+                     subject=f"{output_dir} (its --shard {k_n[0]}/{k_n[1]})")
 
 
 @dataclass

@@ -332,8 +332,11 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
     a bug or an unforeseen condition: it is still reported on one line, and
     ``RAVEKIT_DEBUG=1`` shows the traceback for a bug report.
     """
+    from ravekit.io.claims import scope
+
     try:
-        return body()
+        with scope():  # output folders claimed by the body are released when it ends
+            return body()
     except RavekitError as exc:
         return fatal(prog, str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -454,7 +457,15 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
     if args.part is not None:  # a worker of --jobs: its files, its chunks on --jobs processes
         return run_main(prog, lambda: run(args, args.jobs if isinstance(args.jobs, int) else 1))
     if args.jobs != 1:
+        from pathlib import Path
+
         from ravekit.commands.parallel import run_parallel
 
-        return run_main(prog, lambda: run_parallel(prog, module, argv, args, lambda workers: run(args, workers)))
+        def parallel() -> int:
+            from ravekit.commands.batch import claim_batch_output
+
+            claim_batch_output(Path(args.output), args.shard)  # held for the workers, which take none
+            return run_parallel(prog, module, argv, args, lambda workers: run(args, workers))
+
+        return run_main(prog, parallel)
     return run_main(prog, lambda: run(args, 1))

@@ -92,6 +92,10 @@ def main(argv=None) -> int:
                                   output=lambda p: print_path(p, args.null),
                                   check_output=lambda p: check_printable(p, args.null))
         pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir, null=args.null)
+        if args.save:
+            from ravekit.io.claims import claim_output
+
+            claim_output(out_dir)  # before any model is read
         if detail:
             if len(pairs) != 1:
                 raise RavekitError(f"--{detail} shows one model at a time; {len(pairs)} files were given", 2)

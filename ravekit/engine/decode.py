@@ -24,10 +24,9 @@ from ravekit.engine.model import RaveModel
 from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.channels import spans
 from ravekit.io.codes import check_codes
-from ravekit.io.files import write_json
+from ravekit.io.files import OutputSet, write_json
 from ravekit.io.latents import Latents, Sidecar, sidecar_path
 from ravekit.io.records import (
-    discard_record,
     make_record,
     read_record,
     record_path,
@@ -151,8 +150,17 @@ class Decoder:
         out = Path(out)
         trim_to = self._trim_to(latents.sidecar)
         frames = latents.frames * m.ratio if trim_to is None else min(trim_to, latents.frames * m.ratio)
-        if source is not None:
-            discard_record(out)
+        # The sound file and its record are one set, the record last (records.py): a failed write
+        # leaves an earlier pair as it was.
+        with OutputSet([out] if source is None else [out, record_path(out)]) as staged:
+            self._write_audio(latents, out, frames, progress, staged, source, trim_to, extra)
+            staged.commit()
+        return out
+
+    def _write_audio(self, latents: Latents, out: Path, frames: int, progress: Callable[[float], None] | None,
+                     staged: OutputSet, source: dict | None, trim_to: int | None, extra: dict | None) -> None:
+        """The writes of :meth:`decode_to_file`, to the set's temporary names."""
+        m = self.model.info
         try:
             with AudioWriter(out, m.sr, m.target_channels, self.subtype, frames=frames, warn=self.warn) as writer:
                 for block in self.decode(latents, progress):
@@ -160,7 +168,7 @@ class Decoder:
         except RuntimeError as exc:
             raise RavekitError(f"{out}: the model failed to decode ({first_line(exc)})") from None
         if source is not None:
-            output = {"file": out.name, "bytes": out.stat().st_size, **(writer.summary or {}),
+            output = {"file": out.name, "bytes": staged[out].stat().st_size, **(writer.summary or {}),
                       "clipped_share": writer.clipped / max(1, writer.frames * m.target_channels)}
             record = make_record(
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,
@@ -168,7 +176,6 @@ class Decoder:
                 source={**source, "latent_dims": latents.latent_dims, "latent_frames": latents.frames},
                 seed=self.seed, processing={**self.processing, "trimmed_to": trim_to}, output=output, **(extra or {}))
             write_json(record_path(out), record)
-        return out
 
     def decode_file(self, path: os.PathLike | str, out: os.PathLike | str,
                     progress: Callable[[float], None] | None = None) -> tuple[Path, list[str]]:

@@ -161,7 +161,7 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
     """
     from ravekit.engine.model import load_model
     from ravekit.generate.prior import check_fit, load_prior
-    from ravekit.io.files import check_writable
+    from ravekit.io.claims import claim_output
     from ravekit.io.latents import sidecar_path
 
     check_request(seed=seed, bpm=bpm, sample_rate=None, ratio=None, pattern_module=module, options=options,
@@ -203,7 +203,7 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
         if pd:
             planned.append(output / patch_name(pattern, SOURCE, iqr, k, seed))
         check_outputs(planned, files, force)
-        check_writable(output)
+        claim_output(output)
 
     k = choose_k(num_latents, bpm, sr, ratio, warn, info, check=check_plan)
     if double:

@@ -56,7 +56,7 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     from ravekit.generate.distributions import check_distribution, needs_quartiles
     from ravekit.generate.pooling import compute_stats
     from ravekit.generate.stats import load_stats, save_stats
-    from ravekit.io.files import check_writable
+    from ravekit.io.claims import claim_output
 
     check_request(seed=seed, bpm=bpm, sample_rate=sample_rate, ratio=ratio, pattern_module=module,
                   options=options, counts={"num_latents": num_latents, "num_loops": num_loops,
@@ -105,7 +105,7 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
         check_outputs(planned_outputs(output, pattern=pattern, distribution=distribution, iqr=iqr, k=k, seed=seed,
                                       num_files=num_files, embeddings=embeddings, plot=plot,
                                       writes_stats=writes_stats, pd=pd), inputs_read, force)
-        check_writable(output)  # last: a refused run leaves no empty output folder behind
+        claim_output(output)  # last: a refused run leaves no empty output folder behind
 
     k = choose_k(num_latents, bpm, sr, ratio, warn, info, check=check_plan)
     if stats is None:

@@ -75,6 +75,9 @@ def probe(path: os.PathLike | str) -> AudioInfo:
         with _libmpg123_said(p):  # its "Xing stream size off" lines: _soundfile_blocks tells what they mean
             i = sf.info(str(p))
     except Exception as exc:  # noqa: BLE001 - libsndfile's errors are of several types
+        cut = truncation(p)  # libsndfile calls a CAF cut short "malformed"
+        if cut:
+            raise truncated_error(p, *cut, None) from None
         if p.suffix.lower() in SOUNDFILE_EXTENSIONS and not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
             reason = str(exc).split(":")[-1].strip() or type(exc).__name__
             raise RavekitError(f"{p}: not a readable audio file ({reason}); the file may be corrupt, "
@@ -92,10 +95,13 @@ def probe(path: os.PathLike | str) -> AudioInfo:
     return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames))
 
 
-def truncated_error(path: os.PathLike | str, announced: int, present: int, sr: float,
+def truncated_error(path: os.PathLike | str, announced: int, present: int, sr: float | None,
                     fix: str = "copy or export it again, or keep what is there by rewriting it "
                                "(e.g. ffmpeg -i FILE whole.wav)") -> RavekitError:
     """A file cut short is a failure, never taken for a complete shorter one."""
+    if not sr:  # the rate is unknown when libsndfile cannot open the file
+        return RavekitError(f"{path}: truncated: the header announces {announced} frames, the file holds "
+                            f"{present}; {fix}")
     return RavekitError(f"{path}: truncated: the header announces {announced} frames ({announced / sr:.2f} s), "
                         f"the file holds {present} ({present / sr:.2f} s); {fix}")
 

@@ -3,15 +3,23 @@
 Every file the toolkit writes goes to a temporary name in the destination
 folder first and is renamed into place, so an interrupted run never leaves a
 half-written file that a resumed run would take for finished.
+
+Temporary names say who made them: ``.NAME.ravekit-HOST-PID-XXXXXXXX.part.EXT``
+(HOST a short hash of the machine's name, PID the writing process), so that a
+later run can remove those of a writer that was killed (:func:`stale_part`)
+and nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +43,54 @@ FILE_MODE = 0o666 & ~_umask()
 
 
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+# numpy's tofile reports a short write (a full disk) without an errno: "206720 requested and 64480 written".
+_SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
+
+# A short hash of the machine's name: a process id means nothing on another host sharing the folder.
+HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+_PART = re.compile(r"^\..*\.ravekit-([0-9a-f]{6})-(\d+)-[A-Za-z0-9_]{8}\.part(\.[^.]*)?$")
+# Destination -> temporary name, for the files of an OutputSet being written (see atomic_path).
+_STAGED: contextvars.ContextVar[dict[str, Path] | None] = contextvars.ContextVar("ravekit_staged", default=None)
+
+
+def part_path(dest: Path) -> Path:
+    """Create an empty temporary file beside ``dest``, named for its writer (this process), and return it.
+
+    The destination's suffix is kept at the end, because writers such as
+    soundfile choose the format from it.  Raises ``OSError``.
+    """
+    prefix = f".{dest.stem[:100]}.ravekit-{HOST}-{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=f".part{dest.suffix}", dir=dest.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
+
+
+def stale_part(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of a ravekit writer on this machine that is gone (killed).
+
+    Only names made by :func:`part_path`, only regular files of this user,
+    and only when their writing process no longer runs.
+    """
+    found = _PART.match(path.name)
+    if not found or found.group(1) != HOST or int(found.group(2)) == os.getpid():
+        return False
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not _alive(int(found.group(2)))
 
 
 def write_error(path: os.PathLike | str, cause: BaseException | str) -> RavekitError:
@@ -44,7 +100,12 @@ def write_error(path: os.PathLike | str, cause: BaseException | str) -> RavekitE
     space left on device") or a reason already put into words by a library
     that does not raise ``OSError`` (libsndfile, torch).
     """
-    if isinstance(cause, OSError):
+    short = _SHORT_WRITE.search(str(cause))
+    if short:
+        requested, written = short.groups()
+        reason = f"the disk is full (only {written} of {requested} bytes could be written)"
+        full = True
+    elif isinstance(cause, OSError):
         reason = cause.strerror or str(cause) or type(cause).__name__
         full = cause.errno in _FULL
     else:
@@ -59,14 +120,18 @@ def write_error(path: os.PathLike | str, cause: BaseException | str) -> RavekitE
 def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    The temporary name keeps the destination's suffix, because writers such as
-    soundfile choose the format from it.
+    The temporary name keeps the destination's suffix (:func:`part_path`).
+    Inside an :class:`OutputSet` that holds ``path``, the set's temporary is
+    yielded and left for the set to rename with the others.
     """
     dest = Path(path)
+    staged = (_STAGED.get() or {}).get(os.path.abspath(dest))
+    if staged is not None:
+        yield staged
+        return
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}", dir=dest.parent)
-        os.close(fd)
+        tmp = part_path(dest)
     except OSError as exc:
         raise RavekitError(
             f"{dest.parent}: cannot write there ({exc.strerror}); choose another --output folder"
@@ -88,8 +153,10 @@ def check_writable(folder: Path) -> None:
     """Fail once, before any work, when outputs could not be written to ``folder``."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ravekit-check-"):
-            pass
+        part_path(folder / "ravekit-check").unlink()
+    except (FileExistsError, NotADirectoryError):
+        raise RavekitError(f"{folder}: cannot write there (a file, not a folder, is in the way); "
+                           "choose another --output") from None
     except OSError as exc:
         raise RavekitError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another --output") from None
 
@@ -142,8 +209,10 @@ class OutputSet:
     """Several files that belong together, written as a whole: the last one marks the set complete.
 
     Each file is first written to a hidden temporary name beside it
-    (``staged[path]``); :meth:`commit` then removes the old marker, renames
-    every other file into place and the marker last.  Leaving the ``with``
+    (``staged[path]``, or simply ``path`` given to any writer of this module
+    inside the ``with`` block: :func:`atomic_path`); :meth:`commit` then
+    removes the old marker, renames every other file into place and the
+    marker last.  A failed write leaves the earlier set untouched.  Leaving the ``with``
     block without committing removes the temporaries, so an interrupted run
     leaves either nothing new or files without their marker, which
     :func:`incomplete_set` recognises.
@@ -165,14 +234,14 @@ class OutputSet:
         for dest in self.paths:
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}", dir=dest.parent)
-                os.close(fd)
+                tmp = part_path(dest)
             except OSError as exc:
                 self._cleanup()
                 raise RavekitError(f"{dest.parent}: cannot write there ({exc.strerror}); "
                                    "choose another --output folder") from None
-            self._tmp[dest] = Path(tmp)
-            self._pending.append(Path(tmp))
+            self._tmp[dest] = tmp
+            self._pending.append(tmp)
+        self._token = _STAGED.set({**(_STAGED.get() or {}), **{os.path.abspath(d): t for d, t in self._tmp.items()}})
         return self
 
     def commit(self) -> None:
@@ -197,6 +266,7 @@ class OutputSet:
         self._pending.clear()
 
     def __exit__(self, kind, exc, tb) -> None:
+        _STAGED.reset(self._token)
         self._cleanup()
         if isinstance(exc, RavekitError):
             # Writers name the file they were given: give the user the real name.

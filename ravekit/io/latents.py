@@ -35,7 +35,7 @@ from ravekit import __version__
 from ravekit.choices import LATENT_EXTENSIONS  # noqa: F401 (re-exported)
 from ravekit.errors import RavekitError
 from ravekit.io import formats
-from ravekit.io.files import read_json, write_json
+from ravekit.io.files import OutputSet, read_json, write_json
 from ravekit.io.latent_arrays import (  # noqa: F401 (re-exported: the readers' checks)
     AUDIO_RATE_FLOOR,
     check_array,
@@ -229,9 +229,11 @@ class Latents:
              rate: int | None = None) -> Path:
         """Write ``path``: a latent WAV when it ends in ``.wav``, else ``.npy``; returns the path.
 
-        The sidecar (when not empty) is written first, so that an existing
-        ``.npy`` always has its sidecar (resumed runs treat the ``.npy`` as the
-        mark of a finished file); each write is atomic.  A WAV's header rate is
+        The array and its sidecar (when not empty) are written as one
+        :class:`~ravekit.io.files.OutputSet`: both to temporary names, then the
+        old sidecar removed, the array renamed into place and the sidecar last.
+        A failed write (a full disk) leaves the earlier pair as it was, and an
+        array without its sidecar is known to be unfinished.  A WAV's header rate is
         ``rate``, by default ``round(sr / ratio)`` from the sidecar (the exact
         rate stays in the sidecar); ``double`` writes 64-bit floats, which Pure
         Data cannot read, and ``warn`` hears when the length needs RF64.
@@ -250,9 +252,13 @@ class Latents:
                warn: Callable[[str], None] | None = None) -> Path:
         """The one writer: ``.npy`` when ``rate`` is None, else a latent WAV at that header rate."""
         z = check_array(np.asarray(self.z), path)
-        if self.sidecar.raw:
+        if not self.sidecar.raw:
+            return write_npy(path, z) if rate is None else write_latent_wav(path, z, rate, double, warn)
+        with OutputSet([Path(path), sidecar_path(path)]) as staged:  # the sidecar last: the pair's marker
+            write_npy(path, z) if rate is None else write_latent_wav(path, z, rate, double, warn)
             self.sidecar.write(path)
-        return write_npy(path, z) if rate is None else write_latent_wav(path, z, rate, double, warn)
+            staged.commit()
+        return Path(path)
 
 
 # Functions over bare arrays and dicts, for callers that hold those (pooling, patterns, tests).

@@ -7,17 +7,17 @@ subtype, frames, peak, clipped samples).  It is a plain dict: new sections or
 keys (say, a streaming latency) are added by the code that knows them, and
 readers ignore what they do not know.
 
-Order of writes, so an interrupted run is always recognised: the old record
-is removed first, then the sound file is written (to a temporary name, renamed
-into place) and the record last, atomically.  A record therefore always
-describes the file beside it; a sound file without one (interrupted in the
-instant between the two renames, or made by an older ravekit) is reported,
-never taken as done.
+Order of writes, so an interrupted run is always recognised: the sound file
+and the record are written to temporary names first; only then is the old
+record removed, the sound file renamed into place and the record last
+(``files.OutputSet``).  A failed write leaves the earlier pair as it was.  A
+record therefore always describes the file beside it; a sound file without one
+(interrupted in the instant between the renames, or made by an older ravekit)
+is reported, never taken as done.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -147,12 +147,6 @@ def read_record(path: os.PathLike | str) -> dict | None:
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise RavekitError(f"{side}: written by a newer ravekit (format {version}); upgrade ravekit")
     return record
-
-
-def discard_record(path: os.PathLike | str) -> None:
-    """Remove the record of ``path`` before the file is rewritten (see the order of writes)."""
-    with contextlib.suppress(FileNotFoundError):
-        record_path(path).unlink()
 
 
 def stale_error(path: os.PathLike | str, changed: list[str], causes: Sequence[str] = (),
