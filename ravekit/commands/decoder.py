@@ -49,7 +49,8 @@ def add_transfer_args(parser) -> None:
                         "latents when a latents sidecar, more than two channels or latent_size channels say so)")
     parser.add_argument("--dims", type=dim_list, default=None, metavar="LIST",
                         help="latent dims the decoder gets, counted from 1, in this order (2,1,3 swaps the first "
-                        "two and drops the rest); needed between models of different latent size or ratio")
+                        "two; the decoder's dims beyond the list are filled with noise from --seed, as for "
+                        "latents with fewer dims); needed between models of different latent size or ratio")
     parser.add_argument("--scale", type=value_list, default=None, metavar="VALUES",
                         help="multiply the decoded dims (after --dims) by one value, or one per dim (1,1,0.5)")
     parser.add_argument("--bias", type=value_list, default=None, metavar="VALUES",
