@@ -84,7 +84,7 @@ def test_constant_dim_is_generated_as_its_constant(tmp_path, capsys, distributio
     code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--embeddings",
                              "--distribution", distribution, "--num_latents", "64")
     assert code == 0, err
-    assert "dim 2 is constant" in err
+    assert "latent dim 2 (0.25) is constant" in err
     g = np.load(out.split()[0])
     assert np.isfinite(g).all() and np.all(g[0, 1] == np.float32(0.25)) and g[0, 0].std() > 0
 
