@@ -246,3 +246,42 @@ def test_pd_patch_plays_prior_loops(capsys, tmp_path, prompt_latents):
     code, err = gen(capsys, tmp_path / "out", "--input", prompt_latents, "--pattern", "loop", "--bpm", 120,
                     "--num_files", 2, "--seed", 1, "--pd")
     assert code == 1 and "already exists" in err  # the patch is one of the run's outputs
+
+
+def test_a_prompt_encoded_by_another_model_is_named(capsys, tmp_path, prompt_latents):
+    other = tmp_path / "other.npy"
+    other.write_bytes((prompt_latents / "b.npy").read_bytes())
+    meta = json.loads((prompt_latents / "b.json").read_text())
+    meta["model"] = {"file": "v2cap16_mono_44k_seed1.ts", "sha256": "0" * 64}
+    other.with_suffix(".json").write_text(json.dumps(meta))
+    code, err = gen(capsys, tmp_path / "out", "--input", other, "--num_latents", 4)
+    assert code == 0, err
+    said = [line for line in err.splitlines() if "warning" in line]
+    assert len(said) == 1 and str(other) in said[0] and "encoded with v2cap16_mono_44k_seed1.ts" in said[0]
+    assert MODEL.name in said[0]
+    # Its own model's latents say nothing.
+    code, err = gen(capsys, tmp_path / "own", "--input", prompt_latents / "b.npy", "--num_latents", 4)
+    assert code == 0 and "warning" not in err, err
+
+
+def test_a_prior_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(capsys, tmp_path, monkeypatch):
+    from ravekit.errors import RavekitError
+    from ravekit.generate import prior_run
+
+    real_write, calls = prior_run.write_output, []
+
+    def full_disk_at_the_second_file(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RavekitError(f"could not write {path}: No space left on device; free some space")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(prior_run, "write_output", full_disk_at_the_second_file)
+    args = ("--num_latents", 4, "--num_files", 3, "--plot", "--pd")
+    code, err = gen(capsys, tmp_path / "out", *args)
+    assert code == 1 and "No space left" in err
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setattr(prior_run, "write_output", real_write)
+    code, err = gen(capsys, tmp_path / "out", *args)
+    assert code == 0, err
+    assert len(list((tmp_path / "out").glob("*.wav"))) == 3
