@@ -215,6 +215,8 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
         m.setattr(ravekit.merging.report, "write_recipe", interrupt)
         code, stdout, err = run_cli(capsys, averager, *args)
     assert code == 130 and stdout == "" and _files(tmp_path / "o") == []
+    assert err.strip().endswith("error: interrupted; the merge was not finished and nothing resumes it: run it "
+                                "again (with --force if it left a model without its .json recipe)")
 
     # Interrupted while renaming the set into place, just before the recipe: model, report and renders
     # are there, the recipe is not.

@@ -420,3 +420,16 @@ def test_constant_dims_are_named_in_one_warning(tmp_path, capsys):
     warnings = [line for line in err.splitlines() if "constant in" in line]
     assert warnings == ["generator.py: warning: latent dims 2 (0.25), 4 (-2) are constant in all inputs; "
                         "each is generated as that constant"]
+
+
+def test_ctrl_c_says_what_is_left_and_leaves_nothing(latents, tmp_path, capsys, monkeypatch):
+    from ravekit.generate import drawing
+
+    def interrupt(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(drawing, "write_output", interrupt)
+    code, _, err = run_cli(capsys, generator, "--input", latents[0], "--output", tmp_path / "o")
+    assert code == 130 and list((tmp_path / "o").iterdir()) == []
+    assert err.strip().splitlines()[-1] == ("generator.py: error: interrupted; the files this run had written were "
+                                            "removed, so running it again starts afresh")

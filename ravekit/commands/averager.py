@@ -187,7 +187,9 @@ def main(argv=None) -> int:
             print_path(path, args.null)
         return 0
 
-    return run_main(PROG, body)
+    # The output set is renamed into place only when whole (recipe last): nothing is there to resume.
+    return run_main(PROG, body, interrupted="interrupted; the merge was not finished and nothing resumes it: run "
+                    "it again (with --force if it left a model without its .json recipe)")
 
 
 if __name__ == "__main__":

@@ -171,7 +171,9 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
 
 
 def main(argv=None) -> int:
-    return cli.run_main(PROG, lambda: body(argv))
+    # A failed run takes back the files it wrote (ravekit.generate.plan.Unpublished): nothing resumes.
+    return cli.run_main(PROG, lambda: body(argv), interrupted="interrupted; the files this run had written "
+                        "were removed, so running it again starts afresh")
 
 
 if __name__ == "__main__":
