@@ -285,3 +285,24 @@ def test_a_prior_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(ca
     code, err = gen(capsys, tmp_path / "out", *args)
     assert code == 0, err
     assert len(list((tmp_path / "out").glob("*.wav"))) == 3
+
+
+def test_messages_go_above_the_progress_bar_not_into_it(capsys, tmp_path, prompt_latents, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    code = generator.main(["--prior", str(PRIOR), "--model", str(MODEL), "-o", str(tmp_path / "o"), "--input",
+                           str(prompt_latents), "--num_latents", "4", "--double"])
+    assert code == 0, term.getvalue()
+    text = term.getvalue()
+    # What the terminal shows of each line: what follows its last carriage return.
+    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    said = [line for line in shown if any(m in line for m in ("BPM at", "warning: --double", "prompt: "))]
+    assert len(said) == 3, text
+    assert not any("s of audio" in line for line in said), said  # each on a line of its own, none in the bar's
+    assert "s of audio" in text  # the bar was drawn

@@ -148,6 +148,9 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
     from ravekit.generate import prior_run
 
     bar = Progress(PROG)
+    # Messages go above the bar: printed straight to stderr, they would land in the middle of its line.
+    warn = lambda m: bar.write(f"{PROG}: warning: {cli.one_line(m)}")  # noqa: E731
+    info = lambda m: bar.write(f"{PROG}: {m}")  # noqa: E731
 
     def progress(done: float, total: float) -> None:
         if not bar.total:
@@ -162,7 +165,7 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
             seed=args.seed, iqr=args.iqr, smoothing=args.smoothing, num_latents=args.num_latents, bpm=args.bpm,
             num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
             plot=args.plot, model_file=args.model, max_frames=args.max_frames, warn=warn,
-            info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
+            info=info, force=args.force, null=args.null,
             on_output=lambda path: cli.print_path(path, args.null),
             progress=progress if bar.active else None, sample_rate=args.sample_rate, ratio=args.ratio, pd=args.pd)
     finally:
