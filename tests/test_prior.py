@@ -218,6 +218,9 @@ def test_inspector_reports_the_prior(capsys):
     (s,) = json.loads(capsys.readouterr().out)
     assert s["msprior"]["latent_size"] == 8 and s["msprior"]["seq_len"] == 256
     assert s["msprior"]["attributes"]["temperature"] == 1.0
+    from ravekit.io.files import sha256_of
+
+    assert s["msprior"]["sha256"] == s["sha256"] == sha256_of(PRIOR)
 
 
 def test_a_prompt_longer_than_the_context_is_heard_by_its_end(capsys, tmp_path):
