@@ -90,7 +90,9 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true",
                    help="also write PNGs: input distributions, correlation matrix, each pattern as a heatmap")
     p.add_argument("--tempo_table", action="store_true", help="print k, BPM and double-time BPM for k = 1..64 and exit")
-    cli.add_model_arg(p, required=False, help="exported RAVE model, only read for its sample rate and ratio")
+    cli.add_model_arg(p, required=False, help="exported RAVE model the latents belong to: gives the sample rate, "
+                      "ratio and kind of latents (codes of a discrete model are checked against its codebook); the "
+                      "model --pd plays and --prior belongs to")
     p.add_argument("--sample_rate", type=int, default=None,
                    help="audio sample rate of the model in Hz (as in UnRAVEl; default: from sidecars or --model)")
     p.add_argument("--ratio", type=int, default=None,
