@@ -30,17 +30,22 @@ def state(path) -> dict:
     return {k: v.detach().clone() for k, v in jit_load(path).state_dict().items()}
 
 
-def perturbed(src: Path, dst: Path, seed: int, scale: float = 0.1) -> Path:
+def perturbed(src: Path, dst: Path, seed: int, scale: float = 0.1, codebooks: bool = True) -> Path:
     """A copy of ``src`` whose every non-empty float entry (buffers too) is scaled elementwise.
 
     Scaling by factors in ``1 +- scale`` keeps signs, so the demo model's
-    band masks stay non-negative and the copy still plays.
+    band masks stay non-negative and the copy still plays.  ``codebooks``
+    False keeps a discrete model's codebook, which the averager refuses to
+    merge with another.
     """
+    from ravekit.merging.plan import quantiser_entries
+
     m = jit_load(src)
     gen = torch.Generator().manual_seed(seed)
+    keep = set() if codebooks else set(quantiser_entries(m.state_dict()))
     with torch.no_grad():
-        for t in m.state_dict().values():
-            if t.is_floating_point() and t.numel():
+        for name, t in m.state_dict().items():
+            if t.is_floating_point() and t.numel() and name not in keep:
                 t.mul_(1.0 + scale * (2 * torch.rand(t.shape, generator=gen) - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -146,7 +151,7 @@ def test_weights_one_zero_reproduce_first_model_bit_for_bit(fixture_models, demo
 
 @real_models
 def test_real_export_weights_one_zero_and_plays(real_model, tmp_path, capsys):
-    partner = perturbed(real_model, tmp_path / "partner.ts", seed=5)
+    partner = perturbed(real_model, tmp_path / "partner.ts", seed=5, codebooks=False)
     out = tmp_path / "m.ts"
     code, _, err = run_cli(capsys, averager, "--models", real_model, partner, "--weights", 1, 0, "-o", out)
     assert code == 0, err

@@ -215,6 +215,8 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
         m.setattr(ravekit.merging.report, "write_recipe", interrupt)
         code, stdout, err = run_cli(capsys, averager, *args)
     assert code == 130 and stdout == "" and _files(tmp_path / "o") == []
+    assert err.strip().endswith("error: interrupted; the merge was not finished and nothing resumes it: run it "
+                                "again (with --force if it left a model without its .json recipe)")
 
     # Interrupted while renaming the set into place, just before the recipe: model, report and renders
     # are there, the recipe is not.
@@ -245,3 +247,58 @@ def test_interrupted_merge_leaves_nothing_or_a_set_known_to_be_unfinished(fixtur
     # A finished set is "already exists", as before.
     code, _, err = run_cli(capsys, averager, *args)
     assert code == 1 and "already exists" in err
+
+
+def _edited_copy(src: Path, dst: Path, edit) -> Path:
+    """A copy of export ``src`` whose state_dict entries ``edit(name, tensor)`` changed in place."""
+    import warnings
+
+    m = jit_load(src)
+    with torch.no_grad():
+        for name, t in m.state_dict().items():
+            edit(name, t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(m, str(dst))
+    return dst
+
+
+DISCRETE = next((p for p in REAL_MODELS if p.stem.startswith("discrete")), None)
+
+
+def test_discrete_models_with_other_codebook_sizes_are_refused(fixture_models, tmp_path, capsys):
+    from ravekit.demo.model import build_demo_model
+
+    other = build_demo_model(tmp_path / "discrete64.ts", discrete=True, ratio=1024, codebook_size=64, gain_seed=1)
+    a = fixture_models["discrete"]
+    out = tmp_path / "o" / "m.ts"
+    for force in ([], ["--force"]):
+        code, stdout, err = run_cli(capsys, averager, "--models", a, other, "-o", out, *force)
+        assert code == 1 and stdout == "" and len(err.strip().splitlines()) == 1, err
+        assert f"{a} and {other}: their codebooks differ (codebooks of 32 and 64 codes)" in err
+        assert not out.parent.exists()
+
+
+@pytest.mark.skipif(DISCRETE is None, reason="RAVE_TEST_MODELS has no discrete export")
+def test_real_discrete_export_with_another_codebook_is_refused(tmp_path, capsys):
+    assert DISCRETE is not None
+    gen = torch.Generator().manual_seed(0)
+
+    def new_codebook(name, t):
+        if name.endswith("_codebook.embed") or name.endswith("_codebook.embed_avg"):
+            t.copy_(torch.randn(t.shape, generator=gen) * t.std())
+
+    def new_decoder(name, t):
+        if name.startswith("decoder.") and t.is_floating_point() and t.numel():
+            t.mul_(1.1)
+
+    other = _edited_copy(DISCRETE, tmp_path / "other_codebook.ts", new_codebook)
+    out = tmp_path / "o" / "m.ts"
+    code, _, err = run_cli(capsys, averager, "--models", DISCRETE, other, "-o", out, "--force")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"{DISCRETE} and {other}: their codebooks differ (encoder.rvq.layers.0._codebook." in err
+    assert not out.parent.exists()
+    # The same codebook, another decoder: a merge that keeps every code's meaning goes through.
+    same = _edited_copy(DISCRETE, tmp_path / "same_codebook.ts", new_decoder)
+    code, _, err = run_cli(capsys, averager, "--models", DISCRETE, same, "-o", out)
+    assert code == 0 and out.exists(), err

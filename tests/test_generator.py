@@ -381,3 +381,55 @@ def test_pure_data_reads_the_latent_wav_exactly(latents, tmp_path, capsys):
     assert sorted(printed) == list(range(dims)), log
     for d in range(dims):  # Pd prints 6 significant digits (%g)
         np.testing.assert_allclose(printed[d], expected[:, d], rtol=6e-6, atol=0)
+
+
+def test_a_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(latents, demo_model, tmp_path, capsys,
+                                                                          monkeypatch):
+    from ravekit.errors import RavekitError
+    from ravekit.generate import drawing
+
+    folder, _ = latents
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mine.txt").write_text("a file of the user's, not of this run")
+    real_write, calls = drawing.write_output, []
+
+    def full_disk_at_the_second_file(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RavekitError(f"could not write {path}: No space left on device; free some space")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(drawing, "write_output", full_disk_at_the_second_file)
+    args = ["--input", folder, "--output", out, "--num_files", 3, "--plot", "--pd", "--model", demo_model]
+    code, _, err = run_cli(capsys, generator, *args)
+    assert code == 1 and "No space left" in err
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]  # stats.json, plots, file 0: gone
+    monkeypatch.setattr(drawing, "write_output", real_write)
+    code, printed, err = run_cli(capsys, generator, *args)  # no --force needed
+    assert code == 0, err
+    assert len(printed.split()) == 3 and (out / "stats.json").exists() and (out / "mine.txt").exists()
+
+
+def test_constant_dims_are_named_in_one_warning(tmp_path, capsys):
+    z = np.random.default_rng(1).standard_normal((5, 40)).astype(np.float32)
+    z[1], z[3] = 0.25, -2.0
+    write_latents(tmp_path / "lat", [z])
+    code, _, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--embeddings")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "constant in" in line]
+    assert warnings == ["generator.py: warning: latent dims 2 (0.25), 4 (-2) are constant in all inputs; "
+                        "each is generated as that constant"]
+
+
+def test_ctrl_c_says_what_is_left_and_leaves_nothing(latents, tmp_path, capsys, monkeypatch):
+    from ravekit.generate import drawing
+
+    def interrupt(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(drawing, "write_output", interrupt)
+    code, _, err = run_cli(capsys, generator, "--input", latents[0], "--output", tmp_path / "o")
+    assert code == 130 and list((tmp_path / "o").iterdir()) == []
+    assert err.strip().splitlines()[-1] == ("generator.py: error: interrupted; the files this run had written were "
+                                            "removed, so running it again starts afresh")

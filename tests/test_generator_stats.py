@@ -84,7 +84,7 @@ def test_constant_dim_is_generated_as_its_constant(tmp_path, capsys, distributio
     code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o", "--embeddings",
                              "--distribution", distribution, "--num_latents", "64")
     assert code == 0, err
-    assert "dim 2 is constant" in err
+    assert "latent dim 2 (0.25) is constant" in err
     g = np.load(out.split()[0])
     assert np.isfinite(g).all() and np.all(g[0, 1] == np.float32(0.25)) and g[0, 0].std() > 0
 
@@ -171,3 +171,63 @@ def test_each_distribution_matches_the_fitted_moments(latents):
     np.testing.assert_allclose(np.corrcoef(g.T), np.corrcoef(x), atol=0.02)
     np.testing.assert_allclose(g.std(0), (q3 - q1) / 1.349, rtol=0.02)
     np.testing.assert_allclose(np.median(g, 0), np.median(x, 1), atol=0.03 * st.robust_std.max())
+
+
+# --- malformed sidecars and statistics: one line naming the file and the field, exit 1 ---------
+
+_SIDE = {"format": "ravekit.latents", "format_version": 1, "sr": 44100, "ratio": 2048, "latent_dims": 4,
+         "frames": 50}
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ("[1, 2]", "expected a JSON object"),
+    (json.dumps({**_SIDE, "sr": "44100"}), "'sr' should be a whole number of Hz above 0, not \"44100\""),
+    (json.dumps({**_SIDE, "sr": 44100.5}), "'sr' should be a whole number"),
+    (json.dumps({**_SIDE, "ratio": -2048}), "'ratio' should be a whole number"),
+    (json.dumps({**_SIDE, "latent_dims": True}), "'latent_dims' should be a whole number"),
+    (json.dumps({**_SIDE, "model": ["v2.ts"]}), "'model' should be an object"),
+    (json.dumps({**_SIDE, "discrete": "yes"}), "'discrete' should be true or false"),
+    (json.dumps({**_SIDE, "format_version": "1"}), "'format_version' should be a whole number"),
+])
+def test_malformed_sidecar_is_one_line_naming_it(tmp_path, capsys, text, needle):
+    (tmp_path / "lat").mkdir()
+    np.save(tmp_path / "lat" / "x.npy", np.random.default_rng(0).standard_normal((1, 4, 50)).astype(np.float32))
+    (tmp_path / "lat" / "x.json").write_text(text)
+    code, out, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--output", tmp_path / "o")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert f"{tmp_path / 'lat' / 'x.json'}: " in err and needle in err and "unexpected" not in err
+    assert not (tmp_path / "o" / "stats.json").exists()
+
+
+def _stats_with(tmp_path, capsys, latents, change) -> tuple[int, str]:
+    folder, _ = latents
+    code, _, err = run_cli(capsys, generator, "--input", folder, "--output", tmp_path / "first", "--iqr")
+    assert code == 0, err
+    data = json.loads((tmp_path / "first" / "stats.json").read_text())
+    change(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    code, out, err = run_cli(capsys, generator, "--stats", bad, "--output", tmp_path / "o")
+    assert out == "" and len(err.strip().splitlines()) == 1 and str(bad) in err and "unexpected" not in err, err
+    return code, err
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda d: d["std"].__setitem__(0, -1.0), "'std' holds a negative value"),
+    (lambda d: d.update(min=d["max"][::-1] if d["max"][0] < d["max"][-1] else [x + 99 for x in d["max"]]),
+     "'min' is above 'max'"),
+    (lambda d: d.update(sr="44100"), "'sr' should be a whole number"),
+    (lambda d: d.update(ratio=[2048]), "'ratio' should be a whole number"),
+    (lambda d: d.update(format_version=[1]), "'format_version' should be a whole number"),
+    (lambda d: d.update(frames=True), "'frames' should be a whole number"),
+    (lambda d: d.update(sources="a.npy"), "'sources' should be a list of file names"),
+    (lambda d: d.update(discrete="no"), "'discrete' should be true or false"),
+    (lambda d: d.update(mean={"a": 1}), "'mean' is not a list of numbers"),
+    (lambda d: d.update(cov=[[1.0]]), "'cov' should be (6, 6) finite numbers"),
+    (lambda d: d.update(q1=d["upper_fence"]), "'q1' is above 'q3'"),
+])
+def test_malformed_stats_is_one_line_naming_the_field(latents, tmp_path, capsys, change, needle):  # noqa: F811
+    code, err = _stats_with(tmp_path, capsys, latents, change)
+    assert code == 1 and needle in err and "write it again with generator.py" in err

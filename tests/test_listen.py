@@ -104,3 +104,19 @@ def test_listening_page_with_align_adds_the_unaligned_merge(tmp_path, capsys):
     aligned, unaligned = (sf.read(str(out.parent / n))[0] for n in names[5:7])
     # Same seed, same input: the two merges differ only by the alignment.
     assert aligned.shape == unaligned.shape and not (aligned == unaligned).all()
+
+
+@needs_v2
+def test_chart_has_one_slot_per_row_of_the_report(tmp_path, capsys):
+    import csv
+
+    song = write_audio(tmp_path / "song.wav", seconds=0.3)
+    out = tmp_path / "out" / "m.ts"
+    code, _, err = run_cli(capsys, averager, "--models", *V2, "-o", out, "--audio", song)
+    assert code == 0, err
+    with open(out.with_suffix(".csv"), newline="") as f:
+        names = [row["entry"] for row in csv.DictReader(f)]
+    chart = out.parent.joinpath("m.listen.html").read_text(encoding="utf-8").split("<svg", 1)[1]
+    slots = re.findall(r"<title>([^:<]+):", chart)
+    assert slots == names and len(names) == 79  # v2: 79 entries, 4 of them with zero elements
+    assert f"all {len(names)} entries" in chart and "4 hollow: no rel_dist" in chart

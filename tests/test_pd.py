@@ -255,3 +255,23 @@ def test_pd_flag_refusals(latents, tmp_path, capsys, demo_model):  # noqa: F811
         wav.with_suffix(".json").unlink()
     code, _, err = run_cli(capsys, generator, *base, "--model", demo_model)  # only the patch is left: still refused
     assert code == 1 and "loop_normal_k10_s0.pd: already exists" in err, err
+
+
+def test_discrete_patch_offers_and_promises_no_fade(tmp_path, capsys, fixture_models):
+    from ravekit.io.latents import save_npy
+
+    model = fixture_models["discrete"]
+    info = load_model(model, device="cpu", checksum=False).info
+    codes = np.random.default_rng(0).integers(0, info.codebook_size, (1, info.latent_size, 40)).astype(np.float32)
+    save_npy(tmp_path / "lat" / "codes.npy", codes,
+             make_sidecar(sr=info.sr, ratio=info.ratio, latent_dims=info.latent_size, frames=40, discrete=True,
+                          codebook_size=info.codebook_size))
+    code, _, err = run_cli(capsys, generator, "--input", tmp_path / "lat", "--model", model, "--output",
+                           tmp_path / "o", "--pd", "--num_latents", 4, "--num_files", 2)
+    assert code == 0, err
+    (patch,) = (tmp_path / "o").glob("*.pd")
+    texts = re.findall(r"#X text \d+ \d+ (.*);", patch.read_text())
+    assert not [t for t in texts if "fade" in t and "cannot fade" not in t], texts
+    assert any("switch a / b" in t for t in texts)
+    messages = re.findall(r"#X msg \d+ \d+ (.*);", patch.read_text())
+    assert "1 4000" not in messages and "0.5" not in messages  # nothing that would mix two codes

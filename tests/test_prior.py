@@ -218,6 +218,9 @@ def test_inspector_reports_the_prior(capsys):
     (s,) = json.loads(capsys.readouterr().out)
     assert s["msprior"]["latent_size"] == 8 and s["msprior"]["seq_len"] == 256
     assert s["msprior"]["attributes"]["temperature"] == 1.0
+    from ravekit.io.files import sha256_of
+
+    assert s["msprior"]["sha256"] == s["sha256"] == sha256_of(PRIOR)
 
 
 def test_a_prompt_longer_than_the_context_is_heard_by_its_end(capsys, tmp_path):
@@ -246,3 +249,63 @@ def test_pd_patch_plays_prior_loops(capsys, tmp_path, prompt_latents):
     code, err = gen(capsys, tmp_path / "out", "--input", prompt_latents, "--pattern", "loop", "--bpm", 120,
                     "--num_files", 2, "--seed", 1, "--pd")
     assert code == 1 and "already exists" in err  # the patch is one of the run's outputs
+
+
+def test_a_prompt_encoded_by_another_model_is_named(capsys, tmp_path, prompt_latents):
+    other = tmp_path / "other.npy"
+    other.write_bytes((prompt_latents / "b.npy").read_bytes())
+    meta = json.loads((prompt_latents / "b.json").read_text())
+    meta["model"] = {"file": "v2cap16_mono_44k_seed1.ts", "sha256": "0" * 64}
+    other.with_suffix(".json").write_text(json.dumps(meta))
+    code, err = gen(capsys, tmp_path / "out", "--input", other, "--num_latents", 4)
+    assert code == 0, err
+    said = [line for line in err.splitlines() if "warning" in line]
+    assert len(said) == 1 and str(other) in said[0] and "encoded with v2cap16_mono_44k_seed1.ts" in said[0]
+    assert MODEL.name in said[0]
+    # Its own model's latents say nothing.
+    code, err = gen(capsys, tmp_path / "own", "--input", prompt_latents / "b.npy", "--num_latents", 4)
+    assert code == 0 and "warning" not in err, err
+
+
+def test_a_prior_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(capsys, tmp_path, monkeypatch):
+    from ravekit.errors import RavekitError
+    from ravekit.generate import prior_run
+
+    real_write, calls = prior_run.write_output, []
+
+    def full_disk_at_the_second_file(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RavekitError(f"could not write {path}: No space left on device; free some space")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(prior_run, "write_output", full_disk_at_the_second_file)
+    args = ("--num_latents", 4, "--num_files", 3, "--plot", "--pd")
+    code, err = gen(capsys, tmp_path / "out", *args)
+    assert code == 1 and "No space left" in err
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setattr(prior_run, "write_output", real_write)
+    code, err = gen(capsys, tmp_path / "out", *args)
+    assert code == 0, err
+    assert len(list((tmp_path / "out").glob("*.wav"))) == 3
+
+
+def test_messages_go_above_the_progress_bar_not_into_it(capsys, tmp_path, prompt_latents, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    code = generator.main(["--prior", str(PRIOR), "--model", str(MODEL), "-o", str(tmp_path / "o"), "--input",
+                           str(prompt_latents), "--num_latents", "4", "--double"])
+    assert code == 0, term.getvalue()
+    text = term.getvalue()
+    # What the terminal shows of each line: what follows its last carriage return.
+    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    said = [line for line in shown if any(m in line for m in ("BPM at", "warning: --double", "prompt: "))]
+    assert len(said) == 3, text
+    assert not any("s of audio" in line for line in said), said  # each on a line of its own, none in the bar's
+    assert "s of audio" in text  # the bar was drawn

@@ -10,6 +10,8 @@ recipe beside the model records the parents (sha256), weights and flags.
 Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
 fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
 tensors, entries missing from a model or whose shapes differ.
+Discrete models are merged only when they share one codebook (their codes
+index it): models whose codebooks differ are refused, even with --force.
 A merge that would change nothing (every entry that can be merged is
 identical in all models: a model with itself, or models of other
 architectures) is refused; every run says what share of A it changed.
@@ -86,7 +88,7 @@ def get_parser():
     for action in parser._actions:
         if action.dest == "force":
             action.help = ("overwrite existing outputs, and merge models whose sample rate, ratio or "
-                           "latent size differ (saying what will break)")
+                           "latent size differ (saying what will break); never discrete models whose codebooks differ")
         elif action.dest == "seed":
             action.help = ("random seed of the --audio renders (every model encodes and decodes with it) and of "
                            "--align's order of visiting the permutation groups")
@@ -198,7 +200,9 @@ def main(argv=None) -> int:
             print_path(path, args.null)
         return 0
 
-    return run_main(PROG, body)
+    # The output set is renamed into place only when whole (recipe last): nothing is there to resume.
+    return run_main(PROG, body, interrupted="interrupted; the merge was not finished and nothing resumes it: run "
+                    "it again (with --force if it left a model without its .json recipe)")
 
 
 if __name__ == "__main__":

@@ -325,12 +325,16 @@ def fatal(prog: str, message: str, code: int = 1) -> int:
     return code
 
 
-def run_main(prog: str, body: Callable[[], int]) -> int:
+RESUMES = "interrupted; finished outputs are kept, run again to resume"
+
+
+def run_main(prog: str, body: Callable[[], int], interrupted: str = RESUMES) -> int:
     """Run a script's body, turning every failure into one line on stderr.
 
     ``RavekitError`` carries a message written for the user.  Anything else is
     a bug or an unforeseen condition: it is still reported on one line, and
-    ``RAVEKIT_DEBUG=1`` shows the traceback for a bug report.
+    ``RAVEKIT_DEBUG=1`` shows the traceback for a bug report.  ``interrupted``
+    is what Ctrl-C says: only a script whose outputs resume may promise it.
     """
     from ravekit.io.claims import scope
 
@@ -340,7 +344,7 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
     except RavekitError as exc:
         return fatal(prog, str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return fatal(prog, "interrupted; finished outputs are kept, run again to resume", 130)
+        return fatal(prog, interrupted, 130)
     except BrokenPipeError:
         # A downstream `head` closed the pipe: what it read is the part it wanted, not an error.
         stdout_closed()

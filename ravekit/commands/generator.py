@@ -90,7 +90,9 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true",
                    help="also write PNGs: input distributions, correlation matrix, each pattern as a heatmap")
     p.add_argument("--tempo_table", action="store_true", help="print k, BPM and double-time BPM for k = 1..64 and exit")
-    cli.add_model_arg(p, required=False, help="exported RAVE model, only read for its sample rate and ratio")
+    cli.add_model_arg(p, required=False, help="exported RAVE model the latents belong to: gives the sample rate, "
+                      "ratio and kind of latents (codes of a discrete model are checked against its codebook); the "
+                      "model --pd plays and --prior belongs to")
     p.add_argument("--sample_rate", type=int, default=None,
                    help="audio sample rate of the model in Hz (as in UnRAVEl; default: from sidecars or --model)")
     p.add_argument("--ratio", type=int, default=None,
@@ -148,6 +150,9 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
     from ravekit.generate import prior_run
 
     bar = Progress(PROG)
+    # Messages go above the bar: printed straight to stderr, they would land in the middle of its line.
+    warn = lambda m: bar.write(f"{PROG}: warning: {cli.one_line(m)}")  # noqa: E731
+    info = lambda m: bar.write(f"{PROG}: {m}")  # noqa: E731
 
     def progress(done: float, total: float) -> None:
         if not bar.total:
@@ -162,7 +167,7 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
             seed=args.seed, iqr=args.iqr, smoothing=args.smoothing, num_latents=args.num_latents, bpm=args.bpm,
             num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
             plot=args.plot, model_file=args.model, max_frames=args.max_frames, warn=warn,
-            info=lambda m: cli.info(PROG, m), force=args.force, null=args.null,
+            info=info, force=args.force, null=args.null,
             on_output=lambda path: cli.print_path(path, args.null),
             progress=progress if bar.active else None, sample_rate=args.sample_rate, ratio=args.ratio, pd=args.pd)
     finally:
@@ -171,7 +176,9 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
 
 
 def main(argv=None) -> int:
-    return cli.run_main(PROG, lambda: body(argv))
+    # A failed run takes back the files it wrote (ravekit.generate.plan.Unpublished): nothing resumes.
+    return cli.run_main(PROG, lambda: body(argv), interrupted="interrupted; the files this run had written "
+                        "were removed, so running it again starts afresh")
 
 
 if __name__ == "__main__":

@@ -304,3 +304,31 @@ def check_outputs(planned: Sequence[Path], inputs: Iterable[str | Path], force: 
     if existing and not force:
         raise RavekitError(f"{existing[0]}: already exists ({len(existing)} of the {len(planned)} files this run "
                            "writes are there); use --force to overwrite them, or another --output")
+
+
+class Unpublished:
+    """Remove, when the run fails, every planned output it created: a failed run leaves nothing behind that
+    would refuse the next one (:func:`check_outputs`), and nothing resumes a generator run.
+
+    Files that were already there before (``--force``) are left as they are: each is whole, written atomically.
+
+    >>> with Unpublished(planned):
+    ...     write_everything()
+    """
+
+    def __init__(self, planned: Sequence[Path]):
+        self.planned = list(planned)
+        self.existed = {p for p in self.planned if p.exists()}
+
+    def __enter__(self) -> Unpublished:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            return
+        import contextlib
+
+        for p in self.planned:
+            if p not in self.existed:
+                with contextlib.suppress(OSError):
+                    p.unlink()

@@ -23,7 +23,16 @@ import numpy as np
 
 from ravekit.errors import RavekitError
 from ravekit.generate.drawing import make_pattern, write_output
-from ravekit.generate.plan import Warn, check_k_fits, check_outputs, check_request, choose_k, gather_inputs, output_name
+from ravekit.generate.plan import (
+    Unpublished,
+    Warn,
+    check_k_fits,
+    check_outputs,
+    check_request,
+    choose_k,
+    gather_inputs,
+    output_name,
+)
 from ravekit.generate.tempo import bpm_of, double_time_of
 
 SOURCE = "prior"  # in output names where a distribution's name goes
@@ -91,7 +100,8 @@ def is_audio(path: Path) -> bool:
         return False
 
 
-def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndarray | None, dict]:
+def read_prompt(files: Sequence[Path], model, prior, seed: int,
+                warn: Warn | None = None) -> tuple[np.ndarray | None, dict]:
     """The prompt from ``files`` in order, and its sidecar record.
 
     Without files the prompt is silence as ``model`` encodes it.
@@ -104,6 +114,9 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
         The RAVE model the prior was trained on.
     prior : ravekit.generate.prior.Prior
     seed : int
+    warn : callable(str) or None
+        Hears about latents whose sidecar names another model (or ratio) than ``model``, as the decoder
+        says of latents it decodes: the prior would hear them as ``model``'s.
 
     Returns
     -------
@@ -129,9 +142,20 @@ def read_prompt(files: Sequence[Path], model, prior, seed: int) -> tuple[np.ndar
 
             z = next(iter(Encoder(model, seed=seed).encode_file(f))).z[0]
         else:
-            from ravekit.io.latents import load_latents
+            from ravekit.io.latents import Latents
 
-            z = load_latents(f)[0][0]
+            latents = Latents.load(f)
+            z = latents.z[0]
+            for found in latents.sidecar.mismatches(model.info, ("ratio", "model")):
+                if warn is None:
+                    continue
+                name = Path(model.info.path).name
+                if found.what == "ratio":
+                    warn(f"{f}: made for compression ratio {found.recorded}, but {name} and its prior run at "
+                         f"{model.info.ratio}; the prior hears the prompt at the wrong speed")
+                else:
+                    warn(f"{f}: encoded with {found.recorded or 'another model'}, but the prior belongs to {name}; "
+                         f"it hears the prompt as {name}'s latents (prompt it with latents of {name}, or audio)")
         if z.shape[0] != p.latent_size:
             raise RavekitError(f"{f}: has {z.shape[0]} latent dims, but the prior {p.path} takes {p.latent_size}; "
                                "prompt it with latents of its RAVE model (or audio)")
@@ -197,9 +221,11 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
     def names(k: int) -> list[Path]:
         return [output / output_name(pattern, SOURCE, iqr, k, seed, i, ext) for i in range(num_files)]
 
+    planned: list[Path] = []
+
     def check_plan(k: int) -> None:
         check_k_fits(module, pattern, k, dims, num_loops, options, max_frames, sr, ratio, bpm)
-        planned = [q for p in names(k) for q in [p, sidecar_path(p)] + ([p.with_suffix(".png")] if plot else [])]
+        planned[:] = [q for p in names(k) for q in [p, sidecar_path(p)] + ([p.with_suffix(".png")] if plot else [])]
         if pd:
             planned.append(output / patch_name(pattern, SOURCE, iqr, k, seed))
         check_outputs(planned, files, force)
@@ -209,43 +235,46 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
     if double:
         warn("--embeddings writes .npy: --double is ignored" if embeddings else
              "--double: Pure Data 0.53 cannot read 64-bit float WAVs; leave it out for Pd")
-    prompt, prompt_record = read_prompt(files, model, prior, seed)
-    if files:
-        info(f"prompt: {prompt_record['frames']} frames from {len(files)} file(s); the prior hears the last "
-             f"{prompt_record['heard']}")
-    per_base = base_frames(module, k, num_loops, options)
-    per_file = per_base * module.NUM_BASES
-    total, rate = per_file * num_files, sr / ratio
-    codebook = prior.info.num_tokens if prior.info.discrete else None
-    paths = []
-    for index in range(num_files):
-        array = _one_file(module, pattern, prior, prompt, index, seed, temperature, per_base, k, num_loops,
-                               options, iqr, smoothing, codebook, warn,
-                               (lambda done, i=index: progress((i * per_file + done) / rate, total / rate))
-                               if progress else None)
-        if array.shape[0] > max_frames:
-            raise RavekitError(f"pattern {pattern!r} made {array.shape[0]} frames, more than --max_frames "
-                               f"{max_frames}; lower --num_latents or --num_loops")
-        path = names(k)[index]
-        meta = _sidecar(model, prior, temperature, prompt_record, pattern, options, iqr, smoothing, k, num_loops,
-                        index, seed, array.shape[0], per_base)
-        written = write_output(path, array, embeddings=embeddings, double=double and not embeddings, sr=sr,
-                               ratio=ratio, meta=meta, warn=warn)
-        paths.append(written)
-        on_output(written)
-        if plot:
-            from ravekit.generate.plots import plot_pattern
+    # A run that fails part-way (a bad prompt, the prior, a full disk, Ctrl-C) takes back what it wrote:
+    # left behind, it would only refuse the next run.
+    with Unpublished(planned):
+        prompt, prompt_record = read_prompt(files, model, prior, seed, warn)
+        if files:
+            info(f"prompt: {prompt_record['frames']} frames from {len(files)} file(s); the prior hears the last "
+                 f"{prompt_record['heard']}")
+        per_base = base_frames(module, k, num_loops, options)
+        per_file = per_base * module.NUM_BASES
+        total, rate = per_file * num_files, sr / ratio
+        codebook = prior.info.num_tokens if prior.info.discrete else None
+        paths = []
+        for index in range(num_files):
+            array = _one_file(module, pattern, prior, prompt, index, seed, temperature, per_base, k, num_loops,
+                              options, iqr, smoothing, codebook, warn,
+                              (lambda done, i=index: progress((i * per_file + done) / rate, total / rate))
+                              if progress else None)
+            if array.shape[0] > max_frames:
+                raise RavekitError(f"pattern {pattern!r} made {array.shape[0]} frames, more than --max_frames "
+                                   f"{max_frames}; lower --num_latents or --num_loops")
+            path = names(k)[index]
+            meta = _sidecar(model, prior, temperature, prompt_record, pattern, options, iqr, smoothing, k,
+                            num_loops, index, seed, array.shape[0], per_base)
+            written = write_output(path, array, embeddings=embeddings, double=double and not embeddings, sr=sr,
+                                   ratio=ratio, meta=meta, warn=warn)
+            paths.append(written)
+            on_output(written)
+            if plot:
+                from ravekit.generate.plots import plot_pattern
 
-            bounds_fn = getattr(module, "loop_boundaries", None)
-            bounds = bounds_fn(k, num_loops, **options) if bounds_fn else range(0, array.shape[0], k)
-            plot_pattern(array, list(bounds), written.with_suffix(".png"), written.stem, rate=sr / ratio)
-    if pd:
-        from ravekit.puredata.patch import write_run_patch
+                bounds_fn = getattr(module, "loop_boundaries", None)
+                bounds = bounds_fn(k, num_loops, **options) if bounds_fn else range(0, array.shape[0], k)
+                plot_pattern(array, list(bounds), written.with_suffix(".png"), written.stem, rate=sr / ratio)
+        if pd:
+            from ravekit.puredata.patch import write_run_patch
 
-        write_run_patch(output, paths, module=module, pattern=pattern, distribution=SOURCE, iqr=iqr, k=k,
-                        seed=seed, num_loops=num_loops, options=options, model_file=model_file, model=model.info,
-                        warn=warn, info=info)
-    return paths
+            write_run_patch(output, paths, module=module, pattern=pattern, distribution=SOURCE, iqr=iqr, k=k,
+                            seed=seed, num_loops=num_loops, options=options, model_file=model_file, model=model.info,
+                            warn=warn, info=info)
+        return paths
 
 
 def _one_file(module, pattern, prior, prompt, index, seed, temperature, per_base, k, num_loops, options, iqr,

@@ -18,6 +18,7 @@ from ravekit.errors import RavekitError
 from ravekit.generate.drawing import generate_files
 from ravekit.generate.plan import (
     STATS_NAME,
+    Unpublished,
     Warn,
     check_k_fits,
     check_kind,
@@ -98,73 +99,92 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     stats_path = output / STATS_NAME
     writes_stats = not (stats_file and Path(stats_file).resolve() == stats_path.resolve())
 
+    planned: list[Path] = []
+
     def check_plan(k: int) -> None:
         if dims is not None:
             check_k_fits(module, pattern, k, dims, num_loops, options, max_frames, sr, ratio, bpm)
         inputs_read = files or (stats.sources if stats else [])
-        check_outputs(planned_outputs(output, pattern=pattern, distribution=distribution, iqr=iqr, k=k, seed=seed,
-                                      num_files=num_files, embeddings=embeddings, plot=plot,
-                                      writes_stats=writes_stats, pd=pd), inputs_read, force)
+        planned[:] = planned_outputs(output, pattern=pattern, distribution=distribution, iqr=iqr, k=k, seed=seed,
+                                     num_files=num_files, embeddings=embeddings, plot=plot,
+                                     writes_stats=writes_stats, pd=pd)
+        check_outputs(planned, inputs_read, force)
         claim_output(output)  # last: a refused run leaves no empty output folder behind
 
     k = choose_k(num_latents, bpm, sr, ratio, warn, info, check=check_plan)
-    if stats is None:
-        stats = compute_stats(files, quartiles=quartiles and not discrete, warn=warn,
-                              codebook_size=minfo.codebook_size if minfo and minfo.discrete else None)
-        kind = f" (codes of a codebook of {stats.codebook_size})" if stats.discrete else ""
-        info(f"analysed {len(files)} file(s), {stats.frames} latent frames of {stats.latent_dims} dims{kind}")
-        check_kind(stats, minfo, model_file)
-        check_distribution(stats, distribution, iqr, smoothing)
-    stats.smoothing = smoothing
-    for d in stats.constant_dims:
-        if stats.discrete:
-            warn(f"latent dim {d + 1} is always code {stats.mean[d]:.0f} in all inputs; "
-                 + ("--smoothing also draws other codes there" if smoothing else "it is generated as that code"))
-        else:
-            warn(f"latent dim {d + 1} is constant ({stats.mean[d]:.6g}) in all inputs; "
-                 "it is generated as that constant")
-    if stats.sr is None:
-        stats.sr, stats.ratio = sr, ratio
-    if latent_size is not None and stats.latent_dims != latent_size:
-        warn(f"{model_file}: the model has {latent_size} latent dims but the latents have "
-             f"{stats.latent_dims}; decoding them needs a model of the same size")
-    check_k_fits(module, pattern, k, stats.latent_dims, num_loops, options, max_frames, sr, ratio, bpm)
-    if not embeddings and stats.latent_dims > 64:
-        warn(f"{stats.latent_dims} latent dims: Pure Data's soundfiler reads at most 64 channels of a WAV")
-    if double:
-        warn("--embeddings writes .npy: --double is ignored" if embeddings else
-             "--double: Pure Data 0.53 cannot read 64-bit float WAVs; leave it out for Pd")
-    if writes_stats:
-        save_stats(stats_path, stats)
-    info(f"statistics in {stats_path}")
-    if plot:
-        from ravekit.generate.plots import plot_correlation, plot_distributions
-
-        plot_distributions(stats, output / "stats_distributions.png")
-        plot_correlation(stats, output / "stats_correlation.png")
-
-    def on_file(path: Path, array) -> None:
-        on_output(path)
+    # What this run writes from here on is removed again if it fails part-way (a bad input, a pattern that
+    # raises, a full disk, Ctrl-C): left behind, it would only refuse the next run.
+    with Unpublished(planned):
+        if stats is None:
+            stats = compute_stats(files, quartiles=quartiles and not discrete, warn=warn,
+                                  codebook_size=minfo.codebook_size if minfo and minfo.discrete else None)
+            kind = f" (codes of a codebook of {stats.codebook_size})" if stats.discrete else ""
+            info(f"analysed {len(files)} file(s), {stats.frames} latent frames of {stats.latent_dims} dims{kind}")
+            check_kind(stats, minfo, model_file)
+            check_distribution(stats, distribution, iqr, smoothing)
+        stats.smoothing = smoothing
+        constant = constant_dims_warning(stats, smoothing)
+        if constant:  # one line for all of them: a corpus of silence can have every dim constant
+            warn(constant)
+        if stats.sr is None:
+            stats.sr, stats.ratio = sr, ratio
+        if latent_size is not None and stats.latent_dims != latent_size:
+            warn(f"{model_file}: the model has {latent_size} latent dims but the latents have "
+                 f"{stats.latent_dims}; decoding them needs a model of the same size")
+        check_k_fits(module, pattern, k, stats.latent_dims, num_loops, options, max_frames, sr, ratio, bpm)
+        if not embeddings and stats.latent_dims > 64:
+            warn(f"{stats.latent_dims} latent dims: Pure Data's soundfiler reads at most 64 channels of a WAV")
+        if double:
+            warn("--embeddings writes .npy: --double is ignored" if embeddings else
+                 "--double: Pure Data 0.53 cannot read 64-bit float WAVs; leave it out for Pd")
+        if writes_stats:
+            save_stats(stats_path, stats)
+        info(f"statistics in {stats_path}")
         if plot:
-            from ravekit.generate.plots import plot_pattern
+            from ravekit.generate.plots import plot_correlation, plot_distributions
 
-            bounds_fn = getattr(module, "loop_boundaries", None)
-            bounds = bounds_fn(k, num_loops, **options) if bounds_fn else range(0, array.shape[0], k)
-            plot_pattern(array, list(bounds), path.with_suffix(".png"), path.stem, rate=sr / ratio)
+            plot_distributions(stats, output / "stats_distributions.png")
+            plot_correlation(stats, output / "stats_correlation.png")
 
-    written = generate_files(module=module, pattern=pattern, stats=stats, distribution=distribution, iqr=iqr, k=k,
-                             num_loops=num_loops, num_files=num_files, seed=seed, sr=sr, ratio=ratio, output=output,
-                             embeddings=embeddings, double=double and not embeddings, options=options,
-                             max_frames=max_frames, model_file=model_file, stats_file=str(stats_file or stats_path),
-                             warn=warn, on_file=on_file)
-    if pd:
-        from ravekit.puredata.patch import write_run_patch
+        def on_file(path: Path, array) -> None:
+            on_output(path)
+            if plot:
+                from ravekit.generate.plots import plot_pattern
 
-        assert model_file is not None  # check_pd refused --pd without --model
-        write_run_patch(output, written, module=module, pattern=pattern, distribution=distribution, iqr=iqr, k=k,
-                        seed=seed, num_loops=num_loops, options=options, model_file=model_file, model=minfo,
-                        warn=warn, info=info)
-    return written
+                bounds_fn = getattr(module, "loop_boundaries", None)
+                bounds = bounds_fn(k, num_loops, **options) if bounds_fn else range(0, array.shape[0], k)
+                plot_pattern(array, list(bounds), path.with_suffix(".png"), path.stem, rate=sr / ratio)
+
+        written = generate_files(module=module, pattern=pattern, stats=stats, distribution=distribution, iqr=iqr,
+                                 k=k, num_loops=num_loops, num_files=num_files, seed=seed, sr=sr, ratio=ratio,
+                                 output=output, embeddings=embeddings, double=double and not embeddings,
+                                 options=options, max_frames=max_frames, model_file=model_file,
+                                 stats_file=str(stats_file or stats_path), warn=warn, on_file=on_file)
+        if pd:
+            from ravekit.puredata.patch import write_run_patch
+
+            assert model_file is not None  # check_pd refused --pd without --model
+            write_run_patch(output, written, module=module, pattern=pattern, distribution=distribution, iqr=iqr,
+                            k=k, seed=seed, num_loops=num_loops, options=options, model_file=model_file,
+                            model=minfo, warn=warn, info=info)
+        return written
+
+
+def constant_dims_warning(stats: Stats, smoothing: float) -> str | None:
+    """One warning naming every latent dim that is constant in all inputs (counted from 1), or None."""
+    dims = stats.constant_dims
+    if not dims:
+        return None
+    one = len(dims) == 1
+    head = f"latent dim{'' if one else 's'}"
+    if stats.discrete:
+        each = ", ".join(f"{d + 1} (code {stats.mean[d]:.0f})" for d in dims)
+        then = "--smoothing also draws other codes there" if smoothing else \
+            f"{'it is' if one else 'each is'} generated as that code"
+        return f"{head} {each} {'holds' if one else 'hold'} one code in all inputs; {then}"
+    each = ", ".join(f"{d + 1} ({stats.mean[d]:.6g})" for d in dims)
+    return (f"{head} {each} {'is' if one else 'are'} constant in all inputs; "
+            f"{'it is' if one else 'each is'} generated as that constant")
 
 
 def tempo_table_text(*, sample_rate: int | None, ratio: int | None, model_file: str | None,

@@ -9,6 +9,7 @@ validating every array so a damaged or foreign file is refused by name.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,25 +164,50 @@ def _vector(data: dict, key: str, shape: tuple, path) -> np.ndarray:
     return a
 
 
+def _whole(data: dict, key: str, path, least: int, optional: bool = False) -> int | None:
+    """``data[key]`` as a whole number of at least ``least`` (``None`` allowed when ``optional``)."""
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        shown = json.dumps(value)
+        raise RavekitError(f"{path}: {key!r} should be a whole number of at least {least}, not "
+                           f"{shown if len(shown) <= 40 else shown[:37] + '...'}; write it again with generator.py")
+    return value
+
+
 def load_stats(path: os.PathLike | str) -> Stats:
-    """Read statistics written by :func:`save_stats`, validating every array."""
+    """Read statistics written by :func:`save_stats`, validating every field, so that a damaged, hand-edited
+    or foreign file is refused by name, with the field that is wrong."""
     data = read_json(path)
     if data.get("format") != STATS_FORMAT:
-        raise RavekitError(f"{path}: not a ravekit statistics file (format {data.get('format')!r}); "
+        raise RavekitError(f"{path}: not a ravekit statistics file (format {str(data.get('format'))[:40]!r}); "
                            "pass the stats.json that generator.py writes beside its outputs")
-    if int(data.get("format_version", 1)) > STATS_VERSION:
+    if (_whole(data, "format_version", path, 1, optional=True) or 1) > STATS_VERSION:
         raise RavekitError(f"{path}: written by a newer ravekit; upgrade ravekit")
-    dims = data.get("latent_dims")
-    frames = data.get("frames")
-    if not isinstance(dims, int) or dims < 1 or not isinstance(frames, int) or frames < 2:
-        raise RavekitError(f"{path}: latent_dims/frames missing or invalid; write it again with generator.py")
+    dims = _whole(data, "latent_dims", path, 1)
+    frames = _whole(data, "frames", path, 2)
+    assert dims is not None and frames is not None  # not optional
+    sr, ratio = _whole(data, "sr", path, 1, optional=True), _whole(data, "ratio", path, 1, optional=True)
+    sources = data.get("sources") or []
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise RavekitError(f"{path}: 'sources' should be a list of file names; write it again with generator.py")
+    if not isinstance(data.get("discrete", False), bool):
+        raise RavekitError(f"{path}: 'discrete' should be true or false; write it again with generator.py")
     mean, std, lo, hi = (_vector(data, k, (dims,), path) for k in ("mean", "std", "min", "max"))
     cov, corr = (_vector(data, k, (dims, dims), path) for k in ("cov", "corr"))
+    # A spread below zero or a min above the max is no statistic of any latents: draws from it would be wrong.
+    for what, bad in (("'std' holds a negative value", (std < 0).any()),
+                      ("'min' is above 'max' in some dim", (lo > hi).any()),
+                      ("'cov' has a negative variance on its diagonal", (np.diag(cov) < 0).any())):
+        if bad:
+            raise RavekitError(f"{path}: {what}; write it again with generator.py")
     stats = Stats(latent_dims=dims, frames=frames, mean=mean, std=std, cov=cov, corr=corr, min=lo, max=hi,
-                  sr=data.get("sr"), ratio=data.get("ratio"), sources=list(data.get("sources") or []),
-                  source=str(path))
+                  sr=sr, ratio=ratio, sources=list(sources), source=str(path))
     if "median" in data:
         stats.median, stats.q1, stats.q3 = (_vector(data, k, (dims,), path) for k in ("median", "q1", "q3"))
+        if (stats.q1 > stats.q3).any():
+            raise RavekitError(f"{path}: 'q1' is above 'q3' in some dim; write it again with generator.py")
     if data.get("discrete"):
         stats.codebook_size, stats.histograms = _histograms(data, dims, frames, path)
     return stats

@@ -229,7 +229,10 @@ def summarize(ins: Inspected, rows: list[dict] | None = None) -> dict:
     summary = {"path": str(ins.path), "file": ins.path.name, "size_bytes": ins.path.stat().st_size,
                "sha256": sha256_of(ins.path), "format": ins.format}
     if ins.module is not None:
-        summary.update(_module_facts(ins))
+        facts = _module_facts(ins)
+        if "msprior" in facts:  # prior_facts leaves the checksum to its caller: the file's, read once above
+            facts["msprior"]["sha256"] = summary["sha256"]
+        summary.update(facts)
     else:
         facts = ckpt_mod.checkpoint_facts(ins.path, ins.checkpoint or {})
         summary.update(original_name=None, sr=facts["sr"], n_channels=None, target_channels=None,

@@ -191,6 +191,8 @@ def read_json(path: os.PathLike | str) -> dict:
         raise RavekitError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RavekitError(f"{path}: not a readable JSON file ({exc}); delete or regenerate it") from None
+    except RecursionError:  # json's C decoder gives up on deep nesting: no file of ours is nested so
+        raise RavekitError(f"{path}: nested too deeply to be a file of ravekit's; delete or regenerate it") from None
     if not isinstance(data, dict):
         raise RavekitError(f"{path}: expected a JSON object; delete or regenerate it")
     return data

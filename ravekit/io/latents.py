@@ -23,6 +23,7 @@ The containers themselves are in :mod:`ravekit.io.latent_arrays`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -93,6 +94,42 @@ def make_sidecar(*, sr: int, ratio: int, latent_dims: int, frames: int, n_channe
     return meta
 
 
+# What each field a reader uses must hold when present and not null: (test, what to say).
+def _positive(value: object) -> bool:
+    return _whole(value) is not None and value > 0  # type: ignore[operator]
+
+
+_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "format_version": (_positive, "a whole number from 1"),
+    "sr": (_positive, "a whole number of Hz above 0"),
+    "ratio": (_positive, "a whole number of samples per latent frame above 0"),
+    "latent_dims": (_positive, "a whole number of dims above 0"),
+    "frames": (lambda v: _whole(v) is not None and v >= 0, "a whole number of frames"),  # type: ignore[operator]
+    "n_channels": (_positive, "a whole number of audio channels above 0"),
+    "codebook_size": (_positive, "a whole number of codes above 0"),
+    "seed": (lambda v: _whole(v) is not None and v >= 0, "a whole number from 0"),  # type: ignore[operator]
+    "latent_rate": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+                    "a number of frames per second above 0"),
+    "discrete": (lambda v: isinstance(v, bool), "true or false"),
+    **{key: (lambda v: isinstance(v, dict), "an object ({...})")
+       for key in ("model", "source", "processing", "generator", "prior")},
+}
+
+
+def check_sidecar(meta: dict, side: os.PathLike | str) -> None:
+    """Refuse a sidecar whose fields hold the wrong type (hand-edited, or another tool's), naming the field.
+
+    ``null`` or a missing field is "not known"; ``meta`` is the parsed JSON object of ``side``.
+    """
+    for key, (ok, what) in _FIELDS.items():
+        value = meta.get(key)
+        if value is not None and not ok(value):
+            text = json.dumps(value)
+            shown_value = text if len(text) <= 40 else text[:37] + "..."
+            raise RavekitError(f"{side}: {key!r} should be {what}, not {shown_value}; correct it, or delete the "
+                               "sidecar to read the latents without it")
+
+
 def _whole(value: object) -> int | None:
     """``value`` when it is a whole number (not a bool), else None: what a hand-edited sidecar may hold."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -105,7 +142,8 @@ class Sidecar:
     ``raw`` is the JSON as read or made (:func:`make_sidecar`), every key
     kept, so that a sidecar read and written again is the same.  An empty
     ``raw`` is no sidecar (files from other tools): none is written for it.
-    A field of the wrong type reads as absent.
+    :meth:`read` refuses a field of the wrong type (:func:`check_sidecar`);
+    one made in memory with a wrong type reads as absent.
     """
 
     raw: dict = field(default_factory=dict)
@@ -117,6 +155,7 @@ class Sidecar:
         if not side.exists():
             return cls()
         meta = read_json(side)
+        check_sidecar(meta, side)
         version = meta.get("format_version", 1)
         if meta.get("format") == FORMAT and isinstance(version, int) and version > FORMAT_VERSION:
             raise RavekitError(f"{side}: written by a newer ravekit (format {version}); upgrade ravekit")

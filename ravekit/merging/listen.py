@@ -89,35 +89,47 @@ def spectrogram_png(wav: Path, width_px: int = 520, height_px: int = 220) -> str
 
 
 def rel_dist_svg(plans: Sequence[EntryPlan], width: int = 1000, height: int = 240) -> str:
-    """Inline SVG: one bar per entry (state_dict order) whose ``rel_dist`` is known, merged ones green.
+    """Inline SVG: one slot per entry, in state_dict order, as many as the report has rows.
 
-    Each bar's tooltip names the entry, its rel_dist and why it was or was
-    not merged; the y axis runs from 0 to the largest rel_dist.
+    An entry whose ``rel_dist`` is known is a bar (green: merged, grey: kept
+    from A); one without (zero elements, shapes differ, missing from a model)
+    is a small hollow mark on the axis, so the chart counts what the report
+    counts.  Each slot's tooltip names the entry, its rel_dist and why it was
+    or was not merged; the y axis runs from 0 to the largest rel_dist.
     """
-    rows = []
+    rows: list[tuple[EntryPlan, float | None]] = []
     for p in plans:
         dists = [d for d in p.rel_dist[1:] if d is not None]
-        if dists:
-            rows.append((p, max(dists)))
+        rows.append((p, max(dists) if dists else None))
     left, bottom, top = 50, 20, 10
-    if not rows:
+    known = [d for _, d in rows if d is not None]
+    if not known:
         return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 40">'
-                '<text x="10" y="25">no entry has a rel_dist (shapes differ or entries are missing)</text></svg>')
-    peak = max(d for _, d in rows) or 1.0
+                f'<text x="10" y="25">none of the {len(rows)} entries has a rel_dist (shapes differ or entries '
+                'are missing)</text></svg>')
+    peak = max(known) or 1.0
     plot_w, plot_h = width - left - 10, height - top - bottom
     step = plot_w / len(rows)
+    without = len(rows) - len(known)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-             'aria-label="rel_dist per entry">',
+             f'aria-label="rel_dist of each of the {len(rows)} entries">',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#999"/>',
              f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end">{peak:.3g}</text>',
              f'<text x="{left - 4}" y="{top + plot_h}" font-size="10" text-anchor="end">0</text>',
-             f'<text x="{left}" y="{height - 4}" font-size="10">entries in state_dict order '
-             f'({len(rows)}; green: merged, grey: kept from A)</text>']
+             f'<text x="{left}" y="{height - 4}" font-size="10">all {len(rows)} entries in state_dict order, as in '
+             'the report (green: merged, grey: kept from A'
+             + (f'; {without} hollow: no rel_dist' if without else '') + ')</text>']
     for i, (p, d) in enumerate(rows):
+        x, w = left + i * step, max(step * 0.85, 0.5)
+        if d is None:
+            tip = html.escape(f"{p.name}: no rel_dist, {p.reason}")
+            parts.append(f'<rect x="{x:.2f}" y="{top + plot_h - 3:.2f}" width="{w:.2f}" height="3" fill="none" '
+                         f'stroke="#aaa" stroke-width="0.5" data-rel-dist="none"><title>{tip}</title></rect>')
+            continue
         h = plot_h * d / peak
         colour = "#2a7" if p.merged else "#aaa"
         tip = html.escape(f"{p.name}: rel_dist {d:.4g}, {p.reason}")
-        parts.append(f'<rect x="{left + i * step:.2f}" y="{top + plot_h - h:.2f}" width="{max(step * 0.85, 0.5):.2f}" '
+        parts.append(f'<rect x="{x:.2f}" y="{top + plot_h - h:.2f}" width="{w:.2f}" '
                      f'height="{h:.2f}" fill="{colour}"><title>{tip}</title></rect>')
     parts.append("</svg>")
     return "\n".join(parts)

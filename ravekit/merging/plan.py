@@ -23,7 +23,7 @@ from ravekit.choices import MERGE_METHODS
 from ravekit.engine.model import ModelInfo, load_module, quiet_jit, read_info
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_write
-from ravekit.merging.entries import EntryPlan, model_labels, plan_merge
+from ravekit.merging.entries import EntryPlan, model_labels, plan_merge, relative_distance
 from ravekit.merging.math import linear_merge, slerp_merge
 
 METHODS = MERGE_METHODS
@@ -71,6 +71,51 @@ def check_compatible(infos: Sequence[ModelInfo], force: bool = False) -> list[st
         raise RavekitError(f"{infos[0].path}: models are not compatible ({what}); merge models of one "
                            "architecture, or pass --force to merge what matches anyway")
     return [f"{p}: {c}" for p, c in problems] + notes
+
+
+# Entries of a discrete model's quantiser: RAVE's ``encoder.rvq.layers.N._codebook.*`` (embed, embed_avg,
+# cluster_size, inited), and any ``quantizer``/``codebook`` entry of other exports.
+_QUANTISER = ("_codebook.", "codebook", "quantizer", "quantiser", ".rvq.")
+
+
+def quantiser_entries(state_dict: dict) -> list[str]:
+    """The names of ``state_dict``'s codebook and quantiser entries, in its order."""
+    return [k for k in state_dict if any(m in k for m in _QUANTISER)]
+
+
+def check_codebooks(paths: Sequence[Path], infos: Sequence[ModelInfo], state_dicts: Sequence[dict]) -> None:
+    """Refuse to merge discrete models whose codebooks (or quantisers) are not the very same tensors.
+
+    A discrete model's codes are indices into its own codebook: an averaged
+    codebook is no one's, so every code the merged model makes or decodes
+    would mean something else.  Refused whatever ``--force`` or ``--scope``
+    say (a decoder trained on B's codebook does not decode A's either).
+    """
+    a = state_dicts[0]
+    names = list(dict.fromkeys(n for sd in state_dicts for n in quantiser_entries(sd)))
+    if not names and not any(i.discrete for i in infos):
+        return
+    for path, info, sd in zip(paths[1:], infos[1:], state_dicts[1:]):
+        problem = None
+        if info.discrete != infos[0].discrete:
+            problem = (f"{'only ' + str(paths[0]) if infos[0].discrete else 'only ' + str(path)} is a discrete "
+                       "model (codes of a codebook)")
+        elif infos[0].codebook_size != info.codebook_size:
+            problem = f"codebooks of {infos[0].codebook_size} and {info.codebook_size} codes"
+        for name in names:
+            if problem:
+                break
+            if name not in a or name not in sd:
+                problem = f"{name} is in only one of them"
+            elif tuple(a[name].shape) != tuple(sd[name].shape):
+                problem = f"{name} has shape {tuple(a[name].shape)} and {tuple(sd[name].shape)}"
+            elif not torch.equal(a[name], sd[name]):
+                problem = f"{name} differs ({relative_distance(a[name], sd[name]):.3g} relative)"
+        if problem:
+            raise RavekitError(
+                f"{paths[0]} and {path}: their codebooks differ ({problem}); a discrete model's codes index its "
+                "own codebook, so a merge of the two would make and decode codes that mean nothing: merge only "
+                "discrete models that share one codebook")
 
 
 def apply_merge(module: torch.jit.ScriptModule, state_dicts: Sequence[dict], plans: list[EntryPlan],
@@ -182,6 +227,7 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     infos = [read_info(m, str(p)) for m, p in zip(modules, paths)]
     notes = check_compatible(infos, force)
     state_dicts = [m.state_dict() for m in modules]
+    check_codebooks(list(paths), infos, state_dicts)
     alignment = None
     if align:
         from ravekit.merging.align import align_models

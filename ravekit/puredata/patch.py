@@ -120,10 +120,12 @@ def build_patch(wavs: Sequence[Path], metas: Sequence[dict], model_file: str | o
     for d in range(OUTLETS):
         c.connect(players[0], d, xf, d)
         c.connect(players[1], d, xf, OUTLETS + d)
-    c.text(660, 290, "mix a / b (changes land on frame boundaries); [1 4000( fades to b in 4 s")
     discrete = bool(meta.get("discrete"))
-    if discrete:
-        c.text(660, 310, "discrete codes: switch with a or b only - a mix of two codes is no code")
+    if discrete:  # a mix of two codes is no code: no fade is offered, and the text promises none
+        c.text(660, 290, "switch a / b (on a frame boundary)")
+        c.text(660, 310, "discrete codes: a or b only - they cannot fade, a mix of two codes is no code")
+    else:
+        c.text(660, 290, "mix a / b (changes land on frame boundaries); [1 4000( fades to b in 4 s")
     for j, text in enumerate(("a", "b") if discrete else ("a", "b", "0.5", "1 4000", "0 4000")):
         c.connect(c.msg(660 + 60 * j, 335, text), 0, xf, XFADE_CONTROL)
     inlets = min(dims, int(model.latent_size))
