@@ -20,7 +20,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -141,18 +141,23 @@ class ChunkPool:
         def result(entry: Future | np.ndarray) -> np.ndarray:
             return entry.result() if isinstance(entry, Future) else entry
 
-        for call in _chain(first, second, it):
-            busy = [f for f in busy if not f.done()]
-            if len(busy) < self.helpers:
-                future = executor.submit(_helper_call, path, sha, method, *call)
-                busy.append(future)
-                pending.append(future)
-            else:
-                pending.append(call_model(model, method, *call))
-            while pending and (done(pending[0]) or len(pending) >= limit):
+        try:
+            for call in _chain(first, second, it):
+                busy = [f for f in busy if not f.done()]
+                if len(busy) < self.helpers:
+                    future = executor.submit(_helper_call, path, sha, method, *call)
+                    busy.append(future)
+                    pending.append(future)
+                else:
+                    pending.append(call_model(model, method, *call))
+                while pending and (done(pending[0]) or len(pending) >= limit):
+                    yield result(pending.popleft())
+            while pending:
                 yield result(pending.popleft())
-        while pending:
-            yield result(pending.popleft())
+        except BrokenExecutor:
+            # A helper died (killed, out of memory): this file fails, the next one starts new helpers.
+            self.close()
+            raise
 
 
 def _chain(first: Call, second: Call, rest: Iterator[Call]) -> Iterator[Call]:

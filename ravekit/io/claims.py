@@ -96,6 +96,17 @@ def _unlock(key: str, shared: bool) -> None:
     os.close(held[0])
 
 
+def _remove_if_failed(made: list[Path], failure: type[BaseException] | None) -> None:
+    """Remove the folders ``made`` (deepest first) while they are empty, when the run failed."""
+    if failure is None:
+        return
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or gone): leave it, and every folder above it
+
+
 def remove_stale_parts(folder: Path, recursive: bool = False) -> list[Path]:
     """Remove the temporary files in ``folder`` (and below with ``recursive``) of writers that were killed."""
     removed = []
@@ -124,8 +135,15 @@ def claim_output(folder: Path, *, lock: str | None = LOCK, shared: bool = False,
     recursive : also clear the folders below (a batch mirrors its inputs' folders).
 
     Raises ``RavekitError`` (exit 1) when the folder cannot be written or another run holds the lock.
+    A folder made here is removed again, while still empty, when the run fails
+    (a merge refused after the claim leaves no empty folder behind).
     """
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     check_writable(folder)
+    stack = _SCOPE.get()
+    if made and stack is not None:
+        # Pushed before the lock, so it runs after the lock file is gone (an ExitStack unwinds backwards).
+        stack.push(lambda kind, exc, tb: _remove_if_failed(made, kind))
     if lock is not None:
         where = f"{subject}: another ravekit run{{pid}} is writing it" if subject else \
             f"{folder}: another ravekit run{{pid}} is writing there"
