@@ -121,7 +121,7 @@ def test_an_array_without_its_sidecar_is_never_taken_as_done(tmp_path, capsys, d
     code, stdout, err = run_cli(capsys, encoder, "-m", demo_model, "-i", src, "-o", out)
     assert code == 1 and not stdout.strip()
     lines = error_lines(err)
-    assert len(lines) == 1 and "a.npy: no sidecar (a.json)" in lines[0] and "--force" in lines[0], err
+    assert len(lines) == 1 and "a.npy: its sidecar a.json is missing" in lines[0] and "--force" in lines[0], err
 
 
 def test_a_short_write_is_named_a_full_disk(tmp_path, capsys, monkeypatch, demo_model):

@@ -120,13 +120,10 @@ class Encoder:
         if not all(p.exists() for p in planned):
             return []
         for path in planned:
-            if not sidecar_path(path).exists():
-                # The sidecar is renamed into place last (Latents.save): without it the array is unfinished.
-                raise RavekitError(f"{shown(source)}: {shown(path)}: no sidecar ({sidecar_path(path).name}) says how "
-                                   "it was made (an interrupted run, or another tool); use --force to redo it, or "
-                                   "another --output")
             sidecar = Sidecar.read(path)
-            if not sidecar.raw:  # compared, its absent fields would read as "seed None"
+            # The sidecar is renamed into place last (Latents.save): without it the array is unfinished,
+            # and compared, its absent fields would read as "seed None".
+            if not sidecar.raw:
                 raise RavekitError(f"{shown(source)}: {shown(path)}: its sidecar {sidecar_path(path).name} is missing, "
                                    "so nothing says how it was made (removed, or its run was interrupted); use --force "
                                    "to redo it, or another --output")
