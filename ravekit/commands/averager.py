@@ -73,7 +73,8 @@ def get_parser():
                         help="CSV report, one row per entry; none given: the output with .csv")
     parser.add_argument("--align", action="store_true",
                         help="before merging, permute every model after A into A's channel order (weight "
-                        "matching over permutation groups derived from the architecture; RAVE v2 family only); "
+                        "matching over permutation groups derived from the architecture; v2, v2_small, discrete and "
+                        "spherical exports; v1 and v3 are refused); "
                         "writes <report>.align.csv with the similarity per group before and after")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
@@ -94,6 +95,10 @@ def get_parser():
                            "--align's order of visiting the permutation groups")
         elif action.dest == "device":
             action.help = "where the --audio renders run (merging always runs on the CPU)"
+        elif action.dest == "threads":
+            action.help = ("torch threads inside each model call of the --audio renders; 1 gives the same bytes on "
+                           "every machine load, more change them in their last bits; $RAVEKIT_THREADS sets the "
+                           "default")
         elif action.dest == "null":
             action.help = "print the paths written on stdout NUL-terminated instead of one per line (xargs -0)"
     return parser

@@ -50,7 +50,8 @@ def add_transfer_args(parser) -> None:
     parser.add_argument("--dims", type=dim_list, default=None, metavar="LIST",
                         help="latent dims the decoder gets, counted from 1, in this order (2,1,3 swaps the first "
                         "two; the decoder's dims beyond the list are filled with noise from --seed, as for "
-                        "latents with fewer dims); needed between models of different latent size or ratio")
+                        "latents with fewer dims); each a whole number from 1, repeats allowed, at most as many as "
+                        "the model decodes; needed between models of different latent size or ratio")
     parser.add_argument("--scale", type=value_list, default=None, metavar="VALUES",
                         help="multiply the decoded dims (after --dims) by one value, or one per dim (1,1,0.5)")
     parser.add_argument("--bias", type=value_list, default=None, metavar="VALUES",
