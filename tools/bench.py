@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from tools.bench_inputs import build_audio, build_long
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "_bench"
 PY = sys.executable
@@ -70,39 +72,6 @@ def wall(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
 def peak_mb(cmd: list[str]) -> float:
     res = subprocess.run([PY, "-c", PEAK, *cmd], check=True, capture_output=True, text=True, cwd=ROOT)
     return int(res.stdout.split()[-1]) / 1024
-
-
-def build_audio(folder: Path) -> None:
-    """12 one-minute files: WAV 44.1 kHz, FLAC 48 kHz, MP3; mono and stereo."""
-    import numpy as np
-    import soundfile as sf
-
-    from ravekit.demo.model import demo_signal
-
-    folder.mkdir(parents=True, exist_ok=True)
-    kinds = [("wav", 44100, "FLOAT"), ("flac", 48000, "PCM_24"), ("mp3", 44100, "MPEG_LAYER_III")]
-    for i in range(12):
-        ext, sr, subtype = kinds[i % 3]
-        channels = 1 + (i // 3) % 2
-        path = folder / f"take{i:02d}.{ext}"
-        if path.exists():
-            continue
-        y = np.stack([demo_signal(sr, 60.0, seed=i + c) for c in range(channels)], 1)
-        sf.write(str(path), y, sr, subtype=subtype)
-
-
-def build_long(folder: Path, minutes: int, sr: int) -> Path:
-    import numpy as np
-    import soundfile as sf
-
-    path = folder / f"long{minutes}min_{sr}.wav"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(0)
-        with sf.SoundFile(str(path), "w", samplerate=sr, channels=1, subtype="FLOAT") as f:
-            for _ in range(minutes):
-                f.write((0.1 * rng.standard_normal(60 * sr)).astype(np.float32))
-    return path
 
 
 def in_memory(info, audio: Path, cache: Path) -> Path:
