@@ -71,17 +71,17 @@ def make_fullsize(source: Path, dest: Path, factor: int = 4, seed: int = 0) -> P
 
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        model = torch.jit.load(str(source), map_location="cpu").eval()
-    widen(model, factor, seed)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        torch.jit.save(model, str(tmp))
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with warnings.catch_warnings():  # torch.jit's load and save are deprecated, and still what nn~ reads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = torch.jit.load(str(source), map_location="cpu").eval()
+        widen(model, factor, seed)
+        try:
+            torch.jit.save(model, str(tmp))
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
     return dest
 
 
