@@ -430,6 +430,6 @@ def test_ctrl_c_says_what_is_left_and_leaves_nothing(latents, tmp_path, capsys, 
 
     monkeypatch.setattr(drawing, "write_output", interrupt)
     code, _, err = run_cli(capsys, generator, "--input", latents[0], "--output", tmp_path / "o")
-    assert code == 130 and list((tmp_path / "o").iterdir()) == []
+    assert code == 130 and not (tmp_path / "o").exists()  # its folder, made by this run, goes too
     assert err.strip().splitlines()[-1] == ("generator.py: error: interrupted; the files this run had written were "
                                             "removed, so running it again starts afresh")

@@ -188,9 +188,11 @@ def claim_batch_output(output_dir: Path, shard: str | None) -> None:
     """
     from ravekit.commands.progress import is_worker
     from ravekit.io.claims import claim_output
+    from ravekit.io.files import check_writable
 
     if is_worker():
-        claim_output(output_dir, lock=None, recursive=True)
+        # The parent holds the folder and has cleared it of stale temporaries: only check it can be written.
+        check_writable(output_dir)
         return
     k_n = parse_shard(shard)
     claim_output(output_dir, shared=k_n is not None, recursive=True)

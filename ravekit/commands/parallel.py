@@ -137,14 +137,15 @@ def run_parallel(prog: str, module: str, argv: list[str], args: argparse.Namespa
     if args.jobs == "auto":
         # A one-step decoder holds its --encoder model too.
         model_bytes = sum(_size(m) for m in {args.model, getattr(args, "encoder", None)} if m)
-        workers = auto_workers(usable_cores(), args.device, model_bytes, available_memory())
+        workers = auto_workers(usable_cores() // args.threads, args.device, model_bytes, available_memory())
     else:
-        workers, note = plan_workers(args.jobs, usable_cores())
+        workers, note = plan_workers(args.jobs, usable_cores() // args.threads)
         if note:
             info(prog, note)
     parts = max(1, min(workers, files))
     if parts > 1:
-        return run_in_parts(prog, module, argv, parts, stdin_bytes, args.quiet, args.null, workers // parts)
+        return run_in_parts(prog, module, argv, parts, stdin_bytes, args.quiet, args.null, workers // parts,
+                            args.threads)
     if stdin_bytes is not None:
         sys.stdin = _text_stream(stdin_bytes)  # read once already: hand the paths on
     return run_here(workers)
@@ -244,7 +245,8 @@ def _gather(stream, workers: _Workers) -> None:
 
 
 def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
-                 stdin_bytes: bytes | None = None, quiet: bool = False, null: bool = False, each: int = 1) -> int:
+                 stdin_bytes: bytes | None = None, quiet: bool = False, null: bool = False, each: int = 1,
+                 threads: int = 1) -> int:
     """Run ``python -m module argv --part k/parts`` for k = 1..parts at once; return the worst exit code.
 
     Each worker shares its files' chunks among ``each`` processes (``--jobs each``).
@@ -260,8 +262,7 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     from ravekit.commands.batch import summary_line
     from ravekit.commands.progress import WORKER_ENV, Progress
 
-    threads = os.environ.get("RAVEKIT_THREADS", "1")
-    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, **{WORKER_ENV: "1"})
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **{WORKER_ENV: "1"})
     # The workers import this very ravekit, installed or run from a checkout in any folder.
     here = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])

@@ -28,6 +28,7 @@ import torch
 
 from ravekit.engine.layout import use_threads
 from ravekit.engine.memory import release_freed_memory
+from ravekit.errors import RavekitError
 
 if TYPE_CHECKING:
     from ravekit.engine.model import RaveModel
@@ -62,10 +63,9 @@ def _start_helper(threads: int) -> None:
     use_threads(threads)
 
 
-def _helper_call(path: str, sha256: str, method: str, x: np.ndarray, seed: int | None,
-                 keep: tuple[int, int]) -> np.ndarray:
+def _helper_load(path: str, sha256: str) -> Any:
+    """The model at ``path`` in this helper, loaded once (and checked to be the parent's by its sha256)."""
     from ravekit.engine.model import load_model
-    from ravekit.errors import RavekitError
 
     key = (path, sha256)
     if key not in _LOADED:
@@ -73,7 +73,13 @@ def _helper_call(path: str, sha256: str, method: str, x: np.ndarray, seed: int |
         if sha256 and model.info.sha256 != sha256:
             raise RavekitError(f"{path}: the model file changed while the run was using it; run again")
         _LOADED[key] = model
-    return call_model(_LOADED[key], method, x, seed, keep)
+    return None
+
+
+def _helper_call(path: str, sha256: str, method: str, x: np.ndarray, seed: int | None,
+                 keep: tuple[int, int]) -> np.ndarray:
+    _helper_load(path, sha256)
+    return call_model(_LOADED[(path, sha256)], method, x, seed, keep)
 
 
 class ChunkPool:
@@ -92,6 +98,7 @@ class ChunkPool:
         self.helpers = max(0, workers - 1)
         self.threads = threads
         self._executor: ProcessPoolExecutor | None = None
+        self._warm: dict[tuple[str, str], list[Future]] = {}
 
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -108,12 +115,25 @@ class ChunkPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+            self._warm.clear()
 
     def __enter__(self) -> ChunkPool:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _warming(self, executor: ProcessPoolExecutor, path: str, sha: str) -> list[Future]:
+        """One model load per helper, started once per model: until they are done, the helpers count as busy.
+
+        A helper starts Python, torch and the model in a second or more; a call
+        queued behind that would hold up a short file, which this process
+        computes meanwhile instead.
+        """
+        key = (path, sha)
+        if key not in self._warm:
+            self._warm[key] = [executor.submit(_helper_load, path, sha) for _ in range(self.helpers)]
+        return self._warm[key]
 
     def run(self, model: RaveModel, method: str, calls: Iterable[Call]) -> Iterator[np.ndarray]:
         """The results of ``calls`` in order, computed here and by idle helpers."""
@@ -122,48 +142,58 @@ class ChunkPool:
         if first is None:
             return
         second = next(it, None)
+        chained = _chain(first, second, it)
         if second is None or not self.helpers or model.info.streaming or model.device.type != "cpu" \
                 or not model.info.path or not os.path.exists(model.info.path):
-            yield call_model(model, method, *first)
-            if second is not None:
-                yield call_model(model, method, *second)
-            yield from (call_model(model, method, *c) for c in it)
+            yield from (call_model(model, method, *c) for c in chained if c is not None)
             return
-        executor = self._started()
+        path, sha = str(model.info.path), model.info.sha256
         pending: deque[Future | np.ndarray] = deque()
         busy: list[Future] = []
         limit = 2 * (self.helpers + 1)  # calls in flight: enough to keep every process busy, no more
-        path, sha = str(model.info.path), model.info.sha256
-
-        def done(entry: Future | np.ndarray) -> bool:
-            return not isinstance(entry, Future) or entry.done()
-
-        def result(entry: Future | np.ndarray) -> np.ndarray:
-            return entry.result() if isinstance(entry, Future) else entry
-
         try:
-            for call in _chain(first, second, it):
+            executor = self._started()
+            warm = self._warming(executor, path, sha)
+            for call in chained:
                 busy = [f for f in busy if not f.done()]
-                if len(busy) < self.helpers:
+                ready = sum(f.done() for f in warm)
+                for f in warm:
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()  # type: ignore[misc]  # the model does not load in a helper
+                if len(busy) < ready:
                     future = executor.submit(_helper_call, path, sha, method, *call)
                     busy.append(future)
                     pending.append(future)
                 else:
                     pending.append(call_model(model, method, *call))
-                while pending and (done(pending[0]) or len(pending) >= limit):
-                    yield result(pending.popleft())
+                while pending and (_done(pending[0]) or len(pending) >= limit):
+                    yield _result(pending.popleft())
             while pending:
-                yield result(pending.popleft())
+                yield _result(pending.popleft())
         except BrokenExecutor:
-            # A helper died (killed, out of memory): this file fails, the next one starts new helpers.
             self.close()
-            raise
+            raise RavekitError(f"{path}: a helper process running the model died (out of memory, or killed); run "
+                               "again, with fewer --jobs or a smaller --chunk if memory is short") from None
+        finally:
+            # A file given up part-way (an error, a closed output) leaves no calls behind to hold up the next.
+            for entry in pending:
+                if isinstance(entry, Future):
+                    entry.cancel()
 
 
-def _chain(first: Call, second: Call, rest: Iterator[Call]) -> Iterator[Call]:
+def _done(entry: Future | np.ndarray) -> bool:
+    return not isinstance(entry, Future) or entry.done()
+
+
+def _result(entry: Future | np.ndarray) -> np.ndarray:
+    return entry.result() if isinstance(entry, Future) else entry
+
+
+def _chain(first: Call, second: Call | None, rest: Iterator[Call]) -> Iterator[Call]:
     yield first
-    yield second
-    yield from rest
+    if second is not None:
+        yield second
+        yield from rest
 
 
 def run_calls(model: RaveModel, method: str, calls: Iterable[Call]) -> Iterator[np.ndarray]:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ravekit.engine.layout import use_threads
 from ravekit.errors import RavekitError, first_line
 
 # Buffers holding a prior's running state (RAVE-INTERFACE.md): zeroed by reset().
@@ -180,12 +181,8 @@ class Prior:
         """
         # One frame at a time is a chain of tiny matrix products: threads only add overhead
         # (measured 2.5 ms per frame on one thread, 8 ms on two, same results bit for bit).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            out = self._generate(frames, seed, prompt, temperature, progress)
-        finally:
-            torch.set_num_threads(threads)
+        use_threads(1)
+        out = self._generate(frames, seed, prompt, temperature, progress)
         if not np.isfinite(out).all():
             raise RavekitError(f"{self.info.path}: the prior produced NaN or infinite latents; "
                                "try a lower --temperature, or check the prior")

@@ -183,6 +183,7 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
     / latent rate) of the whole run after every call of the prior; ``on_output(path)`` after each file is written.
     With ``pd`` a Pure Data patch that plays the WAVs is written beside them, as for the other sources.
     """
+    from ravekit.engine.layout import use_threads
     from ravekit.engine.model import load_model
     from ravekit.generate.prior import check_fit, load_prior
     from ravekit.io.claims import claim_output
@@ -212,6 +213,8 @@ def run(*, module, pattern: str, options: dict, prior_file: str, temperature: fl
 
         check_pd(model_file=model_file, embeddings=embeddings, double=double)
     prior = load_prior(prior_file)
+    # The prompt's encoding is a model call like any other: one thread, the reproducible layout.
+    use_threads(1)
     model = load_model(model_file, device="cpu")
     check_fit(prior.info, model.info, model_file)
     sr, ratio, dims = model.info.sr, model.info.ratio, prior.info.latent_size

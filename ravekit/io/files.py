@@ -249,9 +249,11 @@ class OutputSet:
     def commit(self) -> None:
         """Rename the files into place, the marker (the last path) last."""
         *rest, marker = self.paths
-        # An older set's marker would vouch for a set that is only half replaced.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(marker)
+        # An older set's marker would vouch for a set that is only half replaced; a set of one file
+        # is replaced in one rename, and removing it first would only lose it to a kill in between.
+        if rest:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
         for dest in [*rest, marker]:
             tmp = self._tmp[dest]
             try:
