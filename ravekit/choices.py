@@ -37,5 +37,5 @@ def extensions_text(extensions: tuple[str, ...]) -> str:
 # Seconds of audio per model call (--chunk). The fastest call length, or within noise of it, for
 # encoding and decoding every shipped export in make bench's search (tools/bench_floor.py), and the
 # fastest for a full-size v2 export in the performance issue's measurements. The demo model decodes
-# fastest with 5 s calls (the README's Performance).
+# fastest with 5 s calls (docs/performance.md).
 DEFAULT_CHUNK_SECONDS = 15.0

@@ -68,7 +68,7 @@ def real_model_paths() -> list[Path]:
     return sorted(Path(folder).rglob("*.ts")) + (sorted(more.rglob("*.ts")) if more else [])
 
 
-# RAVE-INTERFACE.md's table: what each shared real export is documented to be.
+# docs/rave-exports.md's table: what each shared real export is documented to be.
 # Tests check the toolkit against these and against the model's own buffers;
 # exports not named here (a user's own) are checked against their buffers only.
 _V2 = {"ratio": 2048, "latent_size": 8, "full_latent_size": 128, "decode_dims": 128, "n_channels": 1,

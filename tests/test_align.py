@@ -40,7 +40,7 @@ def jit_save(m, path: Path) -> Path:
 
 
 def reset_state(m) -> None:
-    """Zero streaming caches (equals reloading the model; RAVE-INTERFACE.md)."""
+    """Zero streaming caches (equals reloading the model; docs/rave-exports.md)."""
     with torch.no_grad():
         for name, t in m.state_dict().items():
             if name.endswith((".pad", ".cache")):

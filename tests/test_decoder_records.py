@@ -50,15 +50,15 @@ def test_a_record_written_under_the_earlier_format_id_still_counts(tmp_path, cap
     assert (tmp_path / "o" / "a.wav").read_bytes() == before
 
 
-def test_the_readme_names_the_format_ids_the_code_writes():
-    """One name per file kind: the README once said "ravekit.audio" where records said "ravekit.io.audio"."""
+def test_the_manual_names_the_format_ids_the_code_writes():
+    """One name per file kind: the manual once said "ravekit.audio" where records said "ravekit.io.audio"."""
     import re
     from pathlib import Path
 
     from ravekit.io import formats
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    named = set(re.findall(r'"format": "([^"]+)"', readme))
+    manual = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    named = set(re.findall(r'"format": "([^"]+)"', manual))
     assert named and named <= {formats.LATENTS, formats.AUDIO_RECORD, formats.STATS}, named
 
 

@@ -19,7 +19,7 @@ def test_attributes_offered_to_nn_tilde_all_have_setters(fixture_models):
 
 
 def test_real_exports_list_only_attributes_with_setters(fixture_models):
-    """The rule the demo follows is the one real exports follow (RAVE-INTERFACE.md)."""
+    """The rule the demo follows is the one real exports follow (docs/rave-exports.md)."""
     import os
     from pathlib import Path
 

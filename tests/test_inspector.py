@@ -226,7 +226,7 @@ def test_align_state_dicts_sorts_every_key_once():
 
 
 def seeds_of_one_architecture() -> list[Path]:
-    """Real exports named alike but for their ``_seedN`` ending (RAVE-INTERFACE.md: one architecture)."""
+    """Real exports named alike but for their ``_seedN`` ending (docs/rave-exports.md: one architecture)."""
     groups: dict[str, list[Path]] = {}
     for path in REAL_MODELS:
         base, _, seed = path.stem.rpartition("_seed")

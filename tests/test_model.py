@@ -24,7 +24,7 @@ def test_facts_come_from_the_model(fixture_models, name):
 
 @real_models
 def test_real_export_facts(real_model):
-    """Every kind: the facts the toolkit reads are the model's own, and what RAVE-INTERFACE.md documents."""
+    """Every kind: the facts the toolkit reads are the model's own, and what docs/rave-exports.md documents."""
     m = load_model(real_model, "cpu")
     own = export_facts(real_model)
     for key in ("sr", "ratio", "latent_size", "n_channels", "target_channels", "full_latent_size", "decode_dims",

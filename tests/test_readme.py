@@ -1,9 +1,10 @@
-"""The README's commands against the scripts: a new user runs them as written.
+"""The README's and the manual's commands against the scripts: a new user runs them as written.
 
-The worked example is read as a shell script (variables, pipes, line continuations) and
-every ``python SCRIPT.py ...`` in it must parse with that script's own parser, read only
+The README's worked example is read as a shell script (variables, pipes, line continuations)
+and every ``python SCRIPT.py ...`` in it must parse with that script's own parser, read only
 what ``make demo`` or an earlier step made, and write outside the checkout's own
-folders. Every other ``python SCRIPT.py`` line of the README's shell blocks must parse.
+folders. Every other ``python SCRIPT.py`` line of the shell blocks of the README and of
+``docs/`` must parse.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+# The README and the manual in docs/: every shell block of both shows commands a user copies.
+PAGES = {"README.md": README} | {f"docs/{p.name}": p.read_text(encoding="utf-8")
+                                  for p in sorted((ROOT / "docs").glob("*.md"))}
 SCRIPTS = ("encoder", "decoder", "generator", "inspector", "averager")
 # What `make demo` leaves in a fresh clone, besides the tracked files.
 MADE_BY_MAKE_DEMO = {"models/demo.ts", "_demo"}
@@ -48,14 +52,14 @@ def _commands(block: str) -> list[list[str]]:
     return commands
 
 
-def _parse(script: str, args: list[str]):
+def _parse(script: str, args: list[str], page: str = "README"):
     """``args`` through SCRIPT's own parser; a flag it does not take fails the test with argparse's message."""
     module = importlib.import_module(f"ravekit.commands.{script}")
     parser = module.get_parser(args) if script == "generator" else module.get_parser()
     try:
         return parser.parse_args(args)
     except SystemExit:
-        pytest.fail(f"README: python {script}.py {shlex.join(args)}: {script}.py does not accept this")
+        pytest.fail(f"{page}: python {script}.py {shlex.join(args)}: {script}.py does not accept this")
 
 
 def _script(argv: list[str]) -> str | None:
@@ -104,15 +108,16 @@ def test_worked_example_runs_as_written():
     assert {"encoder", "decoder", "generator", "inspector"} <= set(scripts_run)
 
 
-def test_every_readme_command_parses():
-    """Every ``python SCRIPT.py`` line in the README's shell blocks uses flags the script has."""
+def test_every_readme_and_manual_command_parses():
+    """Every ``python SCRIPT.py`` line in the shell blocks of the README and docs/ uses flags the script has."""
     checked = 0
-    for block in _shell_blocks(README):
-        for argv in _commands(block):
-            script = _script(argv)
-            if script is None or any(a.startswith("[") for a in argv):  # usage synopses, not commands
-                continue
-            assert script in SCRIPTS, f"README runs {script}.py, which does not exist"
-            _parse(script, argv[2:])
-            checked += 1
+    for page, text in PAGES.items():
+        for block in _shell_blocks(text):
+            for argv in _commands(block):
+                script = _script(argv)
+                if script is None or any(a.startswith("[") for a in argv):  # usage synopses, not commands
+                    continue
+                assert script in SCRIPTS, f"{page} runs {script}.py, which does not exist"
+                _parse(script, argv[2:], page)
+                checked += 1
     assert checked >= 20

@@ -136,7 +136,7 @@ def exactness(model: Path, rows: list) -> None:
     m = load_model(model, "cpu", checksum=False)
     ctx = measure_context(m)
     rng = np.random.default_rng(0)
-    # The deterministic path of each kind (README, "Long files"): the demo's and a discrete export's
+    # The deterministic path of each kind (docs/long-files.md): the demo's and a discrete export's
     # encoder (a discrete decoder adds fresh noise inside every call), else decode with every dim
     # (v2 encoders, streaming ones too, sample their posterior).
     if m.info.discrete or m.info.original_name.startswith("Demo"):

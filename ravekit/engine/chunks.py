@@ -195,7 +195,7 @@ def _decode_calls(model: RaveModel, z: np.ndarray, seed: int | None, chunk: int,
     """The model calls that decode latents: each chunk's window with context and noise rows, seed, what to keep."""
     r, frames = model.info.ratio, z.shape[-1]
     z = np.ascontiguousarray(z, dtype=np.float32)
-    # A discrete model decodes its code dims only (RAVE-INTERFACE.md): noise rows for it would be work for nothing.
+    # A discrete model decodes its code dims only (docs/rave-exports.md): noise rows for it would be work for nothing.
     missing = 0 if model.info.discrete else model.info.decode_dims - z.shape[1]
     noise = NoiseRows(missing, seed) if missing > 0 else None
     for k, start in enumerate(range(0, frames, chunk)):

@@ -4,7 +4,7 @@ A streaming export (cached convolutions) computes what the non-streaming
 export of the same weights computes, later: each convolution's look-ahead
 becomes a delay.  Decoding with the streaming and the non-streaming export of
 one RAVE v2 model gives the same audio shifted by 12,512 samples
-(RAVE-INTERFACE.md).  Left alone, the decoded audio starts late and trimming
+(docs/rave-exports.md).  Left alone, the decoded audio starts late and trimming
 to the source's length cuts its end off.
 
 The delay is measured, not read: the streaming file is all a user has.  One

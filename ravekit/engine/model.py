@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ravekit.engine.pool import ChunkPool
 
 # Buffers whose names end like this hold a streaming export's convolution
-# state (RAVE-INTERFACE.md: zeroing them equals reloading the model).
+# state (docs/rave-exports.md: zeroing them equals reloading the model).
 STREAMING_BUFFER_SUFFIXES = (".pad", ".cache")
 
 
@@ -180,7 +180,7 @@ def _positive_int(value) -> int | None:
 def read_codebook_size(module) -> int | None:
     """The codebook size of a discrete model, or ``None`` when it has no codebook.
 
-    Looked up in this order (RAVE-INTERFACE.md, ``DiscreteScriptedRAVE``):
+    Looked up in this order (docs/rave-exports.md, ``DiscreteScriptedRAVE``):
 
     1. a ``codebook_size`` attribute on the model itself (forks may export one);
     2. a ``codebook_size`` attribute on a submodule: RAVE keeps it on each
@@ -210,7 +210,7 @@ def read_decode_dims(original_name: str, decode_params: list | None, full: int) 
     dims and fill the rest of their PCA space with noise.  A spherical one
     (``SphericalScriptedRAVE``) turns exactly ``decode_params[0]`` angles
     (its ``latent_size``) into a unit vector of ``full_latent_size`` values,
-    so ``full_latent_size`` dims in are a shape error (RAVE-INTERFACE.md).
+    so ``full_latent_size`` dims in are a shape error (docs/rave-exports.md).
     """
     if "Spherical" in original_name and decode_params:
         return int(decode_params[0])

@@ -8,7 +8,7 @@ tokens and remembers it (the *prompt*); with ``listen`` off it generates as
 many new frames as its input is long, one by one, each from the frames
 before, and ignores the input's values.  Output channel ``N`` is perplexity.
 
-Measured on real exports (RAVE-INTERFACE.md, "MSPrior models"):
+Measured on real exports (docs/rave-exports.md, "MSPrior models"):
 
 - the exported ``reset`` attribute does not reset: the attention caches and
   the last heard frame (``previous_step``) survive from call to call, so
@@ -36,7 +36,7 @@ import torch
 from ravekit.engine.layout import use_threads
 from ravekit.errors import RavekitError, first_line
 
-# Buffers holding a prior's running state (RAVE-INTERFACE.md): zeroed by reset().
+# Buffers holding a prior's running state (docs/rave-exports.md): zeroed by reset().
 STATE_MARKERS = ("_cache_length", "_relative_index", "_state", "last_")
 # Frames per generating call: fixed, because the dequantizing noise is drawn per call.
 CHUNK_FRAMES = 64

@@ -1,4 +1,4 @@
-"""The ``format`` ids of the JSON files ravekit writes, in one place (the README's File formats).
+"""The ``format`` ids of the JSON files ravekit writes, in one place (docs/formats.md).
 
 Each file says what it is with ``"format"`` and ``"format_version"``; a reader
 refuses a newer version and ignores keys it does not know.  An id that an
