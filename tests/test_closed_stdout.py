@@ -61,8 +61,11 @@ def test_head_1_on_a_real_pipe_ends_the_run_quietly(jobs, demo_model, many, tmp_
     assert code == 0, text
     assert "Traceback" not in text and "BrokenPipe" not in text and "Exception" not in text, text
     # Whatever was written is whole: every latent file has its sidecar and loads.
-    for npy in (tmp_path / "out").glob("*.npy"):
+    written = list((tmp_path / "out").glob("*.npy"))
+    for npy in written:
         assert npy.with_suffix(".json").exists() and np.load(npy).shape[1] == 8
+    # And the run ended: no worker went on through its share once the reader was gone.
+    assert len(written) < 12, sorted(p.name for p in written)
 
 
 def test_a_closed_stdout_ends_the_batch_after_the_file_in_hand(demo_model, many, tmp_path, monkeypatch, capsys):

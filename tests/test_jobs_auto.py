@@ -63,9 +63,9 @@ def test_default_single_file_runs_here_its_chunks_on_every_core(tmp_path, capsys
     pools = []
     real_init = pool.ChunkPool.__init__
 
-    def recording(self, workers, threads=1):
+    def recording(self, workers, threads=1, preload=()):
         pools.append((workers, threads))
-        real_init(self, workers, threads)
+        real_init(self, workers, threads, preload)
 
     monkeypatch.setattr(pool.ChunkPool, "__init__", recording)
     src = write_audio(tmp_path / "a.wav", seconds=1.0)

@@ -70,13 +70,10 @@ def run(args, workers: int = 1) -> int:
     """Decode the inputs with ``workers`` processes sharing each file's model calls (``engine.pool``)."""
     from pathlib import Path
 
-    from ravekit.commands.batch import check_link, find_jobs, run_jobs, summarise
+    from ravekit.commands.batch import find_jobs
     from ravekit.engine.bending import Bending
     from ravekit.engine.layout import use_threads
-    from ravekit.engine.model import load_model
     from ravekit.engine.pool import ChunkPool
-    from ravekit.engine.transfer import AUDIO, Transfer
-    from ravekit.errors import RavekitError
 
     if args.encoder:
         cli.check_input_file("--encoder", args.encoder)
@@ -84,6 +81,20 @@ def run(args, workers: int = 1) -> int:
                      args.null, records=True)
     bending = Bending.from_lists(args.dims, args.scale, args.bias)
     use_threads(args.threads)
+    # Started first, the helpers load the models while this process does.
+    pool = ChunkPool(workers, args.threads, preload=[m for m in (args.model, args.encoder) if m]
+                     if args.device in ("cpu", "auto") else [])
+    with pool:  # the helpers stop however the run ends
+        return _decode_jobs(args, jobs, bending, pool)
+
+
+def _decode_jobs(args, jobs, bending, pool) -> int:
+    """Decode ``jobs`` with the models' calls shared by ``pool`` (``run`` made both)."""
+    from ravekit.commands.batch import check_link, run_jobs, summarise
+    from ravekit.engine.model import load_model
+    from ravekit.engine.transfer import AUDIO, Transfer
+    from ravekit.errors import RavekitError
+
     decoder = Transfer(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
                        warn=lambda message: cli.warn(PROG, message), bending=bending, wav_as=args.wav_as)
 
@@ -93,7 +104,7 @@ def run(args, workers: int = 1) -> int:
         except RavekitError:
             return None  # reported with the file, when run_jobs reaches it
 
-    pool = decoder.model.pool = ChunkPool(workers, args.threads)
+    decoder.model.pool = pool
     audio = {id(job) for job in jobs if kind(job) == AUDIO}
     if audio:
         start_encoder(args, decoder)
@@ -141,7 +152,6 @@ def run(args, workers: int = 1) -> int:
     finally:
         if prefetcher is not None:
             prefetcher.close()
-        pool.close()
     return summarise(PROG, report, args.quiet)
 
 

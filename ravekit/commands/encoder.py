@@ -48,13 +48,9 @@ def run(args, workers: int = 1) -> int:
     """Encode the inputs with ``workers`` processes sharing each file's model calls (``engine.pool``)."""
     from pathlib import Path
 
-    from ravekit.commands.batch import find_jobs, pending, run_jobs, summarise
-    from ravekit.commands.progress import audio_seconds
-    from ravekit.engine.encode import Encoder
+    from ravekit.commands.batch import find_jobs
     from ravekit.engine.layout import use_threads
-    from ravekit.engine.model import load_model
     from ravekit.engine.pool import ChunkPool
-    from ravekit.io.prefetch import AudioPrefetcher
 
     if args.channels:
         from ravekit.io.channels import channel_plan
@@ -64,7 +60,22 @@ def run(args, workers: int = 1) -> int:
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
                      args.null)
     use_threads(args.threads)
+    # Started first, the helpers load the model while this process does.
+    pool = ChunkPool(workers, args.threads, preload=[args.model] if args.device in ("cpu", "auto") else [])
+    with pool:  # the helpers stop however the run ends
+        return _encode_jobs(args, jobs, pool)
+
+
+def _encode_jobs(args, jobs, pool) -> int:
+    """Encode ``jobs`` with the model's calls shared by ``pool`` (``run`` made both)."""
+    from ravekit.commands.batch import pending, run_jobs, summarise
+    from ravekit.commands.progress import audio_seconds
+    from ravekit.engine.encode import Encoder
+    from ravekit.engine.model import load_model
+    from ravekit.io.prefetch import AudioPrefetcher
+
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
+    encoder.model.pool = pool
 
     def finished(job):
         return encoder.finished(job.source, job.output)
@@ -87,7 +98,7 @@ def run(args, workers: int = 1) -> int:
         found = audio_seconds(job.source)
         return None if found is None else found[0] * encoder.passes(found[1])
 
-    with prefetcher, ChunkPool(workers, args.threads) as encoder.model.pool:
+    with prefetcher:
         report = run_jobs(PROG, jobs, work, finished, args.force, args.quiet, estimate, args.null)
     return summarise(PROG, report, args.quiet)
 

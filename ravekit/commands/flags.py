@@ -82,16 +82,20 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def threads_count(text: str) -> int:
-    """An argparse type: a number of intra-op threads, 1 or more."""
+def _count(text: str, give: str) -> int:
+    """``text`` as a whole number of 1 or more, else an argparse error that says what to ``give``."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of threads (1 or more), to --threads or in "
-                                         "$RAVEKIT_THREADS")
+        raise argparse.ArgumentTypeError(f"{text!r}: give {give}")
     return value
+
+
+def threads_count(text: str) -> int:
+    """An argparse type: a number of intra-op threads, 1 or more."""
+    return _count(text, "a number of threads (1 or more), to --threads or in $RAVEKIT_THREADS")
 
 
 SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take 0..2**32-1 as is
@@ -238,14 +242,7 @@ def jobs_count(text: str) -> int | str:
     """An argparse type: ``auto`` or a number of worker processes, 1 or more."""
     if text == "auto":
         return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give auto or a number of worker processes (1 or more), "
-                                         "to --jobs or in $RAVEKIT_JOBS")
-    return value
+    return _count(text, "auto or a number of worker processes (1 or more), to --jobs or in $RAVEKIT_JOBS")
 
 
 def seconds(text: str) -> float:

@@ -213,8 +213,10 @@ def _relay(stream, out: TextIO, lock: threading.Lock, null: bool = False,
 
     def write(data: bytes) -> None:
         with lock:
-            if not closed.is_set():
-                _write_bytes(out, data)
+            if closed.is_set():
+                # Another worker's relay met the closed pipe: this worker must meet it too, at its next path.
+                raise BrokenPipeError
+            _write_bytes(out, data)
 
     try:
         if not null:

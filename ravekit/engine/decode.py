@@ -198,7 +198,7 @@ class Decoder:
         ``source`` (``source_of`` the input) lets subclasses tell audio from latents.
         """
         return settings_differences(record, self.model.info, self.seed, self.processing,
-                                    ("subtype", "trim", "chunk_frames", "layout"))
+                                    ("subtype", "trim", "chunk_frames", "context_frames", "layout"))
 
     @staticmethod
     def inputs_changed(record: dict, source: dict) -> list[str]:

@@ -81,7 +81,8 @@ class Encoder:
         }
 
     # The settings of ``processing`` that change the latents (the others are recorded only).
-    SETTINGS = ("channel_mode", "channels", "chunk_frames", "layout")
+    # The context is part of the chunk grid: its windows' shapes (it is measured on the model and cached).
+    SETTINGS = ("channel_mode", "channels", "chunk_frames", "context_frames", "layout")
 
     @staticmethod
     def source_changed(sidecar: Sidecar, path: os.PathLike | str) -> bool:

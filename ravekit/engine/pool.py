@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +53,8 @@ def call_model(model: RaveModel, method: str, x: np.ndarray, seed: int | None, k
     return kept
 
 
-# The models a helper process has loaded, by path and sha256.
-_LOADED: dict[tuple[str, str], Any] = {}
+# The models a helper process has loaded, by path.
+_LOADED: dict[str, Any] = {}
 
 
 def _start_helper(threads: int) -> None:
@@ -63,23 +63,24 @@ def _start_helper(threads: int) -> None:
     use_threads(threads)
 
 
-def _helper_load(path: str, sha256: str) -> Any:
-    """The model at ``path`` in this helper, loaded once (and checked to be the parent's by its sha256)."""
+def _helper_load(path: str, sha256: str = "") -> Any:
+    """The model at ``path`` in this helper, loaded once; with ``sha256``, checked to be the parent's."""
     from ravekit.engine.model import load_model
 
-    key = (path, sha256)
-    if key not in _LOADED:
-        model = load_model(path, "cpu", checksum=bool(sha256))
-        if sha256 and model.info.sha256 != sha256:
-            raise RavekitError(f"{path}: the model file changed while the run was using it; run again")
-        _LOADED[key] = model
-    return None
+    if path not in _LOADED:
+        _LOADED[path] = load_model(path, "cpu")
+    if sha256 and _LOADED[path].info.sha256 != sha256:
+        raise RavekitError(f"{path}: the model file changed while the run was using it; run again")
+    return _LOADED[path]
+
+
+def _helper_warm(path: str) -> None:
+    _helper_load(path)  # the model stays in the helper; only "done" goes back
 
 
 def _helper_call(path: str, sha256: str, method: str, x: np.ndarray, seed: int | None,
                  keep: tuple[int, int]) -> np.ndarray:
-    _helper_load(path, sha256)
-    return call_model(_LOADED[(path, sha256)], method, x, seed, keep)
+    return call_model(_helper_load(path, sha256), method, x, seed, keep)
 
 
 class ChunkPool:
@@ -89,16 +90,22 @@ class ChunkPool:
     ----------
     workers : processes in all, this one included; 1 runs every call here.
     threads : intra-op threads of every process (1: the reproducible layout).
+    preload : paths of the models the run will use: the helpers start at once
+        and load them while this process starts up itself (torch, the model,
+        its context), so they are ready for the first file.  Without it they
+        start at the first file with more than one call.
 
-    The helpers start at the first file with more than one call, each loading
-    the models it is given by path (a model's file is read once per helper).
+    Each helper loads a model once, by path.
     """
 
-    def __init__(self, workers: int, threads: int = 1):
+    def __init__(self, workers: int, threads: int = 1, preload: Sequence[str] = ()):
         self.helpers = max(0, workers - 1)
         self.threads = threads
         self._executor: ProcessPoolExecutor | None = None
-        self._warm: dict[tuple[str, str], list[Future]] = {}
+        self._warm: dict[str, list[Future]] = {}
+        if self.helpers:
+            for path in dict.fromkeys(os.fspath(p) for p in preload):
+                self._warming(self._started(), path)
 
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -111,11 +118,17 @@ class ChunkPool:
         return self._executor
 
     def close(self) -> None:
-        """Stop the helpers (pending calls are cancelled)."""
+        """Stop the helpers at once: pending calls are cancelled, and a helper still loading is not waited for."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
             self._warm.clear()
+            processes = list(getattr(executor, "_processes", {}).values())
+            executor.shutdown(wait=False, cancel_futures=True)
+            # Their work is done or no longer wanted; a short run must not wait for a helper's start-up.
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join()
 
     def __enter__(self) -> ChunkPool:
         return self
@@ -123,17 +136,16 @@ class ChunkPool:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _warming(self, executor: ProcessPoolExecutor, path: str, sha: str) -> list[Future]:
+    def _warming(self, executor: ProcessPoolExecutor, path: str) -> list[Future]:
         """One model load per helper, started once per model: until they are done, the helpers count as busy.
 
         A helper starts Python, torch and the model in a second or more; a call
         queued behind that would hold up a short file, which this process
         computes meanwhile instead.
         """
-        key = (path, sha)
-        if key not in self._warm:
-            self._warm[key] = [executor.submit(_helper_load, path, sha) for _ in range(self.helpers)]
-        return self._warm[key]
+        if path not in self._warm:
+            self._warm[path] = [executor.submit(_helper_warm, path) for _ in range(self.helpers)]
+        return self._warm[path]
 
     def run(self, model: RaveModel, method: str, calls: Iterable[Call]) -> Iterator[np.ndarray]:
         """The results of ``calls`` in order, computed here and by idle helpers."""
@@ -153,7 +165,7 @@ class ChunkPool:
         limit = 2 * (self.helpers + 1)  # calls in flight: enough to keep every process busy, no more
         try:
             executor = self._started()
-            warm = self._warming(executor, path, sha)
+            warm = self._warming(executor, path)
             for call in chained:
                 busy = [f for f in busy if not f.done()]
                 ready = sum(f.done() for f in warm)

@@ -246,8 +246,9 @@ class Transfer(Decoder):
             found.append(f"encoder {old.get('file') or 'none'}")
         else:
             before, now = old.get("processing") or {}, new.get("processing") or {}
+            # The layout is the run's, said once by Decoder.differences.
             found.extend(f"encoder {key} {before[key]}" for key in Encoder.SETTINGS
-                         if key in before and before[key] != now.get(key))
+                         if key != "layout" and key in before and before[key] != now.get(key))
         bent = record.get("bending")
         if bent != self.bending.to_record():
             found.append(f"bending {describe_record(bent)}")
