@@ -151,6 +151,21 @@ def run_cli(capsys, command, *args, lines: bool = False) -> tuple[int, str | lis
     return code, ([line for line in out.splitlines() if line] if lines else out), err
 
 
+def full_disk_at_call(write, n: int):
+    """``write`` that fails as on a full disk at its ``n``-th call (the calls before and after succeed)."""
+    from ravekit.errors import RavekitError
+
+    calls = []
+
+    def failing(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == n:
+            raise RavekitError(f"could not write {path}: No space left on device; free some space")
+        return write(path, *args, **kwargs)
+
+    return failing
+
+
 def synth(sr: int, seconds: float, channels: int = 1, seed: int = 0, freq: float = 440.0) -> np.ndarray:
     """A tone plus a little noise, float32 ``(samples, channels)``; channels differ."""
     rng = np.random.default_rng(seed)

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 import generator
-from conftest import ROOT, export_facts, real_models, run_cli
+from conftest import ROOT, export_facts, full_disk_at_call, real_models, run_cli
 from ravekit.generate.stats import load_stats
 from ravekit.io.latents import make_sidecar, save_latent_wav, save_npy
 
@@ -385,22 +385,14 @@ def test_pure_data_reads_the_latent_wav_exactly(latents, tmp_path, capsys):
 
 def test_a_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(latents, demo_model, tmp_path, capsys,
                                                                           monkeypatch):
-    from ravekit.errors import RavekitError
     from ravekit.generate import drawing
 
     folder, _ = latents
     out = tmp_path / "o"
     out.mkdir()
     (out / "mine.txt").write_text("a file of the user's, not of this run")
-    real_write, calls = drawing.write_output, []
-
-    def full_disk_at_the_second_file(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 2:
-            raise RavekitError(f"could not write {path}: No space left on device; free some space")
-        return real_write(path, *args, **kwargs)
-
-    monkeypatch.setattr(drawing, "write_output", full_disk_at_the_second_file)
+    real_write = drawing.write_output
+    monkeypatch.setattr(drawing, "write_output", full_disk_at_call(real_write, 2))  # at the second file
     args = ["--input", folder, "--output", out, "--num_files", 3, "--plot", "--pd", "--model", demo_model]
     code, _, err = run_cli(capsys, generator, *args)
     assert code == 1 and "No space left" in err

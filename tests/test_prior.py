@@ -17,7 +17,7 @@ import torch
 import decoder
 import generator
 import inspector
-from conftest import ROOT, write_audio
+from conftest import ROOT, full_disk_at_call, write_audio
 
 MODELS = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent"))
 PRIOR = Path(os.environ.get("RAVE_TEST_PRIOR", MODELS.parent / "priors" / "prior_small_v2cap16_mono_44k_seed0.ts"))
@@ -268,18 +268,10 @@ def test_a_prompt_encoded_by_another_model_is_named(capsys, tmp_path, prompt_lat
 
 
 def test_a_prior_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(capsys, tmp_path, monkeypatch):
-    from ravekit.errors import RavekitError
     from ravekit.generate import prior_run
 
-    real_write, calls = prior_run.write_output, []
-
-    def full_disk_at_the_second_file(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 2:
-            raise RavekitError(f"could not write {path}: No space left on device; free some space")
-        return real_write(path, *args, **kwargs)
-
-    monkeypatch.setattr(prior_run, "write_output", full_disk_at_the_second_file)
+    real_write = prior_run.write_output
+    monkeypatch.setattr(prior_run, "write_output", full_disk_at_call(real_write, 2))  # at the second file
     args = ("--num_latents", 4, "--num_files", 3, "--plot", "--pd")
     code, err = gen(capsys, tmp_path / "out", *args)
     assert code == 1 and "No space left" in err
