@@ -17,6 +17,9 @@ CHANNEL_MODES = ("auto", "mix", "fold", "left", "right", "split")
 # Where a model runs: auto tries cuda, then mps, then cpu.
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
+# What a .wav input holds (decoder --wav_as; see ravekit.io.kind): auto reads it from the file.
+WAV_AS = ("auto", "audio", "latents")
+
 # Sample formats the WAV writer takes, and those decoder --subtype offers (DOUBLE is for latent WAVs).
 WAV_SUBTYPES = ("FLOAT", "PCM_16", "PCM_24", "DOUBLE")
 DECODER_SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")

@@ -180,3 +180,26 @@ def write_audio(path: Path, sr: int = 44100, seconds: float = 1.0, channels: int
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), synth(sr, seconds, channels, seed, freq), sr, subtype=subtype)
     return path
+
+
+# Latent files for tests, from bare arrays and dicts: the library's one API is ravekit.io.latents.Latents.
+def save_npy(path, z, meta=None):
+    """Write ``z`` (``(1, latent_dims, frames)``) as ``.npy`` with the sidecar ``meta``."""
+    from ravekit.io.latents import Latents, Sidecar
+
+    return Latents(z, Sidecar(meta or {})).save(path)
+
+
+def save_latent_wav(path, z, sr, ratio, meta=None, double=False, warn=None):
+    """Write ``z`` as a latent WAV at header rate ``round(sr / ratio)``, with the sidecar ``meta``."""
+    from ravekit.io.latents import Latents, Sidecar
+
+    return Latents(z, Sidecar(meta or {})).save(path, double=double, warn=warn, rate=max(1, round(sr / ratio)))
+
+
+def load_latents(path):
+    """``(z, sidecar dict)`` of a latent file."""
+    from ravekit.io.latents import Latents
+
+    latents = Latents.load(path)
+    return latents.z, latents.sidecar.raw

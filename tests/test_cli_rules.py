@@ -18,8 +18,8 @@ import decoder
 import encoder
 import generator
 import inspector
-from conftest import write_audio
-from ravekit.io.latents import make_sidecar, save_npy
+from conftest import save_npy, write_audio
+from ravekit.io.latents import make_sidecar
 
 SCRIPTS = {"encoder": encoder, "decoder": decoder, "generator": generator, "inspector": inspector,
            "averager": averager}

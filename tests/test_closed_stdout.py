@@ -88,7 +88,8 @@ def test_a_closed_stdout_on_resume_is_not_a_failure_of_each_file(demo_model, man
 
 
 def test_generator_ends_quietly_too(demo_model, tmp_path, monkeypatch, capsys):
-    from ravekit.io.latents import make_sidecar, save_npy
+    from conftest import save_npy
+    from ravekit.io.latents import make_sidecar
 
     z = np.random.default_rng(0).standard_normal((1, 8, 40)).astype(np.float32)
     save_npy(tmp_path / "lat" / "z.npy", z, make_sidecar(sr=44100, ratio=2048, latent_dims=8, frames=40))

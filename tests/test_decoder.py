@@ -11,8 +11,8 @@ import soundfile as sf
 
 import decoder
 import encoder
-from conftest import export_facts, real_models, run_cli, write_audio
-from ravekit.io.latents import make_sidecar, save_latent_wav
+from conftest import export_facts, real_models, run_cli, save_latent_wav, write_audio
+from ravekit.io.latents import make_sidecar
 
 
 def round_trip(tmp_path, capsys, model, sr, seconds, channels=1):

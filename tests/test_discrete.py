@@ -20,10 +20,9 @@ import decoder
 import encoder
 import generator
 import inspector
-from conftest import run_cli
+from conftest import load_latents, run_cli, save_latent_wav, save_npy
 from ravekit.demo.model import demo_signal
 from ravekit.engine.model import load_model, quiet_jit, read_codebook_size
-from ravekit.io.latents import load_latents, save_latent_wav, save_npy
 
 FIXTURE_CODEBOOK = 32
 REAL_DISCRETE = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent")) / "kinds" / "discretecap16_mono_44k_seed0.ts"

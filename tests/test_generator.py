@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 
 import generator
-from conftest import ROOT, export_facts, full_disk_at_call, real_models, run_cli
+from conftest import ROOT, export_facts, full_disk_at_call, real_models, run_cli, save_latent_wav, save_npy
 from ravekit.generate.stats import load_stats
-from ravekit.io.latents import make_sidecar, save_latent_wav, save_npy
+from ravekit.io.latents import make_sidecar
 
 SR, RATIO = 44100, 2048
 
@@ -385,19 +385,19 @@ def test_pure_data_reads_the_latent_wav_exactly(latents, tmp_path, capsys):
 
 def test_a_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(latents, demo_model, tmp_path, capsys,
                                                                           monkeypatch):
-    from ravekit.generate import drawing
+    from ravekit.generate import pipeline
 
     folder, _ = latents
     out = tmp_path / "o"
     out.mkdir()
     (out / "mine.txt").write_text("a file of the user's, not of this run")
-    real_write = drawing.write_output
-    monkeypatch.setattr(drawing, "write_output", full_disk_at_call(real_write, 2))  # at the second file
+    real_write = pipeline.write_output
+    monkeypatch.setattr(pipeline, "write_output", full_disk_at_call(real_write, 2))  # at the second file
     args = ["--input", folder, "--output", out, "--num_files", 3, "--plot", "--pd", "--model", demo_model]
     code, _, err = run_cli(capsys, generator, *args)
     assert code == 1 and "No space left" in err
     assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]  # stats.json, plots, file 0: gone
-    monkeypatch.setattr(drawing, "write_output", real_write)
+    monkeypatch.setattr(pipeline, "write_output", real_write)
     code, printed, err = run_cli(capsys, generator, *args)  # no --force needed
     assert code == 0, err
     assert len(printed.split()) == 3 and (out / "stats.json").exists() and (out / "mine.txt").exists()
@@ -415,12 +415,12 @@ def test_constant_dims_are_named_in_one_warning(tmp_path, capsys):
 
 
 def test_ctrl_c_says_what_is_left_and_leaves_nothing(latents, tmp_path, capsys, monkeypatch):
-    from ravekit.generate import drawing
+    from ravekit.generate import pipeline
 
     def interrupt(*_, **__):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(drawing, "write_output", interrupt)
+    monkeypatch.setattr(pipeline, "write_output", interrupt)
     code, _, err = run_cli(capsys, generator, "--input", latents[0], "--output", tmp_path / "o")
     assert code == 130 and not (tmp_path / "o").exists()  # its folder, made by this run, goes too
     assert err.strip().splitlines()[-1] == ("generator.py: error: interrupted; the files this run had written were "

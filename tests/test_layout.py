@@ -20,7 +20,8 @@ import pytest
 import decoder
 import encoder
 from conftest import ROOT, real_models, run_cli, write_audio
-from ravekit.engine.layout import LAYOUT_VERSION, chunk_seed
+from ravekit.engine.layout import LAYOUT_VERSION
+from ravekit.seeds import chunk_seed
 
 # Half-second calls on 2 s of audio: four chunks, so the pool has chunks of one file to share.
 CHUNK = ["--chunk", "0.5"]

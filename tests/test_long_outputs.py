@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 
 import decoder
-from conftest import run_cli
+from conftest import load_latents, run_cli, save_latent_wav
 from ravekit.errors import RavekitError
 from ravekit.io import writer as audio_write
-from ravekit.io.latents import load_latents, make_sidecar, save_latent_wav
+from ravekit.io.latents import make_sidecar
 from ravekit.io.writer import HEADER_ALLOWANCE, WAV_MAX_BYTES, AudioWriter, choose_container, wav_data_bytes
 
 

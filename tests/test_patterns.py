@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import generator
-from conftest import run_cli
+from conftest import run_cli, save_npy
 from ravekit.generate import patterns as reg
 from ravekit.generate.pooling import compute_stats
-from ravekit.io.latents import make_sidecar, save_npy
+from ravekit.io.latents import make_sidecar
 
 
 @pytest.fixture(scope="module")

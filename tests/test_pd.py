@@ -22,9 +22,9 @@ import soundfile as sf
 from test_generator import latents  # noqa: F401 - the fixture is used by name
 
 import generator
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, save_latent_wav
 from ravekit.engine.model import load_model
-from ravekit.io.latents import make_sidecar, save_latent_wav
+from ravekit.io.latents import make_sidecar
 from ravekit.puredata.file import Canvas, atom
 
 PD_DIR = ROOT / "pd"
@@ -258,7 +258,7 @@ def test_pd_flag_refusals(latents, tmp_path, capsys, demo_model):  # noqa: F811
 
 
 def test_discrete_patch_offers_and_promises_no_fade(tmp_path, capsys, fixture_models):
-    from ravekit.io.latents import save_npy
+    from conftest import save_npy
 
     model = fixture_models["discrete"]
     info = load_model(model, device="cpu", checksum=False).info

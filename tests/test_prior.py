@@ -185,11 +185,12 @@ def test_long_generation_rolls_over_in_flat_memory():
 
 
 def test_continuation_writes_one_unlooped_stretch_with_progress(capsys, tmp_path, monkeypatch):
-    from ravekit.generate import prior_run
+    from ravekit.generate import pipeline
 
     seen = []
-    real = prior_run.run
-    monkeypatch.setattr(prior_run, "run", lambda **kw: real(**{**kw, "progress": lambda d, t: seen.append((d, t))}))
+    real = pipeline.generate
+    monkeypatch.setattr(pipeline, "generate",
+                        lambda req, **kw: real(req, **{**kw, "progress": lambda d, t: seen.append((d, t))}))
     code, err = gen(capsys, tmp_path, "--pattern", "continuation", "--num_latents", 10, "--num_loops", 30)
     assert code == 0, err
     data, _ = sf.read(str(tmp_path / "continuation_prior_k10_s0_000.wav"), dtype="float32", always_2d=True)
@@ -224,7 +225,7 @@ def test_inspector_reports_the_prior(capsys):
 
 
 def test_a_prompt_longer_than_the_context_is_heard_by_its_end(capsys, tmp_path):
-    from ravekit.io.latents import save_npy
+    from conftest import save_npy
 
     rng = np.random.default_rng(0)
     long = rng.standard_normal((1, 8, 600)).astype(np.float32)
@@ -268,15 +269,15 @@ def test_a_prompt_encoded_by_another_model_is_named(capsys, tmp_path, prompt_lat
 
 
 def test_a_prior_run_that_fails_part_way_leaves_nothing_that_refuses_the_next(capsys, tmp_path, monkeypatch):
-    from ravekit.generate import prior_run
+    from ravekit.generate import pipeline
 
-    real_write = prior_run.write_output
-    monkeypatch.setattr(prior_run, "write_output", full_disk_at_call(real_write, 2))  # at the second file
+    real_write = pipeline.write_output
+    monkeypatch.setattr(pipeline, "write_output", full_disk_at_call(real_write, 2))  # at the second file
     args = ("--num_latents", 4, "--num_files", 3, "--plot", "--pd")
     code, err = gen(capsys, tmp_path / "out", *args)
     assert code == 1 and "No space left" in err
     assert not (tmp_path / "out").exists()  # the folder the failed run made goes with what it wrote
-    monkeypatch.setattr(prior_run, "write_output", real_write)
+    monkeypatch.setattr(pipeline, "write_output", real_write)
     code, err = gen(capsys, tmp_path / "out", *args)
     assert code == 0, err
     assert len(list((tmp_path / "out").glob("*.wav"))) == 3

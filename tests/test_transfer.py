@@ -12,8 +12,8 @@ import soundfile as sf
 
 import decoder
 import encoder
-from conftest import run_cli, write_audio
-from ravekit.io.latents import make_sidecar, save_latent_wav
+from conftest import run_cli, save_latent_wav, write_audio
+from ravekit.io.latents import make_sidecar
 
 SHARED = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent"))
 SEED0, SEED1 = SHARED / "v2cap16_mono_44k_seed0.ts", SHARED / "v2cap16_mono_44k_seed1.ts"

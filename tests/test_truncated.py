@@ -11,11 +11,10 @@ import soundfile as sf
 
 import decoder
 import encoder
-from conftest import run_cli, write_audio
+from conftest import run_cli, save_latent_wav, write_audio
 from ravekit.errors import RavekitError
 from ravekit.io.audio import iter_audio, probe
 from ravekit.io.header import truncation
-from ravekit.io.latents import save_latent_wav
 
 
 def cut(path, keep=0.5):

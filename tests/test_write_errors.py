@@ -79,7 +79,7 @@ def test_decoder(tmp_path, capsys, monkeypatch, demo_model, failure):
 
 
 def test_generator(tmp_path, capsys, monkeypatch):
-    from ravekit.io.latents import save_npy
+    from conftest import save_npy
 
     save_npy(tmp_path / "lat" / "a.npy", np.random.default_rng(0).normal(0, 1, (1, 4, 200)).astype(np.float32))
     monkeypatch.setattr(sf.SoundFile, "write", lambda self, data: disk_full())

@@ -41,37 +41,13 @@ import sys
 import time
 from pathlib import Path
 
+from tools.bench_common import BENCH, ENV, PY, ROOT, wall
 from tools.bench_inputs import build_audio, build_long
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "_bench"
-PY = sys.executable
 GROUPS = ("startup", "throughput", "fixed", "resynthesis", "jobs", "exactness", "memory", "stats", "align", "layout")
-
-FLOOR = r'''
-import sys, time, warnings, numpy as np
-t0 = time.perf_counter()
-data = np.load(sys.argv[3], allow_pickle=False)
-items = [data[k] for k in sorted(data.files)]
-loading = time.perf_counter() - t0
-import torch
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-m = torch.jit.load(sys.argv[2]).eval()
-with torch.inference_mode():
-    for a in items:
-        torch.manual_seed(0)
-        getattr(m, sys.argv[1])(torch.from_numpy(a)[None])
-print(loading)
-'''
 
 PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-
-
-def wall(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
-    t = time.perf_counter()
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=env)
-    return time.perf_counter() - t, res.stdout
 
 
 def peak_mb(cmd: list[str]) -> float:
@@ -79,24 +55,8 @@ def peak_mb(cmd: list[str]) -> float:
     return int(res.stdout.split()[-1]) / 1024
 
 
-def in_memory(info, audio: Path, cache: Path) -> Path:
-    """The floors' input: every file of ``audio`` decoded, resampled and channel-matched for the model
-    ``info`` describes, in one ``.npz`` under ``cache``."""
-    import numpy as np
-
-    from ravekit.io.audio import read_audio
-    from ravekit.io.channels import match_channels
-
-    a_npz = cache / "audio.npz"
-    arrays = {p.stem: match_channels(read_audio(p, info.sr)[0], info.n_channels) for p in sorted(audio.iterdir())}
-    np.savez(a_npz, **arrays)
-    return a_npz
-
-
 def parallel_jobs(model: Path, repeat: int, rows: list) -> None:
     """What the default --jobs auto gains over one process using every core: --jobs 1 vs the default."""
-    from tools.bench_throughput import ENV
-
     audio, out = BENCH / "audio", BENCH / "work" / model.stem / "jobs"
     base = [PY, "encoder.py", "-m", str(model), "-i", str(audio), "-o", str(out), "--force", "-q"]
     singles, autos = [], []

@@ -23,9 +23,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from tools.bench import BENCH, FLOOR, PY, in_memory, wall
+from tools.bench_common import BENCH, ENV, FLOOR, PY, in_memory, wall
 from tools.bench_floor import floor_facts
-from tools.bench_throughput import ENV, started
+from tools.bench_throughput import started
 
 GENERATE = r'''
 import sys, time, warnings

@@ -47,7 +47,7 @@ def build(data: Path, files: int, hours: float, dims: int = 16) -> None:
     """Write the corpus once (correlated Gaussian latents with sidecars); existing files are kept."""
     import numpy as np
 
-    from ravekit.io.latents import make_sidecar, save_npy
+    from ravekit.io.latents import Latents, Sidecar, make_sidecar
 
     frames = round(3600 * hours * 44100 / 2048)
     rng = np.random.default_rng(0)
@@ -56,7 +56,7 @@ def build(data: Path, files: int, hours: float, dims: int = 16) -> None:
         p = data / f"f{i:03d}.npy"
         if not p.exists():
             z = (mix @ rng.standard_normal((dims, frames), dtype=np.float32))[None]
-            save_npy(p, z, make_sidecar(sr=44100, ratio=2048, latent_dims=dims, frames=frames))
+            Latents(z, Sidecar(make_sidecar(sr=44100, ratio=2048, latent_dims=dims, frames=frames))).save(p)
 
 
 def measure(code: str, data: Path, quartiles: bool) -> tuple[float, float]:

@@ -17,12 +17,11 @@ Tool and floor runs are interleaved round by round and their medians compared.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 from pathlib import Path
 
-from tools.bench import BENCH, PY, wall
+from tools.bench_common import BENCH, ENV, PY, in_memory, wall
 from tools.bench_floor import call_frames, floor_facts, model_workers, reader_workers, search
 
 START = r'''
@@ -42,7 +41,6 @@ np.save(sys.argv[3], z.numpy())
 '''
 
 # The defaults are what is measured: a user's $RAVEKIT_JOBS must not change them.
-ENV = {k: v for k, v in os.environ.items() if k != "RAVEKIT_JOBS"}
 
 
 def started(model: Path, processes: int) -> float:
@@ -76,7 +74,6 @@ def throughput(model: Path, repeat: int, rows: list, details: dict) -> None:
     """Rows: encoder.py and decoder.py, defaults, against the best floor found in this run."""
     from ravekit.choices import DEFAULT_CHUNK_SECONDS
     from ravekit.commands.parallel import usable_cores
-    from tools.bench import in_memory
 
     audio, work = BENCH / "audio", BENCH / "work" / model.stem
     lat, dec = work / "latents", work / "decoded"

@@ -266,14 +266,14 @@ def example_pattern() -> None:
     """A small latent WAV (with sidecar) for the help patches: slow sines, so the position is audible."""
     import numpy as np
 
-    from ravekit.io.latents import make_sidecar, save_latent_wav
+    from ravekit.io.latents import Latents, Sidecar, make_sidecar
 
     frames, dims = 16, 8
     t = np.arange(frames)[None, :]
     z = (1.5 * np.sin(2 * np.pi * t / frames * (1 + np.arange(dims)[:, None]))).astype(np.float32)
     meta = make_sidecar(sr=44100, ratio=EXAMPLE_RATIO, latent_dims=dims, frames=frames,
                         created_by="tools/make_pd_abstractions.py")
-    save_latent_wav(PD_DIR / EXAMPLE, z, 44100, EXAMPLE_RATIO, meta)
+    Latents(z, Sidecar(meta)).save(PD_DIR / EXAMPLE, rate=round(44100 / EXAMPLE_RATIO))
 
 
 def messages(c: Canvas, x: int, y: int, target: int, rows: list[tuple[str, str]]) -> None:

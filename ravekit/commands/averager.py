@@ -31,20 +31,23 @@ import sys
 from pathlib import Path
 
 from ravekit.choices import MERGE_METHODS, MERGE_SCOPES
+from ravekit.commands.console import info, print_path, run_main, warn
 from ravekit.commands.flags import (
     add_device_arg,
     add_force_arg,
     add_null_arg,
     add_seed_arg,
     check_common,
-    info,
     make_parser,
     parse_args,
-    print_path,
     prog_name,
-    run_main,
-    warn,
 )
+from ravekit.io.claims import claim_output
+from ravekit.io.files import OutputSet, check_writable
+from ravekit.merging.align_report import alignment_record, alignment_summary, write_alignment
+from ravekit.merging.outputs import output_paths
+
+# start-up: torch, numpy and the merging code load inside the functions that merge, so --help is fast.
 
 PROG = prog_name("averager.py")  # or ravekit-averager, as the user ran it
 DEFAULT_OUTPUT = "_averager-output/merged.ts"
@@ -128,9 +131,6 @@ def main(argv=None) -> int:
     args = parse_args(parser, argv)
 
     def body() -> int:
-        from ravekit.io.files import OutputSet
-        from ravekit.merging.align_report import alignment_record
-        from ravekit.merging.outputs import output_paths
         from ravekit.merging.plan import merge_models, model_labels, save_module
         from ravekit.merging.report import summary, write_recipe, write_report
 
@@ -145,8 +145,6 @@ def main(argv=None) -> int:
         with_audio = extras[:-1] if args.align else extras
         renders, page = with_audio[:-1], (with_audio[-1] if with_audio else None)
         # Before the minutes of merging: the folders can be written, and no other run writes this merge.
-        from ravekit.io.claims import claim_output
-        from ravekit.io.files import check_writable
 
         claim_output(out.parent, lock=f".{out.name}.ravekit.lock", subject=str(out))
         for folder in {p.parent for p in (report, *extras)} - {out.parent}:
@@ -160,7 +158,6 @@ def main(argv=None) -> int:
         for note in result.warnings:
             warn(PROG, note)
         if result.alignment is not None:  # merged with --align
-            from ravekit.merging.align_report import alignment_summary
 
             for line in alignment_summary(result.alignment):
                 info(PROG, line)
@@ -173,7 +170,6 @@ def main(argv=None) -> int:
             save_module(result.module, staged[out])
             write_report(staged[report], result.plans)
             if result.alignment is not None:
-                from ravekit.merging.align_report import write_alignment
 
                 write_alignment(staged[extras[-1]], result.alignment)
             if args.audio:

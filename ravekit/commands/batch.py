@@ -1,164 +1,24 @@
-"""Batch mechanics shared by the scripts: finding inputs, mirroring them under
-an output folder, sharding, resuming, and going on past a bad file.
+"""Running a batch: jobs planned from the inputs, the output folder claimed, each file
+worked on or skipped (resume), a bad file reported and passed, output paths
+printed as they land, one summary at the end.
 
-Mirroring rule: a file found in a folder given to ``--input`` keeps its path
-below that folder (``--input lib`` with ``lib/a/b/song.flac`` ->
-``out/a/b/song.npy``); a file given by name (or on stdin) keeps its path when
-that is relative and stays below the current folder (``a/b/song.flac`` ->
-``out/a/b/song.npy``), else only its name.  Two inputs that would map to one
-output are refused before any work starts, and so is an output that would
-replace an input.
-
-Folders are walked following symlinked subfolders, each real folder once; a
-broken link found there is kept as an input so that it fails with its own
-message (:func:`check_link`) instead of vanishing.
+Finding the inputs and mirroring them under the output folder is
+:mod:`ravekit.io.inputs`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
-from ravekit.commands.flags import (
-    check_printable,
-    info,
-    one_line,
-    parse_extensions,
-    parse_shard,
-    print_path,
-    read_paths,
-    shown,
-    stdout_closed,
-)
-from ravekit.errors import RavekitError
-
-
-@dataclass
-class Job:
-    """One input file and where its output goes (``output`` carries the final suffix)."""
-
-    source: Path
-    rel: Path  # mirrored path below the output folder, input suffix kept
-    output: Path
-
-
-def _mirrorable(p: Path) -> bool:
-    return not p.is_absolute() and ".." not in p.parts
-
-
-def _walk(folder: Path, extensions: tuple[str, ...], skip: Path | None) -> list[Path]:
-    """Matching files below ``folder``, following symlinked folders, each real folder once.
-
-    A broken link with a matching ending is returned too, so that the script
-    reports it (:func:`check_link`) instead of skipping it without a word.
-    """
-    # An output folder inside the walked one holds earlier outputs: never read them back.
-    skip = skip if skip is not None and folder.resolve() in skip.parents else None
-    found = []
-    seen: set[str] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:  # a link back up the tree (a loop) or a second link to one folder
-            dirs[:] = []
-            continue
-        seen.add(real)
-        # Hidden files and folders (.git, .Trash, our own unfinished temporaries) are not walked.
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in extensions:
-                continue
-            f = Path(root, name)
-            if not (f.is_file() or f.is_symlink()):
-                continue  # a fifo or socket
-            if skip is not None and skip in f.resolve().parents:
-                continue
-            found.append(f)
-    return sorted(found)
-
-
-def check_link(path: Path) -> None:
-    """Fail with a clear message for a symbolic link whose target is gone."""
-    if path.is_symlink() and not path.exists():
-        raise RavekitError(f"{shown(path)}: broken symbolic link (to {shown(os.readlink(path))}); "
-                           "fix or remove the link")
-
-
-def collect_inputs(inputs: Iterable[str], extensions: tuple[str, ...], output_dir: Path | None = None,
-                   stdin: TextIO | None = None, null: bool = False) -> list[tuple[Path, Path]]:
-    """Expand files, folders and ``-`` (paths on stdin) into ``(path, mirrored_rel)`` pairs.
-
-    Paths on stdin are one per line, or NUL-separated with ``null``.  Folders
-    are walked following symlinked subfolders; broken links found there are
-    returned (see :func:`check_link`).  Raises ``RavekitError`` for a path
-    that does not exist, or when nothing is found.
-    """
-    given: list[str] = []
-    from_stdin: set[str] = set()
-    for item in inputs:
-        if item == "-":
-            read = read_paths(stdin or sys.stdin, null)
-            from_stdin.update(read)
-            given.extend(read)
-        else:
-            given.append(item)
-    skip = output_dir.resolve() if output_dir is not None else None
-    pairs: list[tuple[Path, Path]] = []
-    for item in given:
-        p = Path(item)
-        if p.is_dir():
-            pairs.extend((f, f.relative_to(p)) for f in _walk(p, extensions, skip))
-        elif p.exists():
-            pairs.append((p, p if _mirrorable(p) else Path(p.name)))
-        else:
-            link = " (a broken symbolic link)" if p.is_symlink() else ""
-            hint = ""
-            if null and item in from_stdin and "\n" in item:
-                hint = "; it holds line breaks: are the paths on stdin really NUL-separated (find -print0)?"
-            raise RavekitError(f"{shown(p)}: input not found{link}; check the path given to --input{hint}", 2)
-    if not pairs:
-        raise RavekitError(
-            f"no input files found in {', '.join(map(shown, given)) or 'stdin'} ending in {', '.join(extensions)}; "
-            "check --input and --extensions", 2)
-    return pairs
-
-
-def plan_jobs(pairs: list[tuple[Path, Path]], output_dir: Path, suffix: str,
-              shard: tuple[int, int] | None = None, records: bool = False) -> list[Job]:
-    """Map inputs to outputs, refuse collisions and overwrites, then take this shard.
-
-    ``records``: each output gets a ``NAME.json`` record beside it, which must
-    not replace an input's sidecar (``NAME.json`` beside a latent file).
-    """
-    jobs: list[Job] = []
-    seen: dict[Path, Path] = {}
-    sources = {p.resolve() for p, _ in pairs}
-    sidecars = {p.resolve().with_suffix(".json"): p for p, _ in pairs} if records else {}
-    for source, rel in sorted(pairs, key=lambda pr: str(pr[1])):
-        out = output_dir / rel.with_suffix(suffix)
-        key = out.resolve()
-        if key in seen and seen[key] != source.resolve():
-            raise RavekitError(
-                f"{shown(seen[key])} and {shown(source)} would both be written to {shown(out)}; "
-                "rename one or encode them separately", 2)
-        if key in sources:
-            raise RavekitError(f"{shown(source)}: its output {shown(out)} would replace an input; "
-                               "choose another --output", 2)
-        if key.with_suffix(".json") in sidecars:
-            raise RavekitError(f"{shown(source)}: the record of its output, {shown(out.with_suffix('.json'))}, would "
-                               f"replace the sidecar of {shown(sidecars[key.with_suffix('.json')])}; "
-                               "choose another --output", 2)
-        if key not in seen:
-            seen[key] = source.resolve()
-            jobs.append(Job(source, rel, out))
-    if shard:
-        k, n = shard
-        jobs = jobs[k - 1::n]
-    return jobs
+from ravekit.commands.console import check_printable, info, one_line, print_path, stdout_closed
+from ravekit.commands.progress import FileMeter, Progress, is_worker
+from ravekit.errors import RavekitError, shown
+from ravekit.io.claims import claim_output
+from ravekit.io.files import check_writable
+from ravekit.io.inputs import Job, check_link, collect_inputs, parse_extensions, parse_shard, plan_jobs, take_shard
 
 
 def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: str,
@@ -170,9 +30,7 @@ def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: 
     """
     pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir, null=null)
     jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard), records)
-    share = parse_shard(part)
-    if share:
-        jobs = jobs[share[0] - 1::share[1]]
+    jobs = take_shard(jobs, parse_shard(part))
     claim_batch_output(output_dir, shard)
     return jobs
 
@@ -186,9 +44,6 @@ def claim_batch_output(output_dir: Path, shard: str | None) -> None:
     share the folder; each holds its own shard.  ``--jobs`` workers write for
     their parent, which holds the folder for them.
     """
-    from ravekit.commands.progress import is_worker
-    from ravekit.io.claims import claim_output
-    from ravekit.io.files import check_writable
 
     if is_worker():
         # The parent holds the folder and has cleared it of stale temporaries: only check it can be written.
@@ -229,8 +84,6 @@ def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], 
     progress is shown, and ``work`` calls ``progress(seconds)`` as chunks
     of the file go through the model (see ``progress.Progress``).
     """
-    from ravekit.commands.progress import FileMeter, Progress
-
     report = BatchReport()
     start = time.perf_counter()
     progress = Progress(prog, quiet)
@@ -316,8 +169,6 @@ def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
     ``--jobs`` worker sends its counts to the parent, which prints the one summary.
     A batch ended by its reader closing stdout has no summary.
     """
-    from ravekit.commands.progress import Progress, is_worker
-
     counts = {"written": len(report.written), "skipped": len(report.skipped), "failed": len(report.failed)}
     if report.stdout_closed:
         pass  # ended by its reader (`| head`): no summary of a batch cut short on purpose

@@ -18,8 +18,22 @@ from __future__ import annotations
 
 import sys
 
-from ravekit.choices import AUDIO_EXTENSIONS, CHANNEL_MODES, DECODER_SUBTYPES, LATENT_EXTENSIONS, extensions_text
+from ravekit.choices import (
+    AUDIO_EXTENSIONS,
+    CHANNEL_MODES,
+    DECODER_SUBTYPES,
+    LATENT_EXTENSIONS,
+    WAV_AS,
+    extensions_text,
+)
+from ravekit.commands import console, parallel
 from ravekit.commands import flags as cli
+from ravekit.commands.batch import check_link, find_jobs, run_jobs, summarise
+from ravekit.commands.progress import audio_seconds, latent_seconds
+from ravekit.engine.bending import Bending, dim_list, value_list
+from ravekit.errors import RavekitError
+
+# start-up: torch, numpy and the engine load inside the functions that decode, so --help is fast.
 
 PROG = cli.prog_name("decoder.py")  # or ravekit-decoder, as the user ran it
 
@@ -40,11 +54,10 @@ def get_parser():
 
 def add_transfer_args(parser) -> None:
     """The flags of one-step resynthesis and transfer, and of latent bending."""
-    from ravekit.engine.bending import dim_list, value_list
 
     parser.add_argument("--encoder", default=None, metavar="MODEL.ts",
                         help="model that encodes audio inputs (default: --model itself, i.e. resynthesis)")
-    parser.add_argument("--wav_as", default="auto", choices=["auto", "audio", "latents"],
+    parser.add_argument("--wav_as", default="auto", choices=WAV_AS,
                         help="how .wav inputs are read: auto goes by the header (4 kHz or more is audio; below, "
                         "latents when a latents sidecar, more than two channels or latent_size channels say so)")
     parser.add_argument("--dims", type=dim_list, default=None, metavar="LIST",
@@ -63,15 +76,13 @@ def add_transfer_args(parser) -> None:
 
 
 def main(argv=None) -> int:
-    return cli.batch_main(PROG, get_parser(), argv, "ravekit.commands.decoder", run)
+    return parallel.batch_main(PROG, get_parser(), argv, "ravekit.commands.decoder", run)
 
 
 def run(args, workers: int = 1) -> int:
     """Decode the inputs with ``workers`` processes sharing each file's model calls (``engine.pool``)."""
     from pathlib import Path
 
-    from ravekit.commands.batch import find_jobs
-    from ravekit.engine.bending import Bending
     from ravekit.engine.layout import use_threads
     from ravekit.engine.pool import ChunkPool
 
@@ -90,13 +101,12 @@ def run(args, workers: int = 1) -> int:
 
 def _decode_jobs(args, jobs, bending, pool) -> int:
     """Decode ``jobs`` with the models' calls shared by ``pool`` (``run`` made both)."""
-    from ravekit.commands.batch import check_link, run_jobs, summarise
     from ravekit.engine.model import load_model
-    from ravekit.engine.transfer import AUDIO, Transfer
-    from ravekit.errors import RavekitError
+    from ravekit.engine.transfer import Transfer
+    from ravekit.io.kind import AUDIO
 
     decoder = Transfer(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
-                       warn=lambda message: cli.warn(PROG, message), bending=bending, wav_as=args.wav_as)
+                       warn=lambda message: console.warn(PROG, message), bending=bending, wav_as=args.wav_as)
 
     def kind(job):
         try:
@@ -104,15 +114,15 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
         except RavekitError:
             return None  # reported with the file, when run_jobs reaches it
 
-    decoder.model.pool = pool
+    pool.serve(decoder.model)
     audio = {id(job) for job in jobs if kind(job) == AUDIO}
     if audio:
-        start_encoder(args, decoder)
+        start_encoder(args, decoder, pool)
 
     def to_do(job) -> bool:
         try:
             check_link(job.source)
-            cli.check_printable(job.output, args.null)
+            console.check_printable(job.output, args.null)
             return args.force or not decoder.finished(job.source, job.output)
         except RavekitError:
             return False  # run_jobs meets the problem again and reports it with the file
@@ -130,10 +140,9 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
         reading = prefetcher.open(order[id(job)]) if id(job) in order else None
         path, warnings = decoder.decode_file(job.source, job.output, progress, reading)
         for message in warnings:
-            cli.warn(PROG, message)
+            console.warn(PROG, message)
         return [path]
 
-    from ravekit.commands.progress import audio_seconds, latent_seconds
 
     m = decoder.model.info
 
@@ -155,7 +164,7 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
     return summarise(PROG, report, args.quiet)
 
 
-def start_encoder(args, decoder) -> None:
+def start_encoder(args, decoder, pool) -> None:
     """Give the decoder its encoder (--encoder, or --model itself) and say once what the pair does."""
     import os
 
@@ -164,12 +173,12 @@ def start_encoder(args, decoder) -> None:
 
     same = not args.encoder or os.path.realpath(args.encoder) == os.path.realpath(args.model)
     model = decoder.model if same else load_model(args.encoder, args.device)
-    model.pool = decoder.model.pool  # the helpers load the encoder too, by its path
+    pool.serve(model)  # the helpers load the encoder too, by its path
     notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels))
     for note in [] if args.quiet else notes:
-        cli.info(PROG, note)
+        console.info(PROG, note)
     for message in warnings:
-        cli.warn(PROG, message)
+        console.warn(PROG, message)
 
 
 if __name__ == "__main__":

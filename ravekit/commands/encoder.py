@@ -16,7 +16,12 @@ from __future__ import annotations
 import sys
 
 from ravekit.choices import AUDIO_EXTENSIONS, CHANNEL_MODES, extensions_text
+from ravekit.commands import console, parallel
 from ravekit.commands import flags as cli
+from ravekit.commands.batch import find_jobs, pending, run_jobs, summarise
+from ravekit.commands.progress import audio_seconds
+
+# start-up: torch, numpy and the engine load inside the functions that encode, so --help is fast.
 
 PROG = cli.prog_name("encoder.py")  # or ravekit-encoder, as the user ran it
 
@@ -41,14 +46,13 @@ def get_parser():
 
 
 def main(argv=None) -> int:
-    return cli.batch_main(PROG, get_parser(), argv, "ravekit.commands.encoder", run)
+    return parallel.batch_main(PROG, get_parser(), argv, "ravekit.commands.encoder", run)
 
 
 def run(args, workers: int = 1) -> int:
     """Encode the inputs with ``workers`` processes sharing each file's model calls (``engine.pool``)."""
     from pathlib import Path
 
-    from ravekit.commands.batch import find_jobs
     from ravekit.engine.layout import use_threads
     from ravekit.engine.pool import ChunkPool
 
@@ -68,14 +72,12 @@ def run(args, workers: int = 1) -> int:
 
 def _encode_jobs(args, jobs, pool) -> int:
     """Encode ``jobs`` with the model's calls shared by ``pool`` (``run`` made both)."""
-    from ravekit.commands.batch import pending, run_jobs, summarise
-    from ravekit.commands.progress import audio_seconds
     from ravekit.engine.encode import Encoder
     from ravekit.engine.model import load_model
     from ravekit.io.prefetch import AudioPrefetcher
 
     encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
-    encoder.model.pool = pool
+    pool.serve(encoder.model)
 
     def finished(job):
         return encoder.finished(job.source, job.output)
@@ -90,7 +92,7 @@ def _encode_jobs(args, jobs, pool) -> int:
         written = []
         for result in encoder.encode_file(job.source, prefetcher.open(order[id(job)]), progress):
             for message in result.warnings:
-                cli.warn(PROG, message)
+                console.warn(PROG, message)
             written.append(result.save(encoder.output_for(job.output, result.suffix)))
         return written
 

@@ -12,12 +12,12 @@ import sys
 
 from ravekit.choices import DEFAULT_CHUNK_SECONDS, DEVICES
 from ravekit.errors import RavekitError, shown  # noqa: F401 - shown is part of this module's API
+from ravekit.seeds import SEED_MAX, check_seed
 
 TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
-    from typing import TextIO
+    from collections.abc import Sequence
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -98,26 +98,12 @@ def threads_count(text: str) -> int:
     return _count(text, "a number of threads (1 or more), to --threads or in $RAVEKIT_THREADS")
 
 
-SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take 0..2**32-1 as is
-
-
 def add_seed_arg(parser: argparse.ArgumentParser, default: int | None = 0) -> None:
     parser.add_argument(
         "--seed", type=int, default=default,
         help=f"random seed, 0 to {SEED_MAX}; the same seed gives bit-identical outputs and is recorded in the "
         "metadata",
     )
-
-
-def check_seed(seed: int | None) -> None:
-    """Refuse a ``--seed`` outside 0..2**32-1 (exit 2): the one rule of every script.
-
-    Negative seeds are refused because numpy's SeedSequence refuses them and
-    torch maps them onto large positive ones, so one seed would not mean one
-    result across the scripts.
-    """
-    if seed is not None and not (0 <= seed <= SEED_MAX):
-        raise RavekitError(f"--seed {seed}: use a whole number from 0 to {SEED_MAX}", 2)
 
 
 def check_input_file(flag: str, path: str) -> None:
@@ -287,186 +273,5 @@ def add_model_batch_args(parser: argparse.ArgumentParser, what: str, output: str
     add_chunk_arg(parser)
 
 
-def one_line(message: str) -> str:
-    """``message`` with any line break or other non-printable character escaped, as ``repr`` would."""
-    if message.isprintable():
-        return message
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-
-
-# While a progress bar is drawn on stderr, message lines go through it (progress.Progress sets this):
-# printed straight to stderr they would land on the bar's line and leave a torn copy of it behind.
-message_writer: Callable[[str], None] | None = None
-
-
-def say(line: str) -> None:
-    """One message line on stderr, above the progress bar when one is drawn."""
-    if message_writer is not None:
-        message_writer(line)
-    else:
-        print(line, file=sys.stderr)
-
-
-def warn(prog: str, message: str) -> None:
-    """One warning line on stderr."""
-    say(f"{prog}: warning: {one_line(message)}")
-
-
-def info(prog: str, message: str) -> None:
-    say(f"{prog}: {message}")
-
-
-def fatal(prog: str, message: str, code: int = 1) -> int:
-    """Print one error line on stderr and return the exit code to use."""
-    say(f"{prog}: error: {one_line(message)}")
-    return code
-
-
-RESUMES = "interrupted; finished outputs are kept, run again to resume"
-
-
-def run_main(prog: str, body: Callable[[], int], interrupted: str = RESUMES) -> int:
-    """Run a script's body, turning every failure into one line on stderr.
-
-    ``RavekitError`` carries a message written for the user.  Anything else is
-    a bug or an unforeseen condition: it is still reported on one line, and
-    ``RAVEKIT_DEBUG=1`` shows the traceback for a bug report.  ``interrupted``
-    is what Ctrl-C says: only a script whose outputs resume may promise it.
-    """
-    from ravekit.io.claims import scope
-
-    try:
-        with scope():  # output folders claimed by the body are released when it ends
-            return body()
-    except RavekitError as exc:
-        return fatal(prog, str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return fatal(prog, interrupted, 130)
-    except BrokenPipeError:
-        # A downstream `head` closed the pipe: what it read is the part it wanted, not an error.
-        stdout_closed()
-        return 0
-    except MemoryError:
-        return fatal(prog, "out of memory; try a smaller --chunk or fewer inputs at once")
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if os.environ.get("RAVEKIT_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        return fatal(prog, f"unexpected {type(exc).__name__}: {exc} (set RAVEKIT_DEBUG=1 for a traceback)")
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """Parse ``K/N`` into ``(k, n)`` with ``1 <= k <= n``."""
-    if text is None:
-        return None
-    try:
-        k_text, n_text = text.split("/")
-        k, n = int(k_text), int(n_text)
-    except ValueError:
-        raise RavekitError(f"--shard {text!r} is not of the form K/N, e.g. --shard 1/4", exit_code=2) from None
-    if not (n >= 1 and 1 <= k <= n):
-        raise RavekitError(f"--shard {text}: K must be from 1 to N, e.g. --shard 1/{max(n, 1)}", exit_code=2)
-    return k, n
-
-
-def parse_extensions(text: str) -> tuple[str, ...]:
-    exts = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        if part:
-            exts.append(part if part.startswith(".") else "." + part)
-    return tuple(exts)
-
-
-def check_printable(path: os.PathLike | str, null: bool = False) -> None:
-    """Refuse a path that one-path-per-line output cannot carry (a line break in a name) unless ``null``."""
-    text = os.fspath(path)
-    if not null and ("\n" in text or "\r" in text):
-        raise RavekitError(f"{text!r}: the name holds a line break, which would split it across lines of the "
-                           "output; use -0 (--null) for NUL-separated paths")
-
-
-class _Discard:
-    """A stdout that takes every write and keeps nothing (see :func:`stdout_closed`)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def stdout_closed() -> None:
-    """After a reader closed stdout (``| head -1``): send whatever is still printed nowhere.
-
-    Python flushes stdout once more at exit; writing to the closed pipe then
-    would print a traceback.  The file descriptor itself is pointed at
-    ``/dev/null``, so the flush succeeds; a stdout without one (a test's
-    capture) is swapped for a sink.
-    """
-    try:
-        fd = sys.stdout.fileno()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
-        sys.stdout = _Discard()  # type: ignore[assignment]
-
-
-def print_path(path: os.PathLike | str, null: bool = False) -> None:
-    """Print an output path on stdout, flushed, so pipelines can start on it at once.
-
-    One path per line, or NUL-terminated with ``null`` (``-0``).  A name with
-    a line break is refused without ``null`` rather than printed as two paths.
-    """
-    check_printable(path, null)
-    sys.stdout.write(os.fspath(path) + ("\0" if null else "\n"))
-    sys.stdout.flush()
-
-
-def read_paths(stream: Iterable[str] | TextIO, null: bool = False) -> list[str]:
-    """The paths on ``stream``: one per line, or NUL-separated with ``null``; blank entries are skipped.
-
-    Only the separator is cut: file names may begin or end with spaces.
-    """
-    if null:
-        raw = getattr(stream, "buffer", None)
-        # The bytes, not the text layer: its newline translation would turn a "\r" in a name into "\n".
-        text = os.fsdecode(raw.read()) if raw is not None else "".join(stream)
-        return [p for p in text.split("\0") if p.strip()]
-    return [line.rstrip("\r\n") for line in stream if line.strip()]
-
-
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(list(argv) if argv is not None else None)
-
-
-def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, module: str,
-               run: Callable[[argparse.Namespace, int], int]) -> int:
-    """The ``main`` of a script made with ``add_model_batch_args``: one process, or ``--jobs`` workers.
-
-    ``run(args, workers)`` does the work in this process, its model calls
-    shared by ``workers`` processes (``engine.pool``).
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    try:
-        check_common(args)
-    except RavekitError as exc:
-        return fatal(prog, str(exc), exc.exit_code)
-    if args.part is not None:  # a worker of --jobs: its files, its chunks on --jobs processes
-        return run_main(prog, lambda: run(args, args.jobs if isinstance(args.jobs, int) else 1))
-    if args.jobs != 1:
-        from pathlib import Path
-
-        from ravekit.commands.parallel import run_parallel
-
-        def parallel() -> int:
-            from ravekit.commands.batch import claim_batch_output
-
-            claim_batch_output(Path(args.output), args.shard)  # held for the workers, which take none
-            return run_parallel(prog, module, argv, args, lambda workers: run(args, workers))
-
-        return run_main(prog, parallel)
-    return run_main(prog, lambda: run(args, 1))

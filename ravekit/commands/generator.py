@@ -20,7 +20,15 @@ import sys
 from pathlib import Path
 
 from ravekit.choices import DISTRIBUTIONS, LATENT_EXTENSIONS, extensions_text
+from ravekit.commands import console
 from ravekit.commands import flags as cli
+from ravekit.commands.progress import Progress
+from ravekit.generate import patterns as reg
+from ravekit.generate.patterns import discover, load_pattern
+from ravekit.generate.request import GenerateRequest
+from ravekit.io import inputs
+
+# start-up: numpy, torch and the generator's pipeline load inside body(), so --help is fast.
 
 PROG = cli.prog_name("generator.py")  # or ravekit-generator, as the user ran it
 
@@ -35,7 +43,6 @@ def _chosen_pattern(argv) -> tuple[str, list[str]]:
 
 def get_parser(argv=None) -> argparse.ArgumentParser:
     """The command line; the chosen --pattern's own flags are added when it defines any."""
-    from ravekit.generate.patterns import discover, load_pattern
 
     name, dirs = _chosen_pattern(argv)
     patterns = discover(dirs)
@@ -112,72 +119,59 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
 def body(argv) -> int:
     args = cli.parse_args(get_parser(argv), argv)
     cli.check_common(args)
-    from ravekit.generate import patterns as reg
 
     patterns = reg.discover(args.patterns_dir)
     if args.list_patterns:
         print(reg.list_text(patterns))
         return 0
-    from ravekit.generate import run as generate_run
 
-    warn = lambda m: cli.warn(PROG, m)  # noqa: E731
-    extensions = cli.parse_extensions(args.extensions)
+    from ravekit.generate import pipeline, plan  # numpy and torch: loaded once the command line is checked
+
+    warn = lambda m: console.warn(PROG, m)  # noqa: E731
+    extensions = inputs.parse_extensions(args.extensions)
     if args.tempo_table:
-        print(generate_run.tempo_table_text(
+        print(plan.tempo_table_text(
             sample_rate=args.sample_rate, ratio=args.ratio, model_file=args.model, inputs=args.input,
             stats_file=args.stats, extensions=extensions, stdin=sys.stdin, warn=warn, null=args.null))
         return 0
     pattern = "loop" if args.pattern == "default" else args.pattern
-    if args.prior:
-        return _run_prior(args, reg.load_pattern(reg.find(patterns, pattern)), pattern, extensions, warn)
-    generate_run.run(
-        module=reg.load_pattern(reg.find(patterns, pattern)), pattern=pattern,
-        options={d: getattr(args, d) for d in args.pattern_options}, inputs=args.input, stats_file=args.stats,
-        extensions=extensions, stdin=sys.stdin, output=Path(args.output), seed=args.seed,
-        distribution=args.distribution, smoothing=args.smoothing, iqr=args.iqr, num_latents=args.num_latents,
-        bpm=args.bpm,
-        num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
-        plot=args.plot, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio,
-        max_frames=args.max_frames, pd=args.pd, warn=warn, info=lambda m: cli.info(PROG, m), force=args.force,
-        null=args.null,
-        on_output=lambda path: cli.print_path(path, args.null))
-    return 0
-
-
-def _run_prior(args, module, pattern: str, extensions, warn) -> int:
-    """--prior: ravekit.generate.prior_run, with a progress bar in seconds of generated audio."""
-    from ravekit.commands.progress import Progress
-    from ravekit.generate import prior_run
-
-    bar = Progress(PROG)
-    # Messages go above the bar: printed straight to stderr, they would land in the middle of its line.
-    warn = lambda m: bar.write(f"{PROG}: warning: {cli.one_line(m)}")  # noqa: E731
-    info = lambda m: bar.write(f"{PROG}: {m}")  # noqa: E731
+    request = make_request(args, reg.load_pattern(reg.find(patterns, pattern)), pattern, extensions)
+    on_output = lambda path: console.print_path(path, args.null)  # noqa: E731
+    if not args.prior:
+        pipeline.generate(request, warn=warn, info=lambda m: console.info(PROG, m), on_output=on_output,
+                          stdin=sys.stdin)
+        return 0
+    bar = Progress(PROG)  # a prior takes its time: progress in seconds of generated audio
 
     def progress(done: float, total: float) -> None:
         if not bar.total:
             bar.add_total(total)
         bar.advance(done - bar.done)
 
-    try:
-        prior_run.run(
-            module=module, pattern=pattern, options={d: getattr(args, d) for d in args.pattern_options},
-            prior_file=args.prior, temperature=args.temperature, inputs=args.input, stats_file=args.stats,
-            distribution=args.distribution, extensions=extensions, stdin=sys.stdin, output=Path(args.output),
-            seed=args.seed, iqr=args.iqr, smoothing=args.smoothing, num_latents=args.num_latents, bpm=args.bpm,
-            num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,
-            plot=args.plot, model_file=args.model, max_frames=args.max_frames, warn=warn,
-            info=info, force=args.force, null=args.null,
-            on_output=lambda path: cli.print_path(path, args.null),
-            progress=progress if bar.active else None, sample_rate=args.sample_rate, ratio=args.ratio, pd=args.pd)
+    try:  # messages go above the bar: printed straight to stderr, they would land in the middle of its line
+        pipeline.generate(request, warn=lambda m: bar.write(f"{PROG}: warning: {console.one_line(m)}"),
+                          info=lambda m: bar.write(f"{PROG}: {m}"), on_output=on_output, stdin=sys.stdin,
+                          progress=progress if bar.active else None)
     finally:
         bar.close()
     return 0
 
 
+def make_request(args: argparse.Namespace, module, pattern: str, extensions: tuple[str, ...]) -> GenerateRequest:
+    """The one :class:`~ravekit.generate.request.GenerateRequest` of the parsed flags (checked as it is made)."""
+    return GenerateRequest(
+        module=module, pattern=pattern, output=Path(args.output),
+        pattern_options={d: getattr(args, d) for d in args.pattern_options}, inputs=tuple(args.input or ()),
+        stats_file=args.stats, prior_file=args.prior, temperature=args.temperature, extensions=extensions,
+        null=args.null, seed=args.seed, distribution=args.distribution, smoothing=args.smoothing, iqr=args.iqr,
+        num_latents=args.num_latents, bpm=args.bpm, num_loops=args.num_loops, num_files=args.num_files,
+        max_frames=args.max_frames, embeddings=args.embeddings, double=args.double, plot=args.plot, pd=args.pd,
+        force=args.force, model_file=args.model, sample_rate=args.sample_rate, ratio=args.ratio)
+
+
 def main(argv=None) -> int:
     # A failed run takes back the files it wrote (ravekit.generate.plan.Unpublished): nothing resumes.
-    return cli.run_main(PROG, lambda: body(argv), interrupted="interrupted; the files this run had written "
+    return console.run_main(PROG, lambda: body(argv), interrupted="interrupted; the files this run had written "
                         "were removed, so running it again starts afresh")
 
 

@@ -6,21 +6,13 @@ from __future__ import annotations
 import sys
 
 from ravekit.choices import MODEL_EXTENSIONS, extensions_text
-from ravekit.commands.flags import (
-    add_null_arg,
-    add_output_arg,
-    check_common,
-    check_printable,
-    fatal,
-    info,
-    make_parser,
-    parse_args,
-    parse_extensions,
-    print_path,
-    prog_name,
-    run_main,
-)
+from ravekit.commands.console import check_printable, fatal, info, print_path, run_main
+from ravekit.commands.flags import add_null_arg, add_output_arg, check_common, make_parser, parse_args, prog_name
 from ravekit.errors import RavekitError
+from ravekit.io.claims import claim_output
+from ravekit.io.inputs import collect_inputs, parse_extensions
+
+# start-up: torch and the inspection code load inside the functions that inspect, so --help is fast.
 
 PROG = prog_name("inspector.py")  # or ravekit-inspector, as the user ran it
 DESCRIPTION = """\
@@ -76,7 +68,6 @@ def main(argv=None) -> int:
     def body() -> int:
         from pathlib import Path
 
-        from ravekit.commands.batch import collect_inputs
         from ravekit.inspection import run as inspect_run
 
         check_common(args)
@@ -93,7 +84,6 @@ def main(argv=None) -> int:
                                   check_output=lambda p: check_printable(p, args.null))
         pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir, null=args.null)
         if args.save:
-            from ravekit.io.claims import claim_output
 
             claim_output(out_dir)  # before any model is read
         if detail:

@@ -16,6 +16,9 @@ One file (P = 1) runs here, its chunks on N processes.  The parent relays
 the workers' output paths line by line, parses their progress lines
 (``progress.PREFIX``) into one bar, shows each error once and prints one
 summary.
+
+:func:`batch_main` is the ``main`` of the encoder and the decoder: it
+checks the command line, then runs the batch here or dispatches it.
 """
 
 from __future__ import annotations
@@ -30,13 +33,40 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ravekit.commands.flags import PROG_ENV, info, parse_extensions, parse_shard, stdout_closed
+from ravekit.commands.batch import claim_batch_output, summary_line
+from ravekit.commands.console import fatal, info, run_main, stdout_closed
+from ravekit.commands.flags import PROG_ENV, check_common
+from ravekit.commands.progress import PREFIX, WORKER_ENV, Progress
+from ravekit.errors import RavekitError
+from ravekit.io.inputs import collect_inputs, parse_extensions, parse_shard, take_shard
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-    from ravekit.commands.progress import Progress
+
+def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, module: str,
+               run: Callable[[argparse.Namespace, int], int]) -> int:
+    """The ``main`` of a script made with ``add_model_batch_args``: one process, or ``--jobs`` workers.
+
+    ``run(args, workers)`` does the work in this process, its model calls
+    shared by ``workers`` processes (``engine.pool``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    try:
+        check_common(args)
+    except RavekitError as exc:
+        return fatal(prog, str(exc), exc.exit_code)
+    if args.part is not None:  # a worker of --jobs: its files, its chunks on --jobs processes
+        return run_main(prog, lambda: run(args, args.jobs if isinstance(args.jobs, int) else 1))
+    if args.jobs != 1:
+        def parallel() -> int:
+            claim_batch_output(Path(args.output), args.shard)  # held for the workers, which take none
+            return run_parallel(prog, module, argv, args, lambda workers: run(args, workers))
+
+        return run_main(prog, parallel)
+    return run_main(prog, lambda: run(args, 1))
 
 
 def plan_workers(requested: int, cores: int | None) -> tuple[int, str | None]:
@@ -105,12 +135,9 @@ def _accelerator_present() -> bool:
 
 def count_files(args: argparse.Namespace, stdin_bytes: bytes | None) -> int:
     """Input files of this run (after ``--shard``), found as the workers will find them."""
-    from ravekit.commands.batch import collect_inputs
-
     pairs = collect_inputs(args.input, parse_extensions(args.extensions), Path(args.output),
                            _text_stream(stdin_bytes or b""), null=args.null)
-    shard = parse_shard(args.shard)
-    return len(pairs[shard[0] - 1::shard[1]]) if shard else len(pairs)
+    return len(take_shard(pairs, parse_shard(args.shard)))
 
 
 def _read_stdin() -> bytes:
@@ -120,7 +147,7 @@ def _read_stdin() -> bytes:
 
 
 def _text_stream(data: bytes) -> io.TextIOWrapper:
-    """``data`` as a stdin-like stream: lines split at "\n" only, bytes kept under ``.buffer`` (``cli.read_paths``)."""
+    """``data`` as a stdin-like stream: lines split at "\n" only, bytes under ``.buffer`` (``inputs.read_paths``)."""
     return io.TextIOWrapper(io.BytesIO(data), encoding=sys.getfilesystemencoding(), errors="surrogateescape",
                             newline="\n")
 
@@ -169,8 +196,6 @@ class _Workers:
         self.seen: set[str] = set()
 
     def take(self, line: str) -> None:
-        from ravekit.commands.progress import PREFIX
-
         with self.lock:
             if line.startswith(PREFIX):
                 message = json.loads(line[len(PREFIX):])
@@ -261,9 +286,6 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     whole lines (NUL-terminated records with ``null``) at a time, so a
     pipeline downstream still reads one path per record.
     """
-    from ravekit.commands.batch import summary_line
-    from ravekit.commands.progress import WORKER_ENV, Progress
-
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **{WORKER_ENV: "1"})
     # The workers import this very ravekit, installed or run from a checkout in any folder.
     here = str(Path(__file__).resolve().parents[2])

@@ -1,6 +1,6 @@
 """Progress of a batch in seconds of audio: one bar, or lines for the parent of ``--jobs`` workers.
 
-Library code (``process``, ``encoding``, ``decoding``) reports progress through
+Library code (``engine.encode``, ``engine.decode``, ``engine.transfer``) reports progress through
 a callback, ``progress(seconds)``, after every model call, and never prints.
 The batch runner turns those calls into one of:
 
@@ -20,11 +20,15 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ravekit.commands import console
+
 # A worker's machine lines start with this (ASCII record separator, then a tag),
 # which no path or message of ours does; the parent never relays them.
 PREFIX = "\x1eravekit-progress "
 WORKER_ENV = "RAVEKIT_JOBS_WORKER"
 BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} s of audio [{elapsed}<{remaining}]"
+
+# start-up: tqdm and the audio readers load where a bar is drawn or a file measured, so --help is fast.
 
 
 def is_worker() -> bool:
@@ -61,9 +65,7 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=None, desc=prog, file=self.stream, dynamic_ncols=True, bar_format=BAR_FORMAT)
-            from ravekit.commands import flags
-
-            flags.message_writer = self.write  # the scripts' warnings and notes, above the bar
+            console.message_writer = self.write  # the scripts' warnings and notes, above the bar
 
     @property
     def active(self) -> bool:
@@ -121,10 +123,8 @@ class Progress:
 
     def close(self) -> None:
         if self.bar is not None:
-            from ravekit.commands import flags
-
-            if flags.message_writer == self.write:
-                flags.message_writer = None
+            if console.message_writer == self.write:
+                console.message_writer = None
             self.bar.close()
             self.bar = None
 

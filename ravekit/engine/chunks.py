@@ -20,9 +20,9 @@ import numpy as np
 
 from ravekit.choices import DEFAULT_CHUNK_SECONDS  # noqa: F401 (re-exported)
 from ravekit.engine.context import Context, measure_context  # noqa: F401 (re-exported)
-from ravekit.engine.layout import chunk_seed
 from ravekit.engine.model import RaveModel
 from ravekit.engine.pool import Call, run_calls
+from ravekit.seeds import chunk_seed
 
 
 def chunk_frames_for(model: RaveModel, seconds: float) -> int:
@@ -38,7 +38,7 @@ def encode_blocks(model: RaveModel, blocks: Iterable[np.ndarray], seed: int | No
     Parameters
     ----------
     blocks : iterable of float32 ``(channels, samples)`` arrays, in order.
-    seed : the torch seed of chunk ``k`` is ``layout.chunk_seed(seed, k)``, so results
+    seed : the torch seed of chunk ``k`` is ``seeds.chunk_seed(seed, k)``, so results
         repeat bit for bit whichever process computes which chunk.
     chunk : frames produced per model call.
     context : frames of context each side (``measure_context``); ``None`` encodes whole.

@@ -172,7 +172,7 @@ class Decoder:
                       "clipped_share": writer.clipped / max(1, writer.frames * m.target_channels)}
             record = make_record(
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,
-                model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
+                model=m.identity(),
                 source={**source, "latent_dims": latents.latent_dims, "latent_frames": latents.frames},
                 seed=self.seed, processing={**self.processing, "trimmed_to": trim_to}, output=output, **(extra or {}))
             write_json(record_path(out), record)

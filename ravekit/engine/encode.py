@@ -22,7 +22,7 @@ from ravekit.engine.latency import measure_latency
 from ravekit.engine.layout import cpu_kernels, layout_record
 from ravekit.engine.model import RaveModel
 from ravekit.errors import RavekitError, first_line, shown
-from ravekit.io.audio import AudioInfo, iter_audio, probe
+from ravekit.io.audio import BLOCK, AudioInfo, iter_audio, probe
 from ravekit.io.channels import Groups, apply_channels, channel_plan, describe_groups, spans, unused_channels
 from ravekit.io.files import sha256_of
 from ravekit.io.latents import Latents, Sidecar, make_sidecar, sidecar_path
@@ -137,7 +137,6 @@ class Encoder:
 
     def prefetch_blocks(self) -> int:
         """Enough read-ahead for one model chunk, so reading the next one overlaps its encoding."""
-        from ravekit.io.audio import BLOCK
 
         m = self.model.info
         return 2 + min(self.chunk * m.ratio, 4 * m.sr * 60) // BLOCK
@@ -243,7 +242,7 @@ class Encoder:
                 described["channel_warning"] = warning
             meta = make_sidecar(
                 sr=m.sr, ratio=m.ratio, latent_dims=z.shape[1], frames=z.shape[2], n_channels=m.n_channels,
-                model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},
+                model=m.identity(),
                 source=described, seed=self.seed, created_by="encoder.py", processing=self.processing,
                 discrete=m.discrete, codebook_size=m.codebook_size,
             )

@@ -14,7 +14,7 @@ parallelism of a run:
   and ``--chunk`` only (:mod:`ravekit.engine.chunks`), never on ``--jobs``,
   the batch, memory or the shard;
 - **randomness**: the generator is seeded before each call from
-  ``(seed, chunk index)`` (:func:`chunk_seed`), never from the order of work.
+  ``(seed, chunk index)`` (:func:`ravekit.seeds.chunk_seed`), never from the order of work.
   The file enters through its content alone, so a file gives the same result
   under any name, alone or in any batch.
 
@@ -24,25 +24,11 @@ outputs of an earlier layout are stale, as outputs of another model are.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 # 1: before layouts were recorded (threads, seeding and pooling followed --jobs).
 # 2: one intra-op thread, the chunk grid of the model and file, seeds keyed by chunk.
 LAYOUT_VERSION = 2
-
-
-def chunk_seed(seed: int | None, index: int) -> int | None:
-    """The torch seed of chunk ``index`` of a file run with ``seed`` (None: not seeded).
-
-    Chunk 0 takes ``seed`` itself, so a file of one chunk gives exactly what
-    ``torch.manual_seed(seed)`` before the model's own call gives; later chunks
-    derive theirs through numpy's ``SeedSequence``, so neighbouring chunks and
-    seeds get unrelated streams.
-    """
-    if seed is None or index == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def use_threads(threads: int) -> None:

@@ -14,15 +14,12 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, overload
+from typing import Literal, overload
 
 import torch
 
 from ravekit.errors import RavekitError, first_line
 from ravekit.io.files import sha256_of
-
-if TYPE_CHECKING:
-    from ravekit.engine.pool import ChunkPool
 
 # Buffers whose names end like this hold a streaming export's convolution
 # state (docs/rave-exports.md: zeroing them equals reloading the model).
@@ -111,6 +108,12 @@ class ModelInfo:
         """Latent frames per second, ``sr / ratio`` (not an integer in general)."""
         return self.sr / self.ratio
 
+    def identity(self, kind: bool = True) -> dict:
+        """The ``model`` section of an output's record or sidecar: file name, sha256 and, with ``kind``, RAVE's
+        ``original_name``; resume compares the sha256 (:mod:`ravekit.io.records`)."""
+        found = {"file": Path(self.path).name, "sha256": self.sha256}
+        return {**found, "original_name": self.original_name} if kind else found
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["latent_rate"] = self.latent_rate
@@ -127,8 +130,6 @@ class RaveModel:
         self.module = module
         self.info = info
         self.device = device
-        # Helper processes that share this model's calls (``pool.ChunkPool``); None runs them all here.
-        self.pool: ChunkPool | None = None
         self._streaming_buffers = [
             b for name, b in module.named_buffers() if name.endswith(STREAMING_BUFFER_SUFFIXES)
         ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
@@ -28,7 +29,9 @@ import torch
 
 from ravekit.engine.layout import use_threads
 from ravekit.engine.memory import release_freed_memory
+from ravekit.engine.model import load_model
 from ravekit.errors import RavekitError
+from ravekit.seeds import seed_torch
 
 if TYPE_CHECKING:
     from ravekit.engine.model import RaveModel
@@ -44,14 +47,16 @@ def call_model(model: RaveModel, method: str, x: np.ndarray, seed: int | None, k
     The kept part is a copy: a v2 export's output is a view of a wider tensor
     (its 8 dims of all 128), which a view would keep alive.
     """
-    if seed is not None:
-        torch.manual_seed(seed)
+    seed_torch(seed)
     y = getattr(model, method)(torch.from_numpy(np.ascontiguousarray(x))[None]).cpu().numpy()[0]
     kept = y[..., keep[0]:keep[1]].copy()
     del y
     release_freed_memory()
     return kept
 
+
+# The pool that serves each model of this process (ChunkPool.serve): the model itself need not know it.
+_SERVED: weakref.WeakKeyDictionary[Any, ChunkPool] = weakref.WeakKeyDictionary()
 
 # The models a helper process has loaded, by path.
 _LOADED: dict[str, Any] = {}
@@ -65,7 +70,6 @@ def _start_helper(threads: int) -> None:
 
 def _helper_load(path: str, sha256: str = "") -> Any:
     """The model at ``path`` in this helper, loaded once; with ``sha256``, checked to be the parent's."""
-    from ravekit.engine.model import load_model
 
     if path not in _LOADED:
         _LOADED[path] = load_model(path, "cpu")
@@ -106,6 +110,10 @@ class ChunkPool:
         if self.helpers:
             for path in dict.fromkeys(os.fspath(p) for p in preload):
                 self._warming(self._started(), path)
+
+    def serve(self, model: RaveModel) -> None:
+        """Share ``model``'s calls (:func:`run_calls`) with this pool's helpers, which load it by its path."""
+        _SERVED[model] = self
 
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -209,8 +217,8 @@ def _chain(first: Call, second: Call | None, rest: Iterator[Call]) -> Iterator[C
 
 
 def run_calls(model: RaveModel, method: str, calls: Iterable[Call]) -> Iterator[np.ndarray]:
-    """The results of ``calls`` to ``model.method`` in order, spread over ``model.pool`` when it has one."""
-    pool = getattr(model, "pool", None)  # stand-ins for a model (tests' wrappers) may have none
+    """The results of ``calls`` to ``model.method`` in order, spread over the pool serving it, if any."""
+    pool = _SERVED.get(model)
     if pool is None:
         for call in calls:
             yield call_model(model, method, *call)

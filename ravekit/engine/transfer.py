@@ -1,10 +1,10 @@
 """Audio in, audio out: resynthesis and A-to-B timbre transfer in one step, the work behind
 ``decoder.py --encoder``.
 
-An audio input is encoded by the encoder model (``encoding.Encoder``: its
+An audio input is encoded by the encoder model (``engine.encode.Encoder``: its
 channel plan, chunking with measured context, streaming latency and seed),
 bent (:mod:`ravekit.engine.bending`), and decoded by the decoder model
-(``decoding.Decoder``: chunking, streaming latency, noise for missing dims,
+(``engine.decode.Decoder``: chunking, streaming latency, noise for missing dims,
 trimming, the record).  Nothing is written in between, and the file's audio
 is never held whole: it is read block by block and written chunk by chunk.
 The file's latents are held, as ``encoder.py`` holds them before writing its
@@ -14,7 +14,7 @@ of a v2 model), and holding them is what makes the result bit-identical to
 generator first, decoding after, in both).
 
 Latent inputs (``.npy``, latent WAV) go through the same bending.  A ``.wav``
-is audio or latents by what it is (:func:`input_kind`).
+is audio or latents by what it is (:func:`ravekit.io.kind.input_kind`).
 """
 
 from __future__ import annotations
@@ -33,47 +33,9 @@ from ravekit.engine.encode import Encoder
 from ravekit.engine.model import ModelInfo, RaveModel
 from ravekit.errors import RavekitError
 from ravekit.io.audio import AudioInfo
-from ravekit.io.latents import AUDIO_RATE_FLOOR, Latents, Sidecar, sidecar_path
-from ravekit.io.latents import FORMAT as LATENTS_FORMAT
+from ravekit.io.kind import AUDIO, LATENTS, input_kind
+from ravekit.io.latents import Latents
 from ravekit.io.records import source_identity
-
-AUDIO, LATENTS = "audio", "latents"
-WAV_AS = ("auto", AUDIO, LATENTS)
-
-
-def input_kind(path: os.PathLike | str, wav_as: str = "auto", latent_size: int | None = None) -> str:
-    """Whether an input holds audio to encode or latents to decode: ``AUDIO`` or ``LATENTS``.
-
-    ``.npy`` is latents and any other ending but ``.wav`` is audio.  A WAV is
-    latents when ``wav_as`` says so; with ``auto``, by its header: a rate of
-    ``AUDIO_RATE_FLOOR`` (4 kHz) or more is audio (latent rates are
-    ``sr / ratio``, tens of Hz); below it, a latents sidecar, more than two
-    channels or exactly ``latent_size`` channels make it latents.  A low-rate
-    WAV of one or two channels and nothing else to go by is refused: it may be
-    either, and ``--wav_as`` decides.
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix == ".npy":
-        return LATENTS
-    if suffix != ".wav":
-        return AUDIO
-    if wav_as != "auto":
-        return wav_as
-    import soundfile as sf
-
-    try:
-        info = sf.info(str(p))
-    except Exception:  # noqa: BLE001 - the audio reader says what is wrong with it, with the fix
-        return AUDIO
-    if info.samplerate >= AUDIO_RATE_FLOOR:
-        return AUDIO
-    if Sidecar.read(p).format == LATENTS_FORMAT or info.channels > 2 or info.channels == latent_size:
-        return LATENTS
-    raise RavekitError(
-        f"{p}: a {info.samplerate} Hz WAV of {info.channels} channel{'s' if info.channels > 1 else ''} without a "
-        f"latents sidecar ({sidecar_path(p).name}) may be low-rate audio or latents; say which with "
-        "--wav_as audio or --wav_as latents")
 
 
 def check_bending_model(model: ModelInfo, bending: Bending) -> None:
@@ -143,7 +105,7 @@ class Transfer(Decoder):
         is set before encoding a file and again before decoding it, as
         ``encoder.py`` and ``decoder.py`` each do.
     bending : applied to every input's latents before decoding (default: none).
-    wav_as : ``auto``, ``audio`` or ``latents``: how ``.wav`` inputs are read (:func:`input_kind`).
+    wav_as : ``auto``, ``audio`` or ``latents``: how ``.wav`` inputs are read (:func:`ravekit.io.kind.input_kind`).
     """
 
     def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
@@ -188,9 +150,7 @@ class Transfer(Decoder):
     def _encoder_section(self, kind: str) -> dict | None:
         if kind != AUDIO or self.encoder is None:
             return None
-        m = self.encoder.model.info
-        return {"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name,
-                "processing": self.encoder.processing}
+        return {**self.encoder.model.info.identity(), "processing": self.encoder.processing}
 
     def _bend(self, latents: Latents, path: os.PathLike | str) -> Latents:
         if not self.bending.active:

@@ -44,13 +44,9 @@ import numpy as np
 from ravekit.choices import DISCRETE_DISTRIBUTIONS, DISTRIBUTIONS
 from ravekit.errors import RavekitError
 from ravekit.generate.stats import Stats
+from ravekit.io.codes import draw, support
 
 PSD_TOLERANCE = 1e-10  # relative to the largest eigenvalue: below is rounding, not a broken matrix
-
-
-def default_distribution(stats: Stats) -> str:
-    """``histogram`` for discrete latents, ``normal`` for continuous ones."""
-    return "histogram" if stats.discrete else "normal"
 
 
 def check_distribution(stats: Stats, distribution: str, iqr: bool, smoothing: float) -> None:
@@ -136,7 +132,8 @@ def sample(stats: Stats, distribution: str, frames: int, rng: np.random.Generato
         What the frames follow.
     distribution : str
         ``normal``, ``uniform``, ``iqr-uniform`` or ``correlation-based``
-        for continuous latents; ``histogram`` or ``uniform`` for codes.
+        for continuous latents; ``histogram`` or ``uniform`` for codes
+        (:func:`check_distribution` says whether it fits, once per run).
     frames : int >= 0
         Latent frames to draw.
     rng : np.random.Generator
@@ -151,9 +148,7 @@ def sample(stats: Stats, distribution: str, frames: int, rng: np.random.Generato
         Whole codes for discrete ``stats``.
     """
     dims = stats.latent_dims
-    check_distribution(stats, distribution, iqr, stats.smoothing)
     if stats.discrete:
-        from ravekit.io.codes import draw, support
 
         prob = stats.code_probabilities()
         return draw(prob if distribution == "histogram" else support(prob), frames, rng)

@@ -1,55 +1,33 @@
-"""Checks and planning of a generator.py run, before any latent is read.
+"""Planning a generator.py run before any latent is read.
 
-Every flag (:func:`check_request`), the inputs (:func:`gather_inputs`) and
-what their sidecars say, the rate (:func:`resolve_rate`), the loop length
+The inputs (:func:`gather_inputs`) and what their sidecars say
+(:func:`sidecar_facts`), the rate (:func:`resolve_rate`), the loop length
 ``--bpm`` asks for (:func:`choose_k`), the size of each output
 (:func:`check_size`, :func:`check_k_fits`), the kind of latents against the
-model (:func:`check_kind`), and every file the run will write
-(:func:`planned_outputs`), none of which may exist (unless ``force``) or be an
-input (:func:`check_outputs`).
+model (:func:`check_kind`), and the files the run will write, none of which
+may exist (unless ``force``) or be an input (:func:`check_outputs`); a run
+that fails part-way takes them back (:class:`Unpublished`).  The flags were
+checked when the request was made (:mod:`ravekit.generate.request`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ravekit.commands.flags import check_seed
 from ravekit.errors import RavekitError
-from ravekit.generate.tempo import bpm_of, latent_rate
+from ravekit.generate.request import check_rate_flags
+from ravekit.generate.stats import load_stats
+from ravekit.generate.tempo import bpm_of, format_tempo_table, latent_rate, nearest_k
+from ravekit.io.inputs import check_link, collect_inputs
+from ravekit.io.latents import Sidecar, sidecar_path
 
 STATS_NAME = "stats.json"
 BPM_TOLERANCE = 0.05  # a loop more than 5 % off the asked tempo is worth a warning
 Warn = Callable[[str], None]
-
-
-def check_request(*, seed: int, bpm: float | None, sample_rate: int | None, ratio: int | None,
-                  counts: dict[str, int], pattern_module=None, options: dict | None = None) -> None:
-    """Refuse impossible flag values before anything is read or written (exit code 2).
-
-    ``counts`` maps flag names (``num_latents``, ...) to values that must be 1
-    or more; ``pattern_module.check_options(**options)``, when defined, checks
-    the pattern's own flags and raises ``ValueError`` with the reason.
-    """
-    import math
-
-    check_seed(seed)
-    for flag, value in counts.items():
-        if value < 1:
-            raise RavekitError(f"--{flag} {value}: must be 1 or more", 2)
-    if bpm is not None and not (math.isfinite(bpm) and bpm > 0):
-        raise RavekitError(f"--bpm {bpm:g}: give a positive tempo in beats per minute, e.g. --bpm 120", 2)
-    for flag, given in (("--sample_rate", sample_rate), ("--ratio", ratio)):
-        if given is not None and given <= 0:
-            raise RavekitError(f"{flag} {given}: must be a positive whole number", 2)
-    check = getattr(pattern_module, "check_options", None)
-    if check is not None:
-        try:
-            check(**(options or {}))
-        except ValueError as exc:
-            raise RavekitError(str(exc), 2) from None
 
 
 def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: TextIO | None = None,
@@ -62,7 +40,6 @@ def gather_inputs(inputs: Sequence[str], extensions: Sequence[str], stdin: TextI
     A broken symbolic link in a folder is an error naming it: the statistics
     would silently leave that file out.
     """
-    from ravekit.commands.batch import check_link, collect_inputs
 
     pairs = collect_inputs(inputs, tuple(extensions), Path(exclude_dir) if exclude_dir else None, stdin, null)
     seen: set[Path] = set()
@@ -98,12 +75,6 @@ def resolve_rate(sample_rate: int | None, ratio: int | None, model_info: tuple[i
     if int(sr) <= 0 or int(rt) <= 0:
         raise RavekitError(f"sample rate {sr} and ratio {rt} must be positive", 2)
     return int(sr), int(rt)
-
-
-def output_name(pattern: str, distribution: str, iqr: bool, k: int, seed: int, index: int, ext: str) -> str:
-    """e.g. ``loop_normal_k11_s1_000.wav``; ``_iqr`` after the distribution with --iqr."""
-    dist = distribution + ("_iqr" if iqr else "")
-    return f"{pattern}_{dist}_k{k}_s{seed}_{index:03d}{ext}"
 
 
 def check_size(module, name: str, k: int, latent_dims: int, num_loops: int, options: dict, max_frames: int,
@@ -149,7 +120,7 @@ def model_info(model_file: str | None):
     """The :class:`~ravekit.engine.model.ModelInfo` of an exported model, or ``None`` without one."""
     if not model_file:
         return None
-    from ravekit.engine.model import load_model
+    from ravekit.engine.model import load_model  # torch at start-up only when a model is named
 
     return load_model(model_file, device="cpu", checksum=False).info
 
@@ -176,14 +147,10 @@ def data_rate(stats_file: str | None, inputs: Sequence[str] | None, extensions: 
               stdin: TextIO | None, null: bool = False) -> tuple[int | None, int | None]:
     """``(sr, ratio)`` the data says: the stats file, else the first input's sidecar."""
     if stats_file:
-        from ravekit.generate.stats import load_stats
-
         st = load_stats(stats_file)
         return st.sr, st.ratio
     if inputs:
-        from ravekit.io.latents import read_sidecar
-
-        meta = read_sidecar(gather_inputs(inputs, extensions, stdin, null=null)[0])
+        meta = Sidecar.read(gather_inputs(inputs, extensions, stdin, null=null)[0]).raw
         return meta.get("sr"), meta.get("ratio")
     return None, None
 
@@ -197,8 +164,6 @@ def choose_k(num_latents: int, bpm: float | None, sr: int, ratio: int, warn: War
     ``check(k)`` (the size limit, the outputs) runs before anything is said
     about k, so a refusal stays the run's one line.
     """
-    from ravekit.generate.tempo import nearest_k
-
     if bpm is None:
         if check:
             check(num_latents)
@@ -253,13 +218,11 @@ def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None],
     takes it); ``discrete`` is None when no sidecar says.  Only sidecars are
     read, not the latents.
     """
-    from ravekit.io.latents import read_sidecar
-
     dims: int | None = None
     rate: tuple[int | None, int | None] = (None, None)
     discrete: bool | None = None
     for f in files:
-        meta = read_sidecar(f)
+        meta = Sidecar.read(f).raw
         if dims is None and isinstance(meta.get("latent_dims"), int):
             dims = meta["latent_dims"]
         if discrete is None and isinstance(meta.get("discrete"), bool):
@@ -271,28 +234,9 @@ def sidecar_facts(files: Sequence[Path]) -> tuple[tuple[int | None, int | None],
     return rate, dims, discrete
 
 
-def planned_outputs(output: Path, *, pattern: str, distribution: str, iqr: bool, k: int, seed: int,
-                    num_files: int, embeddings: bool, plot: bool, writes_stats: bool, pd: bool = False) -> list[Path]:
-    """Every file the run will write: stats.json, plots, each pattern with its sidecar (and PNG), the Pd patch."""
-    from ravekit.io.latents import sidecar_path
-    from ravekit.puredata.patch import patch_name
-
-    paths = [output / STATS_NAME] if writes_stats else []
-    if pd:
-        paths.append(output / patch_name(pattern, distribution, iqr, k, seed))
-    if plot:
-        paths += [output / "stats_distributions.png", output / "stats_correlation.png"]
-    for index in range(num_files):
-        path = output / output_name(pattern, distribution, iqr, k, seed, index, ".npy" if embeddings else ".wav")
-        paths += [path, sidecar_path(path)] + ([path.with_suffix(".png")] if plot else [])
-    return paths
-
-
 def check_outputs(planned: Sequence[Path], inputs: Iterable[str | Path], force: bool) -> None:
     """Refuse a run that would replace an input (exit 2, even with ``force``) or, without
     ``force``, an existing file (exit 1), naming the first clash and how many there are."""
-    from ravekit.io.latents import sidecar_path
-
     protected = set()
     for f in inputs:
         protected |= {Path(f).resolve(), sidecar_path(Path(f)).resolve()}
@@ -326,9 +270,18 @@ class Unpublished:
     def __exit__(self, kind, exc, tb) -> None:
         if kind is None:
             return
-        import contextlib
-
         for p in self.planned:
             if p not in self.existed:
                 with contextlib.suppress(OSError):
                     p.unlink()
+
+
+def tempo_table_text(*, sample_rate: int | None, ratio: int | None, model_file: str | None,
+                     inputs: Sequence[str] | None, stats_file: str | None, extensions: Sequence[str],
+                     stdin: TextIO | None, warn: Warn, null: bool = False) -> str:
+    """The ``--tempo_table`` text for the rate given by flags, the model, or the data."""
+    check_rate_flags(sample_rate, ratio)
+    minfo = model_info(model_file)
+    rate = (minfo.sr, minfo.ratio) if minfo else None
+    sr, rt = resolve_rate(sample_rate, ratio, rate, data_rate(stats_file, inputs, extensions, stdin, null), warn)
+    return format_tempo_table(sr, rt)

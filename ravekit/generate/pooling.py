@@ -30,12 +30,15 @@ import numpy as np
 
 from ravekit.errors import RavekitError
 from ravekit.generate.stats import Stats
+from ravekit.io.codes import check_codes, histogram
+from ravekit.io.latents import Latents, Sidecar, check_latent_wav_rate
 
 CHUNK_FRAMES = 1 << 18  # bounds the float64 temporaries of one file
 QUARTILES = (0.25, 0.5, 0.75)
 
 
-def _finalize(n: int, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
+def _moments(n: int, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
+    """The :class:`Stats` fields of ``n >= 2`` frames from their running sums."""
     cov = m2 / (n - 1)
     cov = (cov + cov.T) / 2  # exact symmetry for eigh later
     std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
@@ -80,6 +83,10 @@ class MomentAccumulator:
             np.minimum(self.lo, block.min(axis=1), out=self.lo)
             np.maximum(self.hi, block.max(axis=1), out=self.hi)
 
+    def moments(self) -> dict:
+        """``mean``, ``std``, ``cov``, ``corr``, ``min``, ``max`` of what was added (2 frames or more)."""
+        return _moments(self.n, self.mean, self.m2, self.lo, self.hi)
+
 
 def quartiles_in_place(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Q1, median, Q3 of each row of ``values``, reordering it.
@@ -110,6 +117,39 @@ def quartiles_in_place(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return out[0], out[1], out[2]
 
 
+def stats_of_frames(frames: np.ndarray, *, quartiles: bool = False, codebook_size: int | None = None) -> Stats:
+    """Statistics of frames held in memory (what a prior generated), as :func:`compute_stats` pools files.
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(frames, latent_dims)]
+    quartiles : bool
+        Also compute median, Q1 and Q3.
+    codebook_size : int > 0 or None
+        A discrete model's codebook size: code histograms are counted too.
+
+    Returns
+    -------
+    stats : Stats
+        One frame has no spread: its std, covariance and correlation are those of a constant.
+    """
+    n, dims = frames.shape
+    x = frames.T.astype(np.float64)
+    if n >= 2:
+        acc = MomentAccumulator(dims)
+        acc.add(x)
+        parts = acc.moments()
+    else:
+        parts = {"mean": x[:, 0].copy(), "std": np.zeros(dims), "cov": np.zeros((dims, dims)), "corr": np.eye(dims),
+                 "min": x[:, 0].copy(), "max": x[:, 0].copy()}
+    stats = Stats(latent_dims=dims, frames=n, **parts)
+    if quartiles:
+        stats.q1, stats.median, stats.q3 = quartiles_in_place(frames.T.astype(np.float32))
+    if codebook_size:
+        stats.codebook_size, stats.histograms = codebook_size, histogram(frames.T, codebook_size)
+    return stats
+
+
 def probe_latent_file(path: os.PathLike | str) -> tuple[int, int]:
     """``(latent_dims, frames)`` of a latent file from its header, without reading the data."""
     p = Path(path)
@@ -117,7 +157,6 @@ def probe_latent_file(path: os.PathLike | str) -> tuple[int, int]:
         if p.suffix.lower() == ".wav":
             import soundfile as sf
 
-            from ravekit.io.latents import check_latent_wav_rate
 
             info = sf.info(str(p))
             check_latent_wav_rate(p, info.samplerate)
@@ -132,10 +171,9 @@ def probe_latent_file(path: os.PathLike | str) -> tuple[int, int]:
         raise
     except Exception:  # noqa: BLE001 - let the full reader give its precise message
         pass
-    from ravekit.io.latents import load_latents
 
-    z, _ = load_latents(p)  # raises a precise error for a bad file
-    return int(z.shape[1]), int(z.shape[2])
+    latents = Latents.load(p)  # raises a precise error for a bad file
+    return latents.latent_dims, latents.frames
 
 
 def material_codebook(paths: Sequence[os.PathLike | str], model_codebook: int | None) -> int | None:
@@ -145,11 +183,10 @@ def material_codebook(paths: Sequence[os.PathLike | str], model_codebook: int | 
     continuous model); inputs whose sidecars do not (other tools, older files)
     take ``model_codebook``.  Inputs that disagree are refused, naming one.
     """
-    from ravekit.io.latents import read_sidecar
 
     said: tuple[os.PathLike | str, int | None] | None = None
     for p in paths:
-        meta = read_sidecar(p)
+        meta = Sidecar.read(p).raw
         if "codebook_size" not in meta:
             continue
         size = meta["codebook_size"]
@@ -195,8 +232,6 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
         No inputs, mismatched dims (naming the odd file), fewer than 2 frames,
         discrete and continuous latents mixed, a value of discrete latents that is not a code.
     """
-    from ravekit.io.codes import check_codes, histogram
-    from ravekit.io.latents import load_latents
 
     if not paths:
         raise RavekitError("no latent files to analyse; pass .npy or latent WAV files or folders with --input")
@@ -219,8 +254,8 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
     filled = 0
     sr = ratio = None
     for i, (p, (_, frames)) in enumerate(zip(paths, shapes)):
-        z, meta = load_latents(p)
-        x = z[0]
+        latents = Latents.load(p)
+        x, meta = latents.z[0], latents.sidecar.raw
         if x.shape != (dims, frames):
             raise RavekitError(f"{p}: header says {(dims, frames)} but the data is {x.shape}; the file is damaged")
         file_sr, file_ratio = meta.get("sr"), meta.get("ratio")
@@ -238,12 +273,11 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
         if buf is not None:
             buf[:, filled:filled + frames] = x
             filled += frames
-        del z, x
+        del latents, x
         if progress:
             progress(i)
-    parts = _finalize(acc.n, acc.mean, acc.m2, acc.lo, acc.hi)
     stats = Stats(latent_dims=dims, frames=acc.n, sr=sr, ratio=ratio, sources=[str(p) for p in paths],
-                  codebook_size=codebook_size, histograms=hist, **parts)
+                  codebook_size=codebook_size, histograms=hist, **acc.moments())
     if buf is not None:
         stats.q1, stats.median, stats.q3 = quartiles_in_place(buf)
     return stats

@@ -34,7 +34,9 @@ import numpy as np
 import torch
 
 from ravekit.engine.layout import use_threads
+from ravekit.engine.model import load_module
 from ravekit.errors import RavekitError, first_line
+from ravekit.io.files import sha256_of
 
 # Buffers holding a prior's running state (docs/rave-exports.md): zeroed by reset().
 STATE_MARKERS = ("_cache_length", "_relative_index", "_state", "last_")
@@ -210,8 +212,6 @@ class Prior:
 
 def load_prior(path: os.PathLike | str, checksum: bool = True) -> Prior:
     """Load an MSPrior export, refusing any other model with a line that says what it is."""
-    from ravekit.engine.model import load_module
-    from ravekit.io.files import sha256_of
 
     try:
         module = load_module(path, "cpu")
@@ -271,12 +271,6 @@ def silence_prompt(model, seed: int, frames: int = SILENCE_FRAMES) -> np.ndarray
     torch.manual_seed(seed)
     z = model.encode(torch.zeros(1, info.n_channels, frames * info.ratio))
     return z[0].cpu().numpy().astype(np.float32)
-
-
-def torch_seed(seed: int, index: int) -> int:
-    """The torch seed of output file ``index``: independent of the files before it."""
-    state = np.random.SeedSequence(seed, spawn_key=(index, 1)).generate_state(2, np.uint32)
-    return int(state[0]) << 31 | int(state[1]) >> 1
 
 
 def prior_sidecar(prior: PriorInfo, temperature: float, prompt: dict) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ravekit.errors import RavekitError
 from ravekit.io import formats
+from ravekit.io.codes import probabilities
 from ravekit.io.files import read_json, write_json
 
 STATS_FORMAT = formats.STATS
@@ -66,7 +67,6 @@ class Stats:
 
     def code_probabilities(self) -> np.ndarray:
         """Per-dim code probabilities ``(latent_dims, codebook_size)``, with the run's ``smoothing``."""
-        from ravekit.io.codes import probabilities
 
         return probabilities(self._histograms(), self.smoothing)
 

@@ -22,6 +22,7 @@ from ravekit.engine.model import (
     read_info,
     sha256_of,
 )
+from ravekit.generate.prior import prior_facts
 from ravekit.inspection import checkpoint as ckpt_mod
 
 FIDELITY_LEVELS = (80, 90, 95, 99)
@@ -199,7 +200,6 @@ def component_table(ins: Inspected, rows: list[dict]) -> tuple[list[dict], dict]
 def _module_facts(ins: Inspected) -> dict:
     m = ins.module
     facts = read_info(m, str(ins.path), strict=False, notes=ins.notes)
-    from ravekit.generate.prior import prior_facts
 
     msprior = prior_facts(m, ins.path)
     if msprior is not None:  # an MSPrior export: no encode/decode by design, its facts are its own

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ravekit.commands.batch import check_link
 from ravekit.errors import RavekitError
 from ravekit.inspection import detail, report
 from ravekit.inspection.checkpoint import stored_config
 from ravekit.inspection.facts import open_model, state_dict_rows, summarize
+from ravekit.io.inputs import check_link
 from ravekit.merging.keys import align_state_dicts, identical_keys
 
 

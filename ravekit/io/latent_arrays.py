@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ravekit.errors import RavekitError
+from ravekit.io.audio import truncated_error
 from ravekit.io.files import atomic_write
+from ravekit.io.header import truncation
+from ravekit.io.writer import save_audio
 
 
 def check_array(z: np.ndarray, path: os.PathLike | str) -> np.ndarray:
@@ -86,8 +89,6 @@ def read_latent_wav(path: os.PathLike | str) -> tuple[np.ndarray, int]:
     """Read a latent WAV: returns float32 ``(1, dims, frames)`` and the header rate."""
     import soundfile as sf
 
-    from ravekit.io.audio import truncated_error
-    from ravekit.io.header import truncation
 
     try:
         rate = sf.info(str(path)).samplerate
@@ -112,7 +113,6 @@ def write_latent_wav(path: os.PathLike | str, z: np.ndarray, rate: int, double: 
     array always gives the same bytes (``writer.save_audio``); ``warn`` hears
     when the length needs RF64.
     """
-    from ravekit.io.writer import save_audio
 
     return save_audio(path, z[0].astype(np.float64 if double else np.float32), rate,
                       "DOUBLE" if double else "FLOAT", warn=warn)

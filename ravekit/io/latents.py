@@ -28,7 +28,6 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,14 +45,11 @@ from ravekit.io.latent_arrays import (  # noqa: F401 (re-exported: the readers' 
     write_latent_wav,
     write_npy,
 )
-from ravekit.io.records import Mismatch, mismatches
-
-if TYPE_CHECKING:
-    from ravekit.engine.model import ModelInfo
+from ravekit.io.records import Mismatch, ModelFacts, mismatches
 
 FORMAT = formats.LATENTS
 FORMAT_VERSION = 1
-PD_MAX_CHANNELS = 64
+PD_MAX_CHANNELS = 64  # Pure Data's soundfiler reads at most this many channels of a WAV
 
 
 def sidecar_path(path: os.PathLike | str) -> Path:
@@ -214,7 +210,7 @@ class Sidecar:
         samples = _whole(self.source.get("samples"))
         return samples if samples is not None and samples > 0 else None
 
-    def mismatches(self, model: ModelInfo, compare: Iterable[str], seed: int | None = None,
+    def mismatches(self, model: ModelFacts, compare: Iterable[str], seed: int | None = None,
                    processing: dict | None = None) -> list[Mismatch]:
         """What of ``compare`` (``model``, ``ratio``, ``seed``, ``processing`` keys) differs from ``model``
         and a run's ``seed`` and ``processing``, in that order (:func:`ravekit.io.records.mismatches`).
@@ -298,33 +294,3 @@ class Latents:
             self.sidecar.write(path)
             staged.commit()
         return Path(path)
-
-
-# Functions over bare arrays and dicts, for callers that hold those (pooling, patterns, tests).
-
-def read_sidecar(path: os.PathLike | str) -> dict:
-    """The sidecar of a latent file, or ``{}`` when there is none (UnRAVEl files)."""
-    return Sidecar.read(path).raw
-
-
-def load_latents(path: os.PathLike | str) -> tuple[np.ndarray, dict]:
-    """:meth:`Latents.load` as ``(z, meta)``: for WAVs, ``header_rate`` is added to ``meta``."""
-    latents = Latents.load(path)
-    if latents.header_rate is None:
-        return latents.z, latents.sidecar.raw
-    meta = dict(latents.sidecar.raw)
-    meta.setdefault("header_rate", latents.header_rate)
-    return latents.z, meta
-
-
-def save_npy(path: os.PathLike | str, z: np.ndarray, meta: dict | None = None) -> Path:
-    """Write ``z`` (``(1, latent_dims, frames)``) as float32 ``.npy`` plus its sidecar ``meta``, atomically."""
-    return Latents(z, Sidecar(meta or {}))._write(path, None)
-
-
-def save_latent_wav(path: os.PathLike | str, z: np.ndarray, sr: int, ratio: int,
-                    meta: dict | None = None, double: bool = False,
-                    warn: Callable[[str], None] | None = None) -> Path:
-    """Write ``z`` (``(1, latent_dims, frames)`` or ``(latent_dims, frames)``) as a latent WAV at header rate
-    ``round(sr / ratio)``, plus its sidecar ``meta`` (see :meth:`Latents.save`)."""
-    return Latents(z, Sidecar(meta or {}))._write(path, max(1, int(round(sr / ratio))), double, warn)

@@ -22,15 +22,20 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ravekit import __version__
-from ravekit.errors import RavekitError
+from ravekit.errors import RavekitError, shown
 from ravekit.io import formats
 from ravekit.io.files import read_json, sha256_of
 
-if TYPE_CHECKING:
-    from ravekit.engine.model import ModelInfo
+
+class ModelFacts(Protocol):
+    """What an output's record is compared with (``engine.model.ModelInfo`` has it)."""
+
+    sha256: str  # "" when not computed: the model is then not compared
+    ratio: int
+
 
 FORMAT = formats.AUDIO_RECORD
 FORMAT_VERSION = 1
@@ -78,7 +83,7 @@ class Mismatch:
         return self.words or f"{self.what} {self.recorded}"
 
 
-def mismatches(record: dict, model: ModelInfo, compare: Iterable[str], seed: int | None = None,
+def mismatches(record: dict, model: ModelFacts, compare: Iterable[str], seed: int | None = None,
                processing: dict | None = None) -> list[Mismatch]:
     """What in a latents sidecar or an output's record differs from ``model`` and a run's settings.
 
@@ -126,11 +131,11 @@ def _layout_words(recorded: object, now: object) -> str:
     return f"--threads {recorded.get('threads')}, whose last bits differ"
 
 
-def settings_differences(record: dict, model: ModelInfo, seed: int | None, processing: dict,
+def settings_differences(record: dict, model: ModelFacts, seed: int | None, processing: dict,
                          keys: tuple[str, ...]) -> list[str]:
     """The model, seed and ``keys`` of ``processing`` that differ in an earlier output's record, as ``"seed 1"``.
 
-    ``model`` is this run's :class:`~ravekit.engine.model.ModelInfo` (see :func:`mismatches`).
+    ``model`` is this run's model (:class:`ModelFacts`) (see :func:`mismatches`).
     """
     return [str(found) for found in mismatches(record, model, ("model", "seed", *keys), seed, processing)]
 
@@ -157,7 +162,6 @@ def stale_error(path: os.PathLike | str, changed: list[str], causes: Sequence[st
     else makes the output stale, by cause (an input changed since, an output
     cut short).  ``source``, the input, starts the message as in other per-file errors.
     """
-    from ravekit.errors import shown
 
     parts = [f"made by an earlier run with other settings ({', '.join(changed)})"] if changed else []
     head = f"{shown(source)}: " if source is not None else ""

@@ -21,14 +21,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ravekit.choices import WAV_SUBTYPES
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_path, write_error
 
 if TYPE_CHECKING:
     from soundfile import SoundFile
 
-SUBTYPES = WAV_SUBTYPES
 SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 INTEGER_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32")
 WAV_MAX_BYTES = 0xFFFFFFFF  # a RIFF chunk size is an unsigned 32-bit count of the bytes after it

@@ -28,6 +28,7 @@ from ravekit.merging.align_groups import (
     derive_groups,
     permute_state,
 )
+from ravekit.merging.entries import model_labels
 
 MAX_SWEEPS = 100
 IMPROVE_TOL = 1e-12
@@ -150,7 +151,6 @@ def align_models(modules: list, paths: list, seed: int = 0) -> tuple[list[dict],
     its per-group figures.  Raises ``UnsupportedArchitecture`` (nothing merged)
     when the groups cannot be derived or differ between models.
     """
-    from ravekit.merging.entries import model_labels
 
     groups = _groups_of(modules[0], paths[0])
     states = [modules[0].state_dict()]

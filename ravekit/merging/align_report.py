@@ -20,6 +20,8 @@ from pathlib import Path
 
 from ravekit.io.files import atomic_write
 
+# start-up: averager.py reads these names before any work; torch (through entries) loads only to report.
+
 
 def alignment_path(report: Path) -> Path:
     """Where the alignment CSV of a merge report goes."""

@@ -15,6 +15,10 @@ import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ravekit.engine import chunks as process
+from ravekit.engine.decode import Decoder
+from ravekit.engine.encode import Encoder
+from ravekit.engine.model import load_model
 from ravekit.merging.entries import model_labels
 
 
@@ -35,17 +39,13 @@ def render_comparison(audio: Path, models: Sequence[Path], outputs: Sequence[Pat
     """Encode/decode ``audio`` through each model; write ``outputs[i]`` for ``models[i]``.
 
     The audio is streamed block by block (resampled to each model's rate, its
-    channels matched to the model's input) through ``encoding.Encoder``, and
-    the latents decoded straight into the file by ``decoding.Decoder``, cut
+    channels matched to the model's input) through ``engine.encode.Encoder``, and
+    the latents decoded straight into the file by ``engine.decode.Decoder``, cut
     to the input's duration; chunks with measured context, as encoder.py and
     decoder.py use, so any length they handle works here without holding
     the audio in memory.  One model is in memory at a time.  ``warn`` gets
     the writer's warnings (RF64 for 4 GiB or more).
     """
-    from ravekit.engine import chunks as process
-    from ravekit.engine.decode import Decoder
-    from ravekit.engine.encode import Encoder
-    from ravekit.engine.model import load_model
 
     chunk_seconds = process.DEFAULT_CHUNK_SECONDS  # read at call time: tests shorten it
     written = []

@@ -13,6 +13,10 @@ import os
 from pathlib import Path
 
 from ravekit.errors import RavekitError
+from ravekit.io.files import incomplete_set
+from ravekit.merging.align_report import alignment_path
+
+# start-up: averager.py checks its outputs before any work; numpy and torch load only for renders.
 
 
 def _resolve(path: str) -> Path:
@@ -34,7 +38,6 @@ def output_paths(output: str, report: str | None, models: list[str], audio: str 
     """The merged model, report, recipe and extra files (audio renders A, B, ..., merged, with ``align``
     the unaligned merge, then the listening page; then the alignment CSV with ``align``), checked
     against inputs."""
-    from ravekit.merging.align_report import alignment_path
     from ravekit.merging.audio import render_paths
     from ravekit.merging.listen import listen_path
 
@@ -56,7 +59,6 @@ def output_paths(output: str, report: str | None, models: list[str], audio: str 
             raise RavekitError(f"{p}: this output is also an input ({inputs[_resolve(str(p))]}); outputs never "
                                "replace inputs, choose another --output or --report", 2)
     if not force:
-        from ravekit.io.files import incomplete_set
 
         # The recipe is renamed into place last: a set without it is unfinished, not done.
         unfinished = incomplete_set([out, report_path, *renders, recipe])

@@ -23,6 +23,7 @@ from ravekit.choices import MERGE_METHODS
 from ravekit.engine.model import ModelInfo, load_module, quiet_jit, read_info
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_write
+from ravekit.merging.align import align_models
 from ravekit.merging.entries import EntryPlan, model_labels, plan_merge, relative_distance
 from ravekit.merging.math import linear_merge, slerp_merge
 
@@ -230,7 +231,6 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     check_codebooks(list(paths), infos, state_dicts)
     alignment = None
     if align:
-        from ravekit.merging.align import align_models
 
         state_dicts, alignment = align_models(modules, list(paths), align_seed)
     params = {n for m in modules for n, _ in m.named_parameters()}

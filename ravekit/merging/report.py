@@ -20,7 +20,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ravekit.io.files import atomic_write
+from ravekit import __version__
+from ravekit.engine.model import sha256_of
+from ravekit.io.files import atomic_write, write_json
 from ravekit.merging.entries import EntryPlan, model_labels
 
 
@@ -103,9 +105,6 @@ def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], w
     set (report, renders).  It is written last: a model without its recipe is
     an unfinished merge.
     """
-    from ravekit import __version__
-    from ravekit.engine.model import sha256_of
-    from ravekit.io.files import write_json
 
     merged = [p for p in plans if p.merged]
     changed, changed_entries = changed_counts(plans)

@@ -16,7 +16,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ravekit.io.files import atomic_write
 from ravekit.puredata.file import Canvas, atom
+
+# start-up: numpy (for sidecars) loads only where a patch is written; checking a request stays light.
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 # The abstractions: pd/ in a checkout; an installed ravekit carries them as ravekit/_pd (pyproject.toml).
@@ -181,32 +184,19 @@ def write_patch(path: Path, wavs: Sequence[Path], model_file: str | os.PathLike,
     -------
     path : pathlib.Path
     """
-    from ravekit.io.files import atomic_write
-    from ravekit.io.latents import read_sidecar
+    from ravekit.io.latents import Sidecar  # numpy: loaded only when a patch is written
 
-    metas = [read_sidecar(w) for w in wavs]
+    metas = [Sidecar.read(w).raw for w in wavs]
     text = build_patch(wavs, metas, model_file, model, section_list, pd_dir).text_file()
     return atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def check_request(*, model_file: str | None, embeddings: bool, double: bool) -> None:
-    """Refuse --pd with flags it cannot honour, before anything is read (exit code 2)."""
-    from ravekit.errors import RavekitError
-
-    if not model_file:
-        raise RavekitError("--pd needs --model MODEL.ts: the patch's [nn~] loads that model", 2)
-    if embeddings:
-        raise RavekitError("--pd plays latent WAVs in Pure Data; leave out --embeddings (which writes .npy)", 2)
-    if double:
-        raise RavekitError("--pd: Pure Data 0.53 cannot read the 64-bit WAVs --double writes; leave out --double", 2)
 
 
 def write_run_patch(output: Path, wavs: Sequence[Path], *, module, pattern: str, distribution: str, iqr: bool,
                     k: int, seed: int, num_loops: int, options: dict, model_file: str, model, warn, info) -> Path:
     """generator.py's hook: the patch for one run's WAVs, named by :func:`patch_name`."""
-    from ravekit.io.latents import read_sidecar
+    from ravekit.io.latents import Sidecar  # numpy: loaded only when a patch is written
 
-    frames = int(read_sidecar(wavs[0])["frames"])
+    frames = int(Sidecar.read(wavs[0]).raw["frames"])
     if not PD_DIR.is_dir():
         warn(f"{PD_DIR}: the Pd abstractions are missing; the patch will not find [latent-player~]")
     path = write_patch(output / patch_name(pattern, distribution, iqr, k, seed), wavs, model_file, model,
