@@ -35,6 +35,7 @@ def get_parser():
                         help="sample format of the WAVs written")
     parser.add_argument("--no_trim", action="store_true",
                         help="keep the padding of the last frame instead of cutting to the source's length")
+    cli.add_live_args(parser, "decode (audio inputs: encode, then decode)")
     return parser
 
 
@@ -96,7 +97,8 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
     from ravekit.errors import RavekitError
 
     decoder = Transfer(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
-                       warn=lambda message: cli.warn(PROG, message), bending=bending, wav_as=args.wav_as)
+                       warn=lambda message: cli.warn(PROG, message), bending=bending, wav_as=args.wav_as,
+                       live=cli.live_setting(args))
 
     def kind(job):
         try:
@@ -165,7 +167,8 @@ def start_encoder(args, decoder) -> None:
     same = not args.encoder or os.path.realpath(args.encoder) == os.path.realpath(args.model)
     model = decoder.model if same else load_model(args.encoder, args.device)
     model.pool = decoder.model.pool  # the helpers load the encoder too, by its path
-    notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels))
+    notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels,
+                                                  decoder.live))
     for note in [] if args.quiet else notes:
         cli.info(PROG, note)
     for message in warnings:

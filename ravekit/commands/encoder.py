@@ -37,6 +37,7 @@ def get_parser():
         help="use only these file channels, counted from 1, in this order (e.g. 3,4 into a stereo model); "
         "--channel_mode then applies to them",
     )
+    cli.add_live_args(parser, "encode")
     return parser
 
 
@@ -74,7 +75,8 @@ def _encode_jobs(args, jobs, pool) -> int:
     from ravekit.engine.model import load_model
     from ravekit.io.prefetch import AudioPrefetcher
 
-    encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
+    encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels,
+                      cli.live_setting(args))
     encoder.model.pool = pool
 
     def finished(job):
