@@ -19,6 +19,8 @@ from ravekit.commands.flags import (
     print_path,
     prog_name,
     run_main,
+    seconds,
+    threads_count,
 )
 from ravekit.errors import RavekitError
 
@@ -37,6 +39,7 @@ examples:
   inspector.py -i model.ts --dict             every state_dict entry, then ask for one
   echo fidelity | inspector.py -i model.ts --dict    the same, scripted
   inspector.py -i run/version_0/checkpoints/best.ckpt --config
+  inspector.py -i model.ts --realtime          will it keep up in nn~ here, per buffer size
 """
 
 
@@ -60,6 +63,18 @@ def get_parser():
     mode.add_argument("--config", action="store_true",
                       help="print the training configuration stored with a checkpoint "
                       "(config.gin beside it, or its hyper_parameters)")
+    mode.add_argument("--realtime", action="store_true",
+                      help="time warm calls of each method nn~ can call (forward, encode, decode) on this machine, "
+                      "per buffer size: median and worst call, real-time factor, how many such models fit on one "
+                      "core, and a verdict per method (plays live at buffer N and up, or not at all)")
+    parser.add_argument("--buffer", type=buffer_list, default=None, metavar="LIST",
+                        help="with --realtime: nn~ buffer sizes in samples to try, each a multiple of the model's "
+                        "ratio (default: those of 1024,2048,4096,8192 that are)")
+    parser.add_argument("--threads", type=threads_count, default=None, metavar="N",
+                        help="with --realtime: torch threads per call (default: torch's own choice, the number "
+                        "of cores, which is what nn~ gets)")
+    parser.add_argument("--seconds", type=seconds, default=3.0, metavar="S",
+                        help="with --realtime: audio timed per method and buffer (at least 8 calls each)")
     parser.add_argument("--json", action="store_true",
                         help="print the summary (or --compare, --config) as JSON on stdout, for scripts")
     parser.add_argument("--save", action="store_true",
@@ -67,6 +82,19 @@ def get_parser():
                         "and print their paths on stdout; the text summary then goes to stderr")
     add_output_arg(parser, "./_inspector-output")
     return parser
+
+
+def buffer_list(text: str) -> list[int]:
+    """An argparse type: ``"1024,4096"`` -> ``[1024, 4096]`` (checked against the model's ratio later)."""
+    import argparse
+
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: give buffer sizes in samples, e.g. 1024,2048,4096,8192")
+    return values
 
 
 def main(argv=None) -> int:
@@ -83,6 +111,8 @@ def main(argv=None) -> int:
         detail = "dict" if args.dict else "attr" if args.attr else None
         if detail and (args.json or args.save):
             raise RavekitError(f"--{detail} is interactive; --json and --save apply to the summary and --compare", 2)
+        if args.realtime and args.save:
+            raise RavekitError("--save applies to the summary and --compare, not to --realtime", 2)
         if args.config and args.save:
             raise RavekitError("--save applies to the summary and --compare, not to --config", 2)
         if detail and "-" in args.input:
@@ -102,6 +132,12 @@ def main(argv=None) -> int:
             return inspect_run.run_detail(pairs[0][0], detail, out)
         if args.config:
             return inspect_run.run_config([p for p, _ in pairs], args.json, out)
+        if args.realtime:
+            from ravekit.inspection.realtime import run_realtime
+
+            for path, _ in pairs:
+                print(run_realtime(path, args.buffer, args.seconds, args.threads, args.json), flush=True)
+            return 0
         if args.compare:
             return inspect_run.run_compare(pairs, args.json, args.save, out_dir, out)
         return inspect_run.run_summary(pairs, args.json, args.save, out_dir, out)
