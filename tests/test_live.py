@@ -244,3 +244,37 @@ def test_encoder_resume_tells_live_from_offline(demo_model, tmp_path, capsys):
     assert code == 1 and "--live 4096 (latency keep)" in err
     code, _, err = run_cli(capsys, encoder, *args, "--live", 4096, "--live_latency", "trim")
     assert code == 1
+
+
+def test_averager_audio_renders_live_as_decoder_py_does(fixture_models, tmp_path, capsys):
+    import averager
+
+    song = write_audio(tmp_path / "in" / "song.wav", 44100, 1.0)
+    out = tmp_path / "out" / "hybrid.ts"
+    code, _, err = run_cli(capsys, averager, "--models", fixture_models["demo"], fixture_models["demo_b"], "-o", out,
+                           "--audio", song, "--seed", 4, "--live", 4096)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, decoder, "-m", fixture_models["demo"], "-i", song, "-o", tmp_path / "dec",
+                           "--seed", 4, "--live", 4096)
+    assert code == 0, err
+    rendered = sf.read(out.parent / "song.A.wav", dtype="float32")[0]
+    decoded = sf.read(tmp_path / "dec" / "song.wav", dtype="float32")[0]
+    assert np.array_equal(rendered, decoded)
+    offline = tmp_path / "off" / "hybrid.ts"
+    assert run_cli(capsys, averager, "--models", fixture_models["demo"], fixture_models["demo_b"], "-o", offline,
+                   "--audio", song, "--seed", 4)[0] == 0
+    assert len(sf.read(offline.parent / "song.A.wav")[0]) < len(rendered)  # the patch's delay is kept
+
+
+@pytest.mark.parametrize("extra, says", [(["--live", "4096"], "--live applies to the --audio renders"),
+                                         (["--live", "1000", "--audio", "SONG"], "--live 1000: ")])
+def test_averager_live_refusals_come_before_the_merge(fixture_models, tmp_path, capsys, extra, says):
+    import averager
+
+    song = write_audio(tmp_path / "song.wav")
+    out = tmp_path / "out" / "m.ts"
+    extra = [str(song) if e == "SONG" else e for e in extra]
+    code, stdout, err = run_cli(capsys, averager, "--models", fixture_models["demo"], fixture_models["demo_b"],
+                                "-o", out, *extra)
+    assert code == 2 and stdout == "" and says in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

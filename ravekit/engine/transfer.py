@@ -235,12 +235,12 @@ class Transfer(Decoder):
         check_latents(Latents(encoded.z), self.model, path)
         made = encoded.sidecar.source
         source = {**source, **{k: made[k] for k in ("sr", "channels", "channel_map", "samples", "duration")}}
-        written = self.decode_to_file(self._timing(encoded), out, source, progress, extra)
+        written = self.decode_to_file(self.timing(encoded), out, source, progress, extra)
         # Live, the clicks are told of the audio (the decoder's jumps), not of the latents between the two.
         said = [w for w in passes[0].warnings if w not in self.encoder.live_warnings(path)]
         return written, said + self.live_warnings(path, encoded.latent_dims)
 
-    def _timing(self, latents: Latents) -> Latents:
+    def timing(self, latents: Latents) -> Latents:
         """The encoder's latents restated at the decoder's rate and ratio, so trimming cuts only the padding.
 
         The source lasts ``samples / enc.ratio`` frames; at the decoder's ratio
