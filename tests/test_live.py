@@ -118,20 +118,28 @@ def test_live_decode_equals_the_nn_loop(real_model, latency, tmp_path, capsys):
 
 
 @real_models
-def test_live_encode_equals_the_nn_loop(real_model, tmp_path, capsys):
+@pytest.mark.parametrize("latency", ["keep", "trim"])
+def test_live_encode_equals_the_nn_loop(real_model, latency, tmp_path, capsys):
     facts = export_facts(real_model)
-    buffer = 4096
+    buffer, r = 4096, facts["ratio"]
     src = write_audio(tmp_path / "a.wav", facts["sr"], 1.0, facts["n_channels"])
-    code, _, err = run_cli(capsys, encoder, "-m", real_model, "-i", src, "-o", tmp_path / "o", "--live", buffer)
+    code, _, err = run_cli(capsys, encoder, "-m", real_model, "-i", src, "-o", tmp_path / "o", "--live", buffer,
+                           "--live_latency", latency)
     assert code == 0, err
     z = np.load(tmp_path / "o" / "a.npy")
     x = sf.read(src, dtype="float32", always_2d=True)[0].T
-    frames = math.ceil(x.shape[1] / facts["ratio"]) + math.ceil((2 * buffer - 64 - facts["ratio"] + 1) / facts["ratio"])
     meta = json.loads((tmp_path / "o" / "a.json").read_text())
-    assert z.shape[2] == frames + meta["processing"]["latency_samples"] // facts["ratio"]
-    ref = nn_encode(real_model, x, buffer, 0, math.ceil(z.shape[2] * facts["ratio"] / buffer) + 1)
-    np.testing.assert_allclose(z[0], ref[:, :z.shape[2]], atol=2e-6)
-    assert meta["processing"]["live"]["latency"] == "keep"
+    frames = math.ceil(x.shape[1] / r)
+    late = math.ceil((2 * buffer - 64 - r + 1) / r)  # nn~'s delay, as a downstream decode reads it
+    model_delay = meta["processing"]["latency_samples"] // r
+    ref = nn_encode(real_model, x, buffer, 0, math.ceil((frames + late + model_delay) * r / buffer) + 1)
+    if latency == "keep":
+        assert z.shape[2] == frames + late + model_delay
+        np.testing.assert_allclose(z[0], ref[:, :z.shape[2]], atol=2e-6)
+    else:
+        assert z.shape[2] == frames
+        np.testing.assert_allclose(z[0], ref[:, late + model_delay:late + model_delay + frames], atol=2e-6)
+    assert meta["processing"]["live"]["latency"] == latency
 
 
 @needs_real
@@ -278,3 +286,17 @@ def test_averager_live_refusals_come_before_the_merge(fixture_models, tmp_path, 
                                 "-o", out, *extra)
     assert code == 2 and stdout == "" and says in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_live_progress_counts_the_audio_rendered(fixture_models, tmp_path):
+    """Progress bars move with every nn~ buffer and add up to what is written."""
+    from ravekit.engine.decode import Decoder
+    from ravekit.engine.live import Live
+    from ravekit.engine.model import load_model
+
+    np.save(tmp_path / "z.npy", np.random.default_rng(0).standard_normal((1, 8, 9)).astype(np.float32))
+    model = load_model(fixture_models["streaming"], "cpu", checksum=False)
+    seen: list[float] = []
+    out, _ = Decoder(model, live=Live(4096)).decode_file(tmp_path / "z.npy", tmp_path / "z.wav", seen.append)
+    frames = sf.info(str(out)).frames
+    assert len(seen) >= 2 and sum(seen) == pytest.approx((frames - (2 * 4096 - 64)) / 44100)

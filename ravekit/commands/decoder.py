@@ -82,6 +82,8 @@ def run(args, workers: int = 1) -> int:
                      args.null, records=True)
     bending = Bending.from_lists(args.dims, args.scale, args.bias)
     use_threads(args.threads)
+    if args.live is not None:
+        workers = 1  # nn~'s calls run in order in this process: helpers would have nothing to do
     # Started first, the helpers load the models while this process does.
     pool = ChunkPool(workers, args.threads, preload=[m for m in (args.model, args.encoder) if m]
                      if args.device in ("cpu", "auto") else [])

@@ -61,6 +61,8 @@ def run(args, workers: int = 1) -> int:
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
                      args.null)
     use_threads(args.threads)
+    if args.live is not None:
+        workers = 1  # nn~'s calls run in order in this process: helpers would have nothing to do
     # Started first, the helpers load the model while this process does.
     pool = ChunkPool(workers, args.threads, preload=[args.model] if args.device in ("cpu", "auto") else [])
     with pool:  # the helpers stop however the run ends

@@ -137,7 +137,7 @@ class Decoder:
         """
         remaining = self._trim_to(latents.sidecar)
         if self.live is not None:
-            yield from self._decode_live(latents, remaining)
+            yield from self._decode_live(latents, remaining, progress)
             return
         for block in decode_chunks(self.model, latents.z, self.seed, self.chunk, self.context, self.latency,
                                    progress):
@@ -147,13 +147,15 @@ class Decoder:
             if block.shape[1]:
                 yield block
 
-    def _decode_live(self, latents: Latents, samples: int | None) -> Iterator[np.ndarray]:
+    def _decode_live(self, latents: Latents, samples: int | None,
+                     progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
         """:func:`~ravekit.engine.live.live_decode`, measuring the boundary jumps of a non-streaming export."""
         assert self.live is not None
         m = self.model.info
         samples = latents.frames * m.ratio if samples is None else min(samples, latents.frames * m.ratio)
         self.jumps = None if m.streaming else Jumps()
-        yield from live_decode(self.model, latents.z, self.live, self.seed, self.latency, samples, self.jumps)
+        yield from live_decode(self.model, latents.z, self.live, self.seed, self.latency, samples, self.jumps,
+                               progress)
 
     def rendered_length(self, latents: Latents) -> int:
         """Samples the render of ``latents`` lasts: offline, the trimmed length; live, plus the delay kept."""
@@ -198,8 +200,8 @@ class Decoder:
             output = {"file": out.name, "bytes": staged[out].stat().st_size, **(writer.summary or {}),
                       "clipped_share": writer.clipped / max(1, writer.frames * m.target_channels)}
             if self.jumps is not None:
-                output["live_jumps"] = {"boundary": self.jumps.boundary, "interior": self.jumps.interior,
-                                        "at": self.jumps.at}
+                output["live_jumps"] = {"boundary": self.jumps.boundary, "at": self.jumps.at,
+                                        "median_step": self.jumps.interior}
             record = make_record(
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,
                 model={"file": Path(m.path).name, "sha256": m.sha256, "original_name": m.original_name},

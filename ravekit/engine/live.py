@@ -30,7 +30,7 @@ leaves out get the same seeded noise rows as the offline decode
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,17 +90,24 @@ def check_live(live: Live, info: ModelInfo, methods: Iterable[str] = ("encode", 
 
 @dataclass
 class Jumps:
-    """The largest sample-to-sample jump of a live render at buffer boundaries, and within buffers."""
+    """The largest sample-to-sample jump of a live render at buffer boundaries, and for scale the typical
+    step within buffers (the median over calls of each call's median absolute step)."""
 
     boundary: float = 0.0
-    interior: float = 0.0
-    at: int | None = field(default=None)  # output sample index of the largest boundary jump
+    at: int | None = None  # output sample index of the largest boundary jump
+    steps: list[float] = field(default_factory=list)  # each call's median absolute step
+
+    @property
+    def interior(self) -> float:
+        return float(np.median(self.steps)) if self.steps else 0.0
 
     def warning(self, name: str, buffer: int) -> str:
+        times = f", {self.boundary / self.interior:.0f} times the median step within buffers ({self.interior:.2g})" \
+            if self.interior > 0 else ""
         return (f"{name}: a non-streaming export restarts from zero padding in every nn~ buffer, so the patch "
                 f"clicks every {buffer} samples: largest jump at a buffer boundary {self.boundary:.4g} (sample "
-                f"{self.at}), largest within a buffer {self.interior:.4g}; a streaming export "
-                "(`rave export --streaming`) carries its state across buffers")
+                f"{self.at}){times}; a streaming export (`rave export --streaming`) carries its state across "
+                "buffers")
 
 
 def _calls(model: RaveModel, method: str, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -175,7 +182,8 @@ def live_delay_frames(info: ModelInfo, live: Live, latency: int = 0) -> int:
 
 
 def live_decode(model: RaveModel, z: np.ndarray, live: Live, seed: int | None = 0, latency: int = 0,
-                samples: int | None = None, jumps: Jumps | None = None) -> Iterator[np.ndarray]:
+                samples: int | None = None, jumps: Jumps | None = None,
+                progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
     """Decode latents ``(1, dims, frames)`` as ``[nn~ MODEL decode BUFFER]`` does, fed each frame step-held.
 
     Parameters
@@ -183,6 +191,7 @@ def live_decode(model: RaveModel, z: np.ndarray, live: Live, seed: int | None = 
     latency : the model's own decode delay in samples (a streaming export's).
     samples : the audio the render covers (the source's length); default ``frames * ratio``.
     jumps : filled with the largest jumps at buffer boundaries and within buffers.
+    progress : called after every model call with the seconds of audio it rendered.
 
     Yields float32 ``(target_channels, n)`` blocks: ``samples`` plus the whole
     delay when it is kept (nn~'s silence first), ``samples`` when trimmed.
@@ -224,6 +233,8 @@ def live_decode(model: RaveModel, z: np.ndarray, live: Live, seed: int | None = 
             _measure(jumps, y, last, lo, start, stop, shift)
         last = y[:, -1]
         piece = y[:, max(0, start - lo):max(0, min(hi, stop) - lo)]
+        if progress is not None:
+            progress(piece.shape[1] / m.sr)
         if piece.shape[1]:
             yield piece
 
@@ -233,7 +244,7 @@ def _measure(jumps: Jumps, y: np.ndarray, last: np.ndarray | None, lo: int, star
     """Update ``jumps`` with call output ``y`` starting at model-output sample ``lo`` (only what is rendered)."""
     a, b = max(0, start - lo), min(y.shape[1], stop - lo)
     if b - a > 1:
-        jumps.interior = max(jumps.interior, float(np.abs(np.diff(y[:, a:b], axis=1)).max()))
+        jumps.steps.append(float(np.median(np.abs(np.diff(y[:, a:b], axis=1)))))
     if last is not None and start < lo < stop:
         jump = float(np.abs(y[:, 0] - last).max())
         if jumps.at is None or jump > jumps.boundary:
