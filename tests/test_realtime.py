@@ -26,7 +26,7 @@ def realtime(capsys, model, *extra):
 def test_realtime_json_has_finite_positive_figures_and_a_verdict_per_method(demo_model, capsys):
     code, out, err = realtime(capsys, demo_model, "--buffer", "2048,4096", "--json")
     assert code == 0, err
-    doc = json.loads(out)
+    [doc] = json.loads(out)
     assert set(doc["methods"]) == {"forward", "encode", "decode"}
     assert doc["threads"] == 1
     for method, found in doc["methods"].items():
@@ -61,16 +61,16 @@ def test_realtime_default_buffers_are_the_models_multiples(fixture_models, capsy
     """A ratio-1024 model gets 1024..8192; the default list never fails a model for its ratio."""
     code, out, err = realtime(capsys, fixture_models["rave_named"], "--json")
     assert code == 0, err
-    assert [t["buffer"] for t in json.loads(out)["methods"]["decode"]["buffers"]] == [1024, 2048, 4096, 8192]
+    assert [t["buffer"] for t in json.loads(out)[0]["methods"]["decode"]["buffers"]] == [1024, 2048, 4096, 8192]
     code, out, err = realtime(capsys, fixture_models["demo"], "--json")
-    assert [t["buffer"] for t in json.loads(out)["methods"]["decode"]["buffers"]] == [2048, 4096, 8192]
+    assert [t["buffer"] for t in json.loads(out)[0]["methods"]["decode"]["buffers"]] == [2048, 4096, 8192]
 
 
 @pytest.mark.skipif(not STREAMING.exists(), reason="real streaming export not in RAVE_TEST_MODELS/kinds")
 def test_realtime_on_a_streaming_export(capsys):
     code, out, err = realtime(capsys, STREAMING, "--buffer", "4096", "--json")
     assert code == 0, err
-    doc = json.loads(out)
+    [doc] = json.loads(out)
     assert doc["streaming"] is True and set(doc["methods"]) == {"forward", "encode", "decode"}
 
 
@@ -86,3 +86,22 @@ def test_a_buffer_nn_cannot_use_is_one_line_exit_2(demo_model, capsys, given, sa
 def test_realtime_with_save_is_refused(demo_model, capsys, tmp_path):
     code, _, err = realtime(capsys, demo_model, "--save", "-o", tmp_path / "o")
     assert code == 2 and "--save" in err and len(err.strip().splitlines()) == 1
+
+
+def test_several_models_one_json_list_and_a_bad_file_does_not_stop_the_others(fixture_models, tmp_path, capsys):
+    bad = tmp_path / "bad.ts"
+    bad.write_bytes(b"not a model")
+    code, out, err = run_cli(capsys, inspector, "-i", fixture_models["demo"], bad, fixture_models["discrete"],
+                             "--realtime", "--seconds", "0.2", "--threads", "1", "--json")
+    assert code == 1
+    assert [Path(d["model"]).name for d in json.loads(out)] == ["demo.ts", "discrete.ts"]
+    assert len(err.strip().splitlines()) == 1 and "bad.ts" in err
+
+
+def test_a_model_with_none_of_nn_methods_is_one_line_exit_2(demo_model, capsys, monkeypatch):
+    from ravekit.engine import model as model_module
+
+    monkeypatch.setattr(model_module, "_methods", lambda module: ["prior"])
+    code, out, err = realtime(capsys, demo_model)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "none of nn~'s methods (forward, encode, decode)" in err

@@ -84,6 +84,30 @@ def get_parser():
     return parser
 
 
+def realtime(pairs, args) -> int:
+    """--realtime: each model timed in turn; a file that fails is reported and the others still measured."""
+    import json
+
+    from ravekit.inspection.realtime import run_realtime
+
+    docs, failed = [], False
+    for path, _ in pairs:
+        try:
+            doc, text = run_realtime(path, args.buffer, args.seconds, args.threads)
+        except RavekitError as exc:
+            if exc.exit_code == 2:  # a buffer nn~ cannot use is the command line's fault, whatever the file
+                raise
+            fatal(PROG, str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            failed = True
+            continue
+        docs.append(doc)
+        if not args.json:
+            print(text, flush=True)
+    if args.json:  # one list, one object per model, as the summary's --json
+        print(json.dumps(docs, indent=2))
+    return 1 if failed else 0
+
+
 def buffer_list(text: str) -> list[int]:
     """An argparse type: ``"1024,4096"`` -> ``[1024, 4096]`` (checked against the model's ratio later)."""
     import argparse
@@ -133,11 +157,7 @@ def main(argv=None) -> int:
         if args.config:
             return inspect_run.run_config([p for p, _ in pairs], args.json, out)
         if args.realtime:
-            from ravekit.inspection.realtime import run_realtime
-
-            for path, _ in pairs:
-                print(run_realtime(path, args.buffer, args.seconds, args.threads, args.json), flush=True)
-            return 0
+            return realtime(pairs, args)
         if args.compare:
             return inspect_run.run_compare(pairs, args.json, args.save, out_dir, out)
         return inspect_run.run_summary(pairs, args.json, args.save, out_dir, out)

@@ -166,14 +166,12 @@ def to_text(model: RaveModel, results: list[MethodTiming], threads: int) -> str:
     return "\n".join(lines)
 
 
-def run_realtime(path: Path, buffers: list[int] | None, seconds: float, threads: int | None, as_json: bool) -> str:
-    """Load ``path`` and measure it: the text table, or the JSON document when ``as_json``.
+def run_realtime(path: Path, buffers: list[int] | None, seconds: float, threads: int | None) -> tuple[dict, str]:
+    """Load ``path`` and measure it: its JSON document and its text table.
 
     ``buffers`` None tries those of :data:`DEFAULT_BUFFERS` that are multiples of the model's ratio;
     ``threads`` None keeps torch's own count (what nn~ gets).
     """
-    import json
-
     from ravekit.engine.model import load_model
 
     model = load_model(path, "cpu", checksum=False)
@@ -182,5 +180,4 @@ def run_realtime(path: Path, buffers: list[int] | None, seconds: float, threads:
     # Given buffers are checked (a wrong one is refused); of the defaults, those nn~ can use with this model.
     buffers = buffers or [b for b in DEFAULT_BUFFERS if b % r == 0] or [r, 2 * r, 4 * r]
     results = measure(model, buffers, seconds, threads)
-    return json.dumps(to_json(model, results, threads, seconds), indent=2) if as_json else \
-        to_text(model, results, threads)
+    return to_json(model, results, threads, seconds), to_text(model, results, threads)
