@@ -35,13 +35,16 @@ from ravekit.commands.console import info, print_path, run_main, warn
 from ravekit.commands.flags import (
     add_device_arg,
     add_force_arg,
+    add_live_args,
     add_null_arg,
     add_seed_arg,
     check_common,
+    live_setting,
     make_parser,
     parse_args,
     prog_name,
 )
+from ravekit.errors import RavekitError
 from ravekit.io.claims import claim_output
 from ravekit.io.files import OutputSet, check_writable
 from ravekit.merging.align_report import alignment_record, alignment_summary, write_alignment
@@ -88,6 +91,7 @@ def get_parser():
     add_device_arg(parser)
     add_force_arg(parser)
     add_null_arg(parser)
+    add_live_args(parser, "with --audio: render every model")
     # The shared flags' help speaks of batch runs; say what they mean here.
     for action in parser._actions:
         if action.dest == "force":
@@ -123,7 +127,7 @@ def render_unaligned(args, wav: Path, warn_cb) -> None:
     with tempfile.TemporaryDirectory(prefix="ravekit-unaligned-") as tmp:
         model = save_module(plain.module, Path(tmp) / "unaligned.ts")
         del plain
-        render_comparison(Path(args.audio), [model], [wav], args.seed, args.device, warn_cb)
+        render_comparison(Path(args.audio), [model], [wav], args.seed, args.device, warn_cb, live_setting(args))
 
 
 def main(argv=None) -> int:
@@ -153,6 +157,16 @@ def main(argv=None) -> int:
             from ravekit.io.audio import probe
 
             probe(args.audio)  # a bad audio file fails now, before anything is written
+        live = live_setting(args)
+        if live is not None:
+
+            if not args.audio:
+                raise RavekitError("--live applies to the --audio renders; give --audio FILE, or leave --live out", 2)
+            from ravekit.engine.live import check_live
+            from ravekit.engine.model import load_model
+
+            for model in args.models:  # a buffer a model cannot take fails now, before the merge
+                check_live(live, load_model(model, "cpu", checksum=False).info)
         result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
                               args.include, args.exclude, args.force, args.align, args.seed or 0)
         for note in result.warnings:
@@ -183,7 +197,7 @@ def main(argv=None) -> int:
 
                 models = [Path(m) for m in args.models] + [staged[out]]
                 render_comparison(Path(args.audio), models, [staged[r] for r in renders[:len(models)]],
-                                  args.seed, args.device, say)
+                                  args.seed, args.device, say, live_setting(args))
                 names = [*model_labels(len(args.models)), f"merge ({out.name})"]
                 if args.align:
                     render_unaligned(args, staged[renders[-1]], say)

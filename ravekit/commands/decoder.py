@@ -49,6 +49,7 @@ def get_parser():
                         help="sample format of the WAVs written")
     parser.add_argument("--no_trim", action="store_true",
                         help="keep the padding of the last frame instead of cutting to the source's length")
+    cli.add_live_args(parser, "decode (audio inputs: encode, then decode)")
     return parser
 
 
@@ -92,6 +93,8 @@ def run(args, workers: int = 1) -> int:
                      args.null, records=True)
     bending = Bending.from_lists(args.dims, args.scale, args.bias)
     use_threads(args.threads)
+    if args.live is not None:
+        workers = 1  # nn~'s calls run in order in this process: helpers would have nothing to do
     # Started first, the helpers load the models while this process does.
     pool = ChunkPool(workers, args.threads, preload=[m for m in (args.model, args.encoder) if m]
                      if args.device in ("cpu", "auto") else [])
@@ -106,7 +109,8 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
     from ravekit.io.kind import AUDIO
 
     decoder = Transfer(load_model(args.model, args.device), args.seed, args.subtype, args.chunk, not args.no_trim,
-                       warn=lambda message: console.warn(PROG, message), bending=bending, wav_as=args.wav_as)
+                       warn=lambda message: console.warn(PROG, message), bending=bending, wav_as=args.wav_as,
+                       live=cli.live_setting(args))
 
     def kind(job):
         try:
@@ -174,7 +178,8 @@ def start_encoder(args, decoder, pool) -> None:
     same = not args.encoder or os.path.realpath(args.encoder) == os.path.realpath(args.model)
     model = decoder.model if same else load_model(args.encoder, args.device)
     pool.serve(model)  # the helpers load the encoder too, by its path
-    notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels))
+    notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels,
+                                                  decoder.live))
     for note in [] if args.quiet else notes:
         console.info(PROG, note)
     for message in warnings:

@@ -42,6 +42,7 @@ def get_parser():
         help="use only these file channels, counted from 1, in this order (e.g. 3,4 into a stereo model); "
         "--channel_mode then applies to them",
     )
+    cli.add_live_args(parser, "encode")
     return parser
 
 
@@ -64,6 +65,8 @@ def run(args, workers: int = 1) -> int:
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
                      args.null)
     use_threads(args.threads)
+    if args.live is not None:
+        workers = 1  # nn~'s calls run in order in this process: helpers would have nothing to do
     # Started first, the helpers load the model while this process does.
     pool = ChunkPool(workers, args.threads, preload=[args.model] if args.device in ("cpu", "auto") else [])
     with pool:  # the helpers stop however the run ends
@@ -76,7 +79,8 @@ def _encode_jobs(args, jobs, pool) -> int:
     from ravekit.engine.model import load_model
     from ravekit.io.prefetch import AudioPrefetcher
 
-    encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels)
+    encoder = Encoder(load_model(args.model, args.device), args.seed, args.channel_mode, args.chunk, args.channels,
+                      cli.live_setting(args))
     pool.serve(encoder.model)
 
     def finished(job):

@@ -261,6 +261,33 @@ def add_chunk_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_live_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--live BUFFER`` and ``--live_latency``: render as nn~ plays (``engine.live``), checked against the model
+    there (a positive multiple of its ratio)."""
+    parser.add_argument(
+        "--live", type=int, default=None, metavar="BUFFER",
+        help=f"{what} exactly as [nn~] does with this buffer size in samples (nn~'s default is 4096; a "
+        "multiple of the model's compression ratio): model calls on blocks of BUFFER samples, a streaming "
+        "export's caches carried across them, a non-streaming one restarting from zero padding in every one "
+        "(clicks, reported), step-held output; hear what the patch will play",
+    )
+    parser.add_argument(
+        "--live_latency", default="keep", choices=("keep", "trim"),
+        help="with --live: keep the patch's delay (2 x BUFFER - 64 samples of nn~, plus a streaming export's "
+        "own) at the start, as the patch plays it from DSP start, or trim it so the render lines up with "
+        "the source and the offline render",
+    )
+
+
+def live_setting(args: argparse.Namespace):
+    """``--live``/``--live_latency`` as an ``engine.live.Live``, or None without ``--live``."""
+    if getattr(args, "live", None) is None:
+        return None
+    from ravekit.engine.live import Live  # imports torch: only when --live is given, so --help stays fast
+
+    return Live(args.live, args.live_latency)
+
+
 def add_model_batch_args(parser: argparse.ArgumentParser, what: str, output: str, extensions: str) -> None:
     """The flags of a script that runs a model over a batch of files (encoder, decoder)."""
     add_input_arg(parser, what)

@@ -7,7 +7,16 @@ import sys
 
 from ravekit.choices import MODEL_EXTENSIONS, extensions_text
 from ravekit.commands.console import check_printable, fatal, info, print_path, run_main
-from ravekit.commands.flags import add_null_arg, add_output_arg, check_common, make_parser, parse_args, prog_name
+from ravekit.commands.flags import (
+    add_null_arg,
+    add_output_arg,
+    check_common,
+    make_parser,
+    parse_args,
+    prog_name,
+    seconds,
+    threads_count,
+)
 from ravekit.errors import RavekitError
 from ravekit.io.claims import claim_output
 from ravekit.io.inputs import collect_inputs, parse_extensions
@@ -29,6 +38,7 @@ examples:
   inspector.py -i model.ts --dict             every state_dict entry, then ask for one
   echo fidelity | inspector.py -i model.ts --dict    the same, scripted
   inspector.py -i run/version_0/checkpoints/best.ckpt --config
+  inspector.py -i model.ts --realtime          will it keep up in nn~ here, per buffer size
 """
 
 
@@ -52,6 +62,18 @@ def get_parser():
     mode.add_argument("--config", action="store_true",
                       help="print the training configuration stored with a checkpoint "
                       "(config.gin beside it, or its hyper_parameters)")
+    mode.add_argument("--realtime", action="store_true",
+                      help="time warm calls of each method nn~ can call (forward, encode, decode) on this machine, "
+                      "per buffer size: median and worst call, real-time factor, how many such models fit on one "
+                      "core, and a verdict per method (plays live at buffer N and up, or not at all)")
+    parser.add_argument("--buffer", type=buffer_list, default=None, metavar="LIST",
+                        help="with --realtime: nn~ buffer sizes in samples to try, each a multiple of the model's "
+                        "ratio (default: those of 1024,2048,4096,8192 that are)")
+    parser.add_argument("--threads", type=threads_count, default=None, metavar="N",
+                        help="with --realtime: torch threads per call (default: torch's own choice, the number "
+                        "of cores, which is what nn~ gets)")
+    parser.add_argument("--seconds", type=seconds, default=3.0, metavar="S",
+                        help="with --realtime: audio timed per method and buffer (at least 8 calls each)")
     parser.add_argument("--json", action="store_true",
                         help="print the summary (or --compare, --config) as JSON on stdout, for scripts")
     parser.add_argument("--save", action="store_true",
@@ -59,6 +81,43 @@ def get_parser():
                         "and print their paths on stdout; the text summary then goes to stderr")
     add_output_arg(parser, "./_inspector-output")
     return parser
+
+
+def realtime(pairs, args) -> int:
+    """--realtime: each model timed in turn; a file that fails is reported and the others still measured."""
+    import json
+
+    from ravekit.inspection.realtime import run_realtime
+
+    docs, failed = [], False
+    for path, _ in pairs:
+        try:
+            doc, text = run_realtime(path, args.buffer, args.seconds, args.threads)
+        except RavekitError as exc:
+            if exc.exit_code == 2:  # a buffer nn~ cannot use is the command line's fault, whatever the file
+                raise
+            fatal(PROG, str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            failed = True
+            continue
+        docs.append(doc)
+        if not args.json:
+            print(text, flush=True)
+    if args.json:  # one list, one object per model, as the summary's --json
+        print(json.dumps(docs, indent=2))
+    return 1 if failed else 0
+
+
+def buffer_list(text: str) -> list[int]:
+    """An argparse type: ``"1024,4096"`` -> ``[1024, 4096]`` (checked against the model's ratio later)."""
+    import argparse
+
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: give buffer sizes in samples, e.g. 1024,2048,4096,8192")
+    return values
 
 
 def main(argv=None) -> int:
@@ -74,6 +133,8 @@ def main(argv=None) -> int:
         detail = "dict" if args.dict else "attr" if args.attr else None
         if detail and (args.json or args.save):
             raise RavekitError(f"--{detail} is interactive; --json and --save apply to the summary and --compare", 2)
+        if args.realtime and args.save:
+            raise RavekitError("--save applies to the summary and --compare, not to --realtime", 2)
         if args.config and args.save:
             raise RavekitError("--save applies to the summary and --compare, not to --config", 2)
         if detail and "-" in args.input:
@@ -92,6 +153,8 @@ def main(argv=None) -> int:
             return inspect_run.run_detail(pairs[0][0], detail, out)
         if args.config:
             return inspect_run.run_config([p for p, _ in pairs], args.json, out)
+        if args.realtime:
+            return realtime(pairs, args)
         if args.compare:
             return inspect_run.run_compare(pairs, args.json, args.save, out_dir, out)
         return inspect_run.run_summary(pairs, args.json, args.save, out_dir, out)

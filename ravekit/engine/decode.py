@@ -20,6 +20,7 @@ import numpy as np
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_chunks, measure_context
 from ravekit.engine.latency import measure_latency
 from ravekit.engine.layout import cpu_kernels, layout_record
+from ravekit.engine.live import Jumps, Live, check_live, live_decode, nn_latency
 from ravekit.engine.model import RaveModel
 from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.channels import spans
@@ -88,12 +89,17 @@ class Decoder:
     chunk_seconds : audio per model call; ``0`` decodes each file in one call.
     trim : cut the audio to the source's length when the sidecar knows it.
     warn : called with warnings about what is written (RF64, clipping); default ``warnings.warn``.
+    live : decode as nn~ does (:mod:`ravekit.engine.live`) instead of the clean offline way.
     """
 
     def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
                  chunk_seconds: float = DEFAULT_CHUNK_SECONDS, trim: bool = True,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None, live: Live | None = None):
         self.model, self.seed, self.subtype, self.trim, self.warn = model, seed, subtype, trim, warn
+        if live is not None:
+            check_live(live, model.info, ("decode",))
+        self.live = live
+        self.jumps: Jumps | None = None  # of the last live decode of a non-streaming export
         self.context = measure_context(model, ("decode",)).decode if chunk_seconds > 0 else None
         self.chunk = chunk_frames_for(model, chunk_seconds) if chunk_seconds > 0 else 1
         # Samples a streaming export's audio comes late; compensated, so output starts with the source.
@@ -108,6 +114,8 @@ class Decoder:
             "device": str(model.device),
             "layout": layout_record(),
             "cpu_kernels": cpu_kernels() if model.device.type == "cpu" else None,
+            # A live render is another result than the offline one: resume tells them apart (records.py).
+            "live": live.record() if live is not None else None,
         }
 
     def _trim_to(self, sidecar: Sidecar) -> int | None:
@@ -128,6 +136,9 @@ class Decoder:
         ``RuntimeError`` goes through.
         """
         remaining = self._trim_to(latents.sidecar)
+        if self.live is not None:
+            yield from self._decode_live(latents, remaining, progress)
+            return
         for block in decode_chunks(self.model, latents.z, self.seed, self.chunk, self.context, self.latency,
                                    progress):
             if remaining is not None:
@@ -135,6 +146,25 @@ class Decoder:
                 remaining -= block.shape[1]
             if block.shape[1]:
                 yield block
+
+    def _decode_live(self, latents: Latents, samples: int | None,
+                     progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+        """:func:`~ravekit.engine.live.live_decode`, measuring the boundary jumps of a non-streaming export."""
+        assert self.live is not None
+        m = self.model.info
+        samples = latents.frames * m.ratio if samples is None else min(samples, latents.frames * m.ratio)
+        self.jumps = None if m.streaming else Jumps()
+        yield from live_decode(self.model, latents.z, self.live, self.seed, self.latency, samples, self.jumps,
+                               progress)
+
+    def rendered_length(self, latents: Latents) -> int:
+        """Samples the render of ``latents`` lasts: offline, the trimmed length; live, plus the delay kept."""
+        m = self.model.info
+        trim_to = self._trim_to(latents.sidecar)
+        frames = latents.frames * m.ratio if trim_to is None else min(trim_to, latents.frames * m.ratio)
+        if self.live is not None and self.live.keep:
+            frames += nn_latency(self.live.buffer) + self.latency
+        return frames
 
     def decode_to_file(self, latents: Latents, out: os.PathLike | str, source: dict | None = None,
                        progress: Callable[[float], None] | None = None, extra: dict | None = None) -> Path:
@@ -146,10 +176,9 @@ class Decoder:
         ``progress(seconds)`` is called after every model call (see ``decode_chunks``).
         ``extra`` sections are added to the record as given (``transfer``: encoder, bending).
         """
-        m = self.model.info
         out = Path(out)
         trim_to = self._trim_to(latents.sidecar)
-        frames = latents.frames * m.ratio if trim_to is None else min(trim_to, latents.frames * m.ratio)
+        frames = self.rendered_length(latents)
         # The sound file and its record are one set, the record last (records.py): a failed write
         # leaves an earlier pair as it was.
         with OutputSet([out] if source is None else [out, record_path(out)]) as staged:
@@ -170,6 +199,9 @@ class Decoder:
         if source is not None:
             output = {"file": out.name, "bytes": staged[out].stat().st_size, **(writer.summary or {}),
                       "clipped_share": writer.clipped / max(1, writer.frames * m.target_channels)}
+            if self.jumps is not None:
+                output["live_jumps"] = {"boundary": self.jumps.boundary, "at": self.jumps.at,
+                                        "median_step": self.jumps.interior}
             record = make_record(
                 created_by="decoder.py", sr=m.sr, channels=m.target_channels,
                 model=m.identity(),
@@ -186,7 +218,19 @@ class Decoder:
         source = self.source_of(path) if Path(path).exists() else None
         latents = Latents.load(path)
         warnings = check_latents(latents, self.model, path)
-        return self.decode_to_file(latents, out, source, progress), warnings
+        written = self.decode_to_file(latents, out, source, progress)
+        return written, warnings + self.live_warnings(path, latents.latent_dims)
+
+    def live_warnings(self, path: os.PathLike | str, dims: int) -> list[str]:
+        """What a live render of ``path`` tells the user: the clicks of a non-streaming export, dims nn~ cannot take."""
+        if self.live is None:
+            return []
+        m = self.model.info
+        said = [self.jumps.warning(str(path), self.live.buffer)] if self.jumps is not None else []
+        if dims > m.latent_size and not m.discrete:
+            said.append(f"{path}: --live: nn~'s [nn~ {Path(m.path).name} decode] has {m.latent_size} inlets, so dims "
+                        f"{m.latent_size + 1}-{dims} are left out (the model fills them with noise)")
+        return said
 
     def source_of(self, path: os.PathLike | str) -> dict:
         """What identifies input ``path`` in a record: the file and its sidecar (``records.source_identity``)."""
@@ -198,7 +242,7 @@ class Decoder:
         ``source`` (``source_of`` the input) lets subclasses tell audio from latents.
         """
         return settings_differences(record, self.model.info, self.seed, self.processing,
-                                    ("subtype", "trim", "chunk_frames", "context_frames", "layout"))
+                                    ("subtype", "trim", "chunk_frames", "context_frames", "layout", "live"))
 
     @staticmethod
     def inputs_changed(record: dict, source: dict) -> list[str]:

@@ -20,6 +20,7 @@ import numpy as np
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
 from ravekit.engine.latency import measure_latency
 from ravekit.engine.layout import cpu_kernels, layout_record
+from ravekit.engine.live import Live, check_live, live_encode
 from ravekit.engine.model import RaveModel
 from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.audio import BLOCK, AudioInfo, iter_audio, probe
@@ -55,10 +56,16 @@ class Encoder:
     chunk_seconds : audio per model call; ``0`` encodes each file in one call.
     channels : file channels to use (0-based, in order) before ``channel_mode``
         applies; ``None`` uses them all.
+    live : encode as nn~ does (:mod:`ravekit.engine.live`) instead of the clean offline way.
     """
 
     def __init__(self, model: RaveModel, seed: int | None = 0, channel_mode: str = "auto",
-                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, channels: list[int] | None = None):
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, channels: list[int] | None = None,
+                 live: Live | None = None):
+        if live is not None:
+            check_live(live, model.info, ("encode",))
+        self.live = live
+        self.live_tail = 0  # frames of encoded silence after a live pass, for a live decoder's last buffers
         self.model = model
         self.seed = seed
         self.channel_mode = channel_mode
@@ -78,11 +85,13 @@ class Encoder:
             "device": str(model.device),
             "layout": layout_record(),
             "cpu_kernels": cpu_kernels() if model.device.type == "cpu" else None,
+            # A live render is another result than the offline one: resume tells them apart (records.py).
+            "live": live.record() if live is not None else None,
         }
 
     # The settings of ``processing`` that change the latents (the others are recorded only).
     # The context is part of the chunk grid: its windows' shapes (it is measured on the model and cached).
-    SETTINGS = ("channel_mode", "channels", "chunk_frames", "context_frames", "layout")
+    SETTINGS = ("channel_mode", "channels", "chunk_frames", "context_frames", "layout", "live")
 
     @staticmethod
     def source_changed(sidecar: Sidecar, path: os.PathLike | str) -> bool:
@@ -182,6 +191,30 @@ class Encoder:
                 f"--channel_mode fold mixes all {file_channels} down, --channels picks others "
                 f"(e.g. --channels {','.join(str(c + 1) for c in unused[:m.n_channels])})")
 
+    def _encode(self, blocks: Iterator[np.ndarray], progress: Callable[[float], None] | None) -> np.ndarray:
+        """One pass's latents: offline in chunks with context, or live as nn~ (progress once, at the end)."""
+        if self.live is None:
+            return encode_blocks(self.model, blocks, self.seed, self.chunk, self.context, self.latency, progress)
+        counted = {"samples": 0}
+
+        def counting() -> Iterator[np.ndarray]:
+            for block in blocks:
+                counted["samples"] += block.shape[1]
+                yield block
+
+        z = live_encode(self.model, counting(), self.live, self.seed, self.latency, self.live_tail)
+        if progress is not None:
+            progress(counted["samples"] / self.model.info.sr)
+        return z
+
+    def live_warnings(self, path: os.PathLike | str) -> list[str]:
+        """What a live encode tells the user: a non-streaming export's latents restart at every nn~ buffer."""
+        if self.live is None or self.model.info.streaming:
+            return []
+        return [f"{path}: a non-streaming export restarts from zero padding in every nn~ buffer, so its latents "
+                f"jump every {self.live.buffer // self.model.info.ratio} frames; a streaming export "
+                "(`rave export --streaming`) carries its state across buffers"]
+
     def encode_file(self, path: os.PathLike | str,
                     source: tuple[AudioInfo, Iterator[np.ndarray]] | None = None,
                     progress: Callable[[float], None] | None = None) -> Iterator[EncodedLatents]:
@@ -215,7 +248,7 @@ class Encoder:
                     yield apply_channels(block, groups)
 
             try:
-                z = encode_blocks(self.model, blocks(), self.seed, self.chunk, self.context, self.latency, progress)
+                z = self._encode(blocks(), progress)
             except ValueError as exc:
                 if "no audio samples" in str(exc):
                     raise RavekitError(f"{path}: the file holds no audio samples; remove it or export it again") \
@@ -247,5 +280,7 @@ class Encoder:
                 discrete=m.discrete, codebook_size=m.codebook_size,
             )
             # Once per file, not once per pass.
+            first = suffix == plan[0][0]
             yield EncodedLatents(z, Sidecar(meta), suffix=suffix,
-                                 warnings=[f"{path}: {warning}"] if warning and suffix == plan[0][0] else [])
+                                 warnings=([f"{path}: {warning}"] if warning and first else [])
+                                 + (self.live_warnings(path) if first else []))

@@ -30,6 +30,7 @@ from ravekit.engine.bending import Bending, describe_record
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS
 from ravekit.engine.decode import Decoder, check_latents
 from ravekit.engine.encode import Encoder
+from ravekit.engine.live import Live
 from ravekit.engine.model import ModelInfo, RaveModel
 from ravekit.errors import RavekitError
 from ravekit.io.audio import AudioInfo
@@ -106,15 +107,18 @@ class Transfer(Decoder):
         ``encoder.py`` and ``decoder.py`` each do.
     bending : applied to every input's latents before decoding (default: none).
     wav_as : ``auto``, ``audio`` or ``latents``: how ``.wav`` inputs are read (:func:`ravekit.io.kind.input_kind`).
+    live : decode as nn~ does; audio inputs then go through ``[nn~ A encode] -> [nn~ B decode]``
+        (the encoder given to :meth:`use_encoder` must be live with the same setting).
     """
 
     def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
                  chunk_seconds: float = DEFAULT_CHUNK_SECONDS, trim: bool = True,
-                 warn: Callable[[str], None] | None = None, bending: Bending | None = None, wav_as: str = "auto"):
+                 warn: Callable[[str], None] | None = None, bending: Bending | None = None, wav_as: str = "auto",
+                 live: Live | None = None):
         bending = bending or Bending()
         check_bending_model(model.info, bending)
         fitted = bending.check_decoder(model.info)
-        super().__init__(model, seed, subtype, chunk_seconds, trim, warn)
+        super().__init__(model, seed, subtype, chunk_seconds, trim, warn, live)
         for message in fitted:  # said once, not with every file
             if warn is not None:
                 warn(message)
@@ -130,6 +134,11 @@ class Transfer(Decoder):
         """Encode audio inputs with ``encoder``; refuses a pair that does not fit (``check_pair``)."""
         said = check_pair(encoder.model.info, self.model.info, self.bending)
         self.encoder = encoder
+        if self.live is not None:
+            # In the patch, [nn~ A encode] goes on encoding the silence after the file: the last buffers of
+            # [nn~ B decode] get those frames, not the last one held.
+            r = self.model.info.ratio
+            encoder.live_tail = self.live.buffer // r + -(-self.latency // r) + 1
         return said
 
     def kind(self, path: os.PathLike | str) -> str:
@@ -176,7 +185,8 @@ class Transfer(Decoder):
         if kind == LATENTS:
             latents = self._bend(Latents.load(path), path)
             warnings = check_latents(latents, self.model, path)
-            return self.decode_to_file(latents, out, source, progress, extra), warnings
+            written = self.decode_to_file(latents, out, source, progress, extra)
+            return written, warnings + self.live_warnings(path, latents.latent_dims)
         if self.encoder is None:
             raise RavekitError(f"{path}: audio, but no model to encode it with; give --encoder")
         passes = list(self.encoder.encode_file(path, reading, progress))
@@ -185,16 +195,25 @@ class Transfer(Decoder):
         check_latents(Latents(encoded.z), self.model, path)
         made = encoded.sidecar.source
         source = {**source, **{k: made[k] for k in ("sr", "channels", "channel_map", "samples", "duration")}}
-        return self.decode_to_file(self._timing(encoded), out, source, progress, extra), passes[0].warnings
+        written = self.decode_to_file(self.timing(encoded), out, source, progress, extra)
+        # Live, the clicks are told of the audio (the decoder's jumps), not of the latents between the two.
+        said = [w for w in passes[0].warnings if w not in self.encoder.live_warnings(path)]
+        return written, said + self.live_warnings(path, encoded.latent_dims)
 
-    def _timing(self, latents: Latents) -> Latents:
+    def timing(self, latents: Latents) -> Latents:
         """The encoder's latents restated at the decoder's rate and ratio, so trimming cuts only the padding.
 
         The source lasts ``samples / enc.ratio`` frames; at the decoder's ratio
         that is ``samples * dec.ratio / enc.ratio`` of its samples.
         """
         m, side = self.model.info, latents.sidecar
-        samples = round(side.source["samples"] * m.ratio / side.raw["ratio"])
+        samples = side.source["samples"]
+        if self.live is not None and self.live.keep and self.encoder is not None:
+            # The encoder's frames come late by the delay of [nn~ A encode]: the render keeps them all
+            # (not the encoded silence after them).
+            late = latents.frames - self.encoder.live_tail - -(-samples // side.raw["ratio"])
+            samples += late * side.raw["ratio"]
+        samples = round(samples * m.ratio / side.raw["ratio"])
         source = {**side.source, "samples": samples}
         return replace(latents, sidecar=side.updated(sr=m.sr, ratio=m.ratio, source=source))
 
@@ -206,9 +225,9 @@ class Transfer(Decoder):
             found.append(f"encoder {old.get('file') or 'none'}")
         else:
             before, now = old.get("processing") or {}, new.get("processing") or {}
-            # The layout is the run's, said once by Decoder.differences.
+            # The layout and --live are the run's, said once by Decoder.differences.
             found.extend(f"encoder {key} {before[key]}" for key in Encoder.SETTINGS
-                         if key != "layout" and key in before and before[key] != now.get(key))
+                         if key not in ("layout", "live") and key in before and before[key] != now.get(key))
         bent = record.get("bending")
         if bent != self.bending.to_record():
             found.append(f"bending {describe_record(bent)}")

@@ -90,7 +90,8 @@ def mismatches(record: dict, model: ModelFacts, compare: Iterable[str], seed: in
     ``compare`` names what to look at, in the order reported: ``model`` (by
     sha256, when both know it; ``recorded`` is the file name), ``ratio`` (when
     the record has a whole number), ``seed``, ``layout`` (the arithmetic
-    layout, :mod:`ravekit.engine.layout`; a record without one is stale), and
+    layout, :mod:`ravekit.engine.layout`; a record without one is stale), ``live``
+    (nn~'s block loop, :mod:`ravekit.engine.live`; a record without one is an offline render), and
     other keys of ``processing`` (only where the record has them: records of
     older versions lack some).
     The encoder's resume, the decoder's checks of latents and its resume share this rule.
@@ -115,9 +116,26 @@ def mismatches(record: dict, model: ModelFacts, compare: Iterable[str], seed: in
             now = (processing or {}).get("layout")
             if old.get("layout") != now:
                 found.append(Mismatch(what, old.get("layout"), _layout_words(old.get("layout"), now)))
+        elif what == "live":
+            # Always compared, like the layout: a record without it (or an older one) is an offline render.
+            now = (processing or {}).get("live")
+            if _live_key(old.get("live")) != _live_key(now):
+                found.append(Mismatch(what, old.get("live"), _live_words(old.get("live"))))
         elif what in old and old[what] != (processing or {}).get(what):
             found.append(Mismatch(what, old[what]))
     return found
+
+
+def _live_key(live: object) -> tuple | None:
+    """What makes a live render (``engine.live.Live.record``): its buffer and latency, or None offline."""
+    return (live.get("buffer"), live.get("latency")) if isinstance(live, dict) else None
+
+
+def _live_words(recorded: object) -> str:
+    """A recorded live setting in words: ``--live 4096 (latency keep)``, or an offline render."""
+    if not isinstance(recorded, dict):
+        return "an offline render (no --live)"
+    return f"--live {recorded.get('buffer')} (latency {recorded.get('latency')})"
 
 
 def _layout_words(recorded: object, now: object) -> str:
