@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ravekit.choices import DISTRIBUTIONS, LATENT_EXTENSIONS, extensions_text
 from ravekit.commands import flags as cli
+from ravekit.errors import RavekitError
 
 PROG = cli.prog_name("generator.py")  # or ravekit-generator, as the user ran it
 
@@ -49,8 +50,14 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0,
                    help="with --prior: sampling temperature (1 = as trained; lower is more predictable, 0 always "
                    "takes the likeliest token; higher is wilder)")
-    p.add_argument("--stats", default=None, metavar="STATS.json",
-                   help="use statistics written by an earlier run instead of analysing --input")
+    p.add_argument("--stats", nargs="+", default=None, metavar="STATS.json",
+                   help="use statistics written by an earlier run instead of analysing --input; several are "
+                   "pooled exactly (counts, means, covariances, min, max; not quartiles) into OUTPUT/stats.json")
+    p.add_argument("--stats_only", action="store_true",
+                   help="write OUTPUT/stats.json (the analysis of --input, or the pool of --stats) and nothing else")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="with --stats_only: analyse only the K-th of N slices of the sorted inputs, for SLURM job "
+                   "arrays; pool the N stats.json with --stats")
     cli.add_null_arg(p)
     p.add_argument("--extensions", default=extensions_text(LATENT_EXTENSIONS),
                    help="file endings picked up inside --input folders")
@@ -122,10 +129,15 @@ def body(argv) -> int:
 
     warn = lambda m: cli.warn(PROG, m)  # noqa: E731
     extensions = cli.parse_extensions(args.extensions)
+    if args.stats_only or args.shard:
+        return _stats_only(args, extensions, warn)
+    if args.stats and len(args.stats) > 1 and (args.prior or args.tempo_table):
+        raise RavekitError("--prior and --tempo_table take one --stats file; pool them first with --stats_only", 2)
+    stats_one = args.stats[0] if args.stats else None
     if args.tempo_table:
         print(generate_run.tempo_table_text(
             sample_rate=args.sample_rate, ratio=args.ratio, model_file=args.model, inputs=args.input,
-            stats_file=args.stats, extensions=extensions, stdin=sys.stdin, warn=warn, null=args.null))
+            stats_file=stats_one, extensions=extensions, stdin=sys.stdin, warn=warn, null=args.null))
         return 0
     pattern = "loop" if args.pattern == "default" else args.pattern
     if args.prior:
@@ -141,6 +153,22 @@ def body(argv) -> int:
         max_frames=args.max_frames, pd=args.pd, warn=warn, info=lambda m: cli.info(PROG, m), force=args.force,
         null=args.null,
         on_output=lambda path: cli.print_path(path, args.null))
+    return 0
+
+
+def _stats_only(args, extensions, warn) -> int:
+    """--stats_only (and --shard, which needs it): ravekit.generate.stats_run."""
+    if not args.stats_only:
+        raise RavekitError(f"--shard {args.shard} splits the analysis only: add --stats_only, then pool the "
+                           "shards' stats.json with --stats", 2)
+    if args.prior:
+        raise RavekitError("--stats_only writes statistics of latents; leave out --prior", 2)
+    from ravekit.generate.stats_run import write_stats_only
+
+    write_stats_only(inputs=args.input, stats_files=args.stats or [], extensions=extensions, stdin=sys.stdin,
+                     output=Path(args.output), iqr=args.iqr, shard=cli.parse_shard(args.shard),
+                     model_file=args.model, force=args.force, info=lambda m: cli.info(PROG, m), warn=warn,
+                     on_output=lambda path: cli.print_path(path, args.null), null=args.null)
     return 0
 
 
@@ -162,7 +190,8 @@ def _run_prior(args, module, pattern: str, extensions, warn) -> int:
     try:
         prior_run.run(
             module=module, pattern=pattern, options={d: getattr(args, d) for d in args.pattern_options},
-            prior_file=args.prior, temperature=args.temperature, inputs=args.input, stats_file=args.stats,
+            prior_file=args.prior, temperature=args.temperature, inputs=args.input,
+            stats_file=args.stats[0] if args.stats else None,
             distribution=args.distribution, extensions=extensions, stdin=sys.stdin, output=Path(args.output),
             seed=args.seed, iqr=args.iqr, smoothing=args.smoothing, num_latents=args.num_latents, bpm=args.bpm,
             num_loops=args.num_loops, num_files=args.num_files, embeddings=args.embeddings, double=args.double,

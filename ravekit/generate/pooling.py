@@ -218,12 +218,19 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
     buf = np.empty((dims, total), dtype=np.float32) if quartiles else None
     filled = 0
     sr = ratio = None
+    models: set[tuple[str, str]] = set()  # (file, sha256) of the models the sidecars name
+    unknown_model = False
     for i, (p, (_, frames)) in enumerate(zip(paths, shapes)):
         z, meta = load_latents(p)
         x = z[0]
         if x.shape != (dims, frames):
             raise RavekitError(f"{p}: header says {(dims, frames)} but the data is {x.shape}; the file is damaged")
         file_sr, file_ratio = meta.get("sr"), meta.get("ratio")
+        model = meta.get("model")
+        if isinstance(model, dict) and isinstance(model.get("sha256"), str):
+            models.add((str(model.get("file", "")), model["sha256"]))
+        else:
+            unknown_model = True
         if file_sr and file_ratio:
             if sr is None:
                 sr, ratio = int(file_sr), int(file_ratio)
@@ -244,6 +251,9 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
     parts = _finalize(acc.n, acc.mean, acc.m2, acc.lo, acc.hi)
     stats = Stats(latent_dims=dims, frames=acc.n, sr=sr, ratio=ratio, sources=[str(p) for p in paths],
                   codebook_size=codebook_size, histograms=hist, **parts)
+    if len({sha for _, sha in models}) == 1 and not unknown_model:  # one model made them all: on record
+        name, sha = sorted(models)[0]
+        stats.model = {"file": name, "sha256": sha}
     if buf is not None:
         stats.q1, stats.median, stats.q3 = quartiles_in_place(buf)
     return stats

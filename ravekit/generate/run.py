@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from ravekit.generate.stats import Stats
 
 
-def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, stats_file: str | None,
+def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None,
+        stats_file: str | Sequence[str] | None,
         extensions: Sequence[str], stdin: TextIO | None, output: Path, seed: int, distribution: str | None,
         iqr: bool, num_latents: int, bpm: float | None, num_loops: int, num_files: int, embeddings: bool,
         double: bool, plot: bool, model_file: str | None, sample_rate: int | None, ratio: int | None,
@@ -50,19 +51,21 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     none may be an input) and the output folder's writability.  Paths on ``stdin`` are NUL-separated
     with ``null``.  ``on_output(path)`` is called for each pattern file written.
     ``distribution`` ``None`` picks the default for the kind of latents
-    (``histogram`` for codes, else ``normal``).
+    (``histogram`` for codes, else ``normal``).  Several ``stats_file`` are pooled
+    (:mod:`ravekit.generate.stats_pool`) and the pooled statistics saved as stats.json.
     """
     import math
 
     from ravekit.generate.distributions import check_distribution, needs_quartiles
     from ravekit.generate.pooling import compute_stats
-    from ravekit.generate.stats import load_stats, save_stats
+    from ravekit.generate.stats import save_stats
+    from ravekit.generate.stats_pool import load_pooled
     from ravekit.io.claims import claim_output
 
     check_request(seed=seed, bpm=bpm, sample_rate=sample_rate, ratio=ratio, pattern_module=module,
                   options=options, counts={"num_latents": num_latents, "num_loops": num_loops,
                                            "num_files": num_files, "max_frames": max_frames})
-    if stats_file and inputs:
+    if stats_file and inputs:  # a name, or several
         raise RavekitError("give --input (latents to analyse) or --stats (an earlier analysis), not both", 2)
     if not stats_file and not inputs:
         raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
@@ -79,8 +82,10 @@ def run(*, module, pattern: str, options: dict, inputs: Sequence[str] | None, st
     data: tuple[int | None, int | None]
     dims: int | None
     discrete: bool | None
-    if stats_file:
-        stats = load_stats(stats_file)
+    stats_files = [stats_file] if isinstance(stats_file, str) else list(stats_file or [])
+    stats_file = stats_files[0] if len(stats_files) == 1 else None  # several are pooled into stats.json
+    if stats_files:
+        stats = load_pooled(stats_files, quartiles=needs_quartiles(distribution or "", iqr))
         data, dims, discrete = (stats.sr, stats.ratio), stats.latent_dims, stats.discrete
     else:
         files = gather_inputs(inputs or (), extensions, stdin, exclude_dir=output, null=null)
