@@ -309,12 +309,49 @@ def summary_line(written: int, skipped: int, failed: int, seconds: float) -> str
     return ", ".join(parts) + f" in {seconds:.1f} s"
 
 
-def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
+@dataclass
+class SummaryTarget:
+    """Where ``--summary`` writes a run's outcome, and what it says about the run."""
+
+    path: Path
+    command: str
+    shard: tuple[int, int] | None
+    output: Path
+    written: bool = False  # set once written: a run that stops later keeps the batch's summary
+
+
+def summary_target(prog: str, args) -> SummaryTarget | None:
+    """The ``--summary`` of a batch script's arguments, or None (not asked for; a ``--jobs`` worker's parent
+    writes the one summary)."""
+    from ravekit.commands.progress import is_worker
+
+    path = getattr(args, "summary", None)
+    if not path or is_worker():
+        return None
+    # One per run, kept with its arguments: what the batch wrote is not replaced by a later failure's summary.
+    if getattr(args, "summary_target", None) is None:
+        args.summary_target = SummaryTarget(Path(path), prog, parse_shard(args.shard), Path(args.output))
+    return args.summary_target
+
+
+def write_run_summary(target: SummaryTarget, report: BatchReport, exit_code: int, error: str | None = None) -> None:
+    """Write ``report`` as the run summary ``target`` names (:mod:`ravekit.io.run_summary`)."""
+    from ravekit.io.run_summary import make_summary, write_summary
+
+    write_summary(target.path, make_summary(
+        command=target.command, shard=target.shard, output=target.output, written=report.written,
+        skipped=report.skipped, failed=report.failed, seconds=report.seconds,
+        complete=not report.stdout_closed and error is None, exit_code=exit_code, error=error))
+    target.written = True
+
+
+def summarise(prog: str, report: BatchReport, quiet: bool = False, summary: SummaryTarget | None = None) -> int:
     """Print the end-of-batch summary on stderr; return the exit code (1 if any file failed).
 
     Failures are not repeated: each was shown once, when it happened.  A
-    ``--jobs`` worker sends its counts to the parent, which prints the one summary.
-    A batch ended by its reader closing stdout has no summary.
+    ``--jobs`` worker sends its counts and files to the parent, which prints the one summary.
+    A batch ended by its reader closing stdout has no summary line.  ``summary``
+    (``--summary FILE``) gets every file's outcome as JSON.
     """
     from ravekit.commands.progress import Progress, is_worker
 
@@ -322,7 +359,12 @@ def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
     if report.stdout_closed:
         pass  # ended by its reader (`| head`): no summary of a batch cut short on purpose
     elif is_worker():
-        Progress(prog, worker=True).report(**counts)
+        Progress(prog, worker=True).report(files={
+            "written": [str(p) for p in report.written], "skipped": [str(p) for p in report.skipped],
+            "failed": [[str(p), m] for p, m in report.failed]}, **counts)
     elif not quiet or report.failed:
         info(prog, summary_line(**counts, seconds=report.seconds))
-    return 1 if report.failed else 0
+    code = 1 if report.failed else 0
+    if summary is not None:
+        write_run_summary(summary, report, code)
+    return code

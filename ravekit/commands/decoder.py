@@ -90,7 +90,7 @@ def run(args, workers: int = 1) -> int:
 
 def _decode_jobs(args, jobs, bending, pool) -> int:
     """Decode ``jobs`` with the models' calls shared by ``pool`` (``run`` made both)."""
-    from ravekit.commands.batch import check_link, run_jobs, summarise
+    from ravekit.commands.batch import check_link, run_jobs, summarise, summary_target
     from ravekit.engine.model import load_model
     from ravekit.engine.transfer import AUDIO, Transfer
     from ravekit.errors import RavekitError
@@ -152,7 +152,7 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
     finally:
         if prefetcher is not None:
             prefetcher.close()
-    return summarise(PROG, report, args.quiet)
+    return summarise(PROG, report, args.quiet, summary_target(PROG, args))
 
 
 def start_encoder(args, decoder) -> None:

@@ -68,7 +68,7 @@ def run(args, workers: int = 1) -> int:
 
 def _encode_jobs(args, jobs, pool) -> int:
     """Encode ``jobs`` with the model's calls shared by ``pool`` (``run`` made both)."""
-    from ravekit.commands.batch import pending, run_jobs, summarise
+    from ravekit.commands.batch import pending, run_jobs, summarise, summary_target
     from ravekit.commands.progress import audio_seconds
     from ravekit.engine.encode import Encoder
     from ravekit.engine.model import load_model
@@ -100,7 +100,7 @@ def _encode_jobs(args, jobs, pool) -> int:
 
     with prefetcher:
         report = run_jobs(PROG, jobs, work, finished, args.force, args.quiet, estimate, args.null)
-    return summarise(PROG, report, args.quiet)
+    return summarise(PROG, report, args.quiet, summary_target(PROG, args))
 
 
 if __name__ == "__main__":

@@ -228,6 +228,11 @@ def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no summary line (errors are still shown)")
     parser.add_argument(
+        "--summary", default=None, metavar="FILE",
+        help="also write what the run did with every file (written, skipped, failed with the reason) to FILE as "
+        "JSON, for python -m ravekit.commands.gather to put the shards of a job array together",
+    )
+    parser.add_argument(
         "--jobs", "-j", type=jobs_count, default=os.environ.get("RAVEKIT_JOBS", "auto"), metavar="N",
         help="processes running the model, at most one per core: with at least as many files, each takes its "
         "share of the files; with fewer (one long file), they share each file's chunks; auto: one per core "
@@ -285,6 +290,29 @@ def add_model_batch_args(parser: argparse.ArgumentParser, what: str, output: str
     add_device_arg(parser)
     add_force_arg(parser)
     add_chunk_arg(parser)
+
+
+def _summarised(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> Callable[[], int]:
+    """``body`` that leaves a ``--summary`` also when the run stops before its batch ends (an input that
+    is not there, a model that does not load, Ctrl-C): only a killed run has none."""
+    def guarded() -> int:
+        from ravekit.commands.batch import BatchReport, summary_target, write_run_summary
+
+        target = summary_target(prog, args)
+        try:
+            return body()
+        except BaseException as exc:
+            if target is not None and not target.written and not isinstance(exc, BrokenPipeError):
+                if isinstance(exc, RavekitError):
+                    why, code = str(exc), exc.exit_code
+                elif isinstance(exc, KeyboardInterrupt):
+                    why, code = "interrupted", 130
+                else:
+                    why, code = f"unexpected {type(exc).__name__}: {exc}", 1
+                write_run_summary(target, BatchReport(), code, one_line(why))
+            raise
+
+    return guarded
 
 
 def one_line(message: str) -> str:
@@ -468,5 +496,5 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
             claim_batch_output(Path(args.output), args.shard)  # held for the workers, which take none
             return run_parallel(prog, module, argv, args, lambda workers: run(args, workers))
 
-        return run_main(prog, parallel)
-    return run_main(prog, lambda: run(args, 1))
+        return run_main(prog, _summarised(prog, args, parallel))
+    return run_main(prog, _summarised(prog, args, lambda: run(args, 1)))
