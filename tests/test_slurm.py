@@ -116,3 +116,30 @@ def test_gather_job_fails_and_names_the_file_when_a_task_fails_one(cluster, demo
     assert sorted(states.values()) == ["COMPLETED"] * 3 + ["FAILED"] * 2, states
     assert (work / "runs" / "encode-failed.txt").read_text().split() == [str(audio / "broken.wav")]
     cluster.call("scancel", *ids[2:], check=False)  # statistics never start after a failed gather
+
+
+def test_decode_and_transfer_arrays_give_one_process_bytes(cluster, fixture_models, tmp_path, capsys):
+    import decoder
+
+    work = tmp_path / "work"
+    for i in range(6):
+        write_audio(work / "audio" / f"take{i}.wav", 44100, 0.3, seed=i)
+    model, other = fixture_models["demo"], fixture_models["demo_b"]
+    assert run_cli(capsys, encoder, "--model", model, "--input", work / "audio", "--output", work / "latents")[0] == 0
+    env = {"MODEL": str(other), "PYTHON": sys.executable, "RAVEKIT": str(ROOT)}
+    ids = [cluster.call("sbatch", "--parsable", "--cpus-per-task=1", "--mem=500M", str(SLURM / script), cwd=work,
+                        env={**env, **extra}).strip().split(";")[0]
+           for script, extra in (("decode.sbatch", {"INPUT": "latents"}),
+                                 ("transfer.sbatch", {"INPUT": "audio", "ENCODER": str(model)}))]
+    states = cluster.wait(ids, TIMEOUT)
+    assert set(states.values()) == {"COMPLETED"} and len(states) == 8, states
+    for folder, step, args in (("decoded", "decode", ["--input", work / "latents"]),
+                               ("transferred", "transfer", ["--input", work / "audio", "--encoder", model])):
+        code, _, err = run_cli(capsys, decoder, "--model", other, *args, "--output", tmp_path / folder)
+        assert code == 0, err
+        wavs = sorted(p.name for p in (tmp_path / folder).glob("*.wav"))
+        assert len(wavs) == 6 and wavs == sorted(p.name for p in (work / folder).glob("*.wav"))
+        for name in wavs:
+            assert (work / folder / name).read_bytes() == (tmp_path / folder / name).read_bytes(), (folder, name)
+        runs = [json.loads(p.read_text()) for p in sorted((work / "runs" / step).glob("*.json"))]
+        assert len(runs) == 4 and sum(r["counts"]["written"] for r in runs) == 6
