@@ -86,3 +86,12 @@ def test_gather_refuses_a_file_that_is_not_a_summary(capsys, tmp_path):
     (tmp_path / "x.json").write_text('{"format": "ravekit.stats"}')
     code, _, err = run_cli(capsys, gather, tmp_path / "x.json")
     assert code == 1 and "not a ravekit run summary" in err and len(err.strip().splitlines()) == 1
+
+
+def test_summary_never_replaces_a_file_that_is_not_one(capsys, demo_model, audio, tmp_path):
+    victim = audio / "take0.wav"
+    before = victim.read_bytes()
+    code, _, err = run_cli(capsys, encoder, "--model", demo_model, "--input", audio, "--output", tmp_path / "lat",
+                           "--summary", victim)
+    assert code == 2 and "not a run summary" in err and victim.read_bytes() == before
+    assert not (tmp_path / "lat").exists()  # refused before any work

@@ -93,7 +93,7 @@ def test_encode_array_and_pooled_statistics_on_a_real_cluster(cluster, demo_mode
     assert code == 0, err
     one = json.loads((tmp_path / "stats-one" / "stats.json").read_text())
     pooled = json.loads((work / "stats" / "pooled" / "stats.json").read_text())
-    assert pooled["frames"] == one["frames"]
+    assert pooled["frames"] == one["frames"] and pooled["model"] == one["model"] is not None  # sha256 on record
     assert sorted(str(work / s) for s in pooled["sources"]) == sorted(one["sources"])  # the jobs ran in work/
     for key in ("mean", "std", "cov", "corr", "min", "max"):
         a, b = np.asarray(pooled[key]), np.asarray(one[key])

@@ -126,3 +126,19 @@ def test_shard_without_stats_only_and_an_empty_shard_are_refused(many, tmp_path,
     code, _, err = run_cli(capsys, generator, "--input", many, "--stats_only", "--shard", "8/8", "--output",
                            tmp_path / "o")
     assert code == 2 and "holds no latent file" in err and not (tmp_path / "o").exists()
+
+
+def test_code_histograms_of_a_discrete_model_add_up(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "codes"
+    folder.mkdir()
+    for i, frames in enumerate((30, 70, 45)):
+        codes = rng.integers(0, 8, (3, frames)).astype(np.float32)
+        meta = make_sidecar(sr=44100, ratio=1024, latent_dims=3, frames=frames, codebook_size=8)
+        save_latents(folder / f"c{i}.npy", codes[None], meta)
+    assert run_cli(capsys, generator, "--input", folder, "--stats_only", "--output", tmp_path / "one")[0] == 0
+    parts = shard_stats(capsys, folder, tmp_path, 2)
+    assert run_cli(capsys, generator, "--stats", *parts, "--stats_only", "--output", tmp_path / "p")[0] == 0
+    one, pooled = (json.loads((tmp_path / d / "stats.json").read_text()) for d in ("one", "p"))
+    assert pooled["discrete"] and pooled["codebook_size"] == 8
+    assert pooled["histograms"] == one["histograms"] and sum(pooled["histograms"][0]) == 145

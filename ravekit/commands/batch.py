@@ -330,8 +330,24 @@ def summary_target(prog: str, args) -> SummaryTarget | None:
         return None
     # One per run, kept with its arguments: what the batch wrote is not replaced by a later failure's summary.
     if getattr(args, "summary_target", None) is None:
+        _check_summary_path(Path(path))
         args.summary_target = SummaryTarget(Path(path), prog, parse_shard(args.shard), Path(args.output))
     return args.summary_target
+
+
+def _check_summary_path(path: Path) -> None:
+    """Refuse, before any work, a ``--summary`` that would replace a file other than an earlier run summary."""
+    from ravekit.io.run_summary import read_summary
+
+    if path.is_dir():
+        raise RavekitError(f"--summary {shown(path)}: is a folder; give a file name, e.g. {shown(path / 'run.json')}",
+                           2)
+    if path.exists() or path.is_symlink():
+        try:
+            read_summary(path)
+        except RavekitError:
+            raise RavekitError(f"--summary {shown(path)}: exists and is not a run summary, so it is not replaced; "
+                               "choose another path", 2) from None
 
 
 def write_run_summary(target: SummaryTarget, report: BatchReport, exit_code: int, error: str | None = None) -> None:

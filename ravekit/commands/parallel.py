@@ -303,6 +303,8 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
             for t in readers:
                 t.join()
             if any("interrupted" in line for line in gathered.seen):
+                if summary is not None:  # what the workers finished before Ctrl-C, and that it was cut short
+                    _write_summary(summary, gathered, parts, 130, False, time.perf_counter() - start)
                 return 130
             raise
         for t in readers:
