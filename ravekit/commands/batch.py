@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ravekit.commands.flags import (
     check_printable,
@@ -36,6 +36,9 @@ from ravekit.commands.flags import (
     stdout_closed,
 )
 from ravekit.errors import RavekitError
+
+if TYPE_CHECKING:
+    from ravekit.commands.summary import SummaryTarget
 
 
 @dataclass
@@ -309,58 +312,6 @@ def summary_line(written: int, skipped: int, failed: int, seconds: float) -> str
     return ", ".join(parts) + f" in {seconds:.1f} s"
 
 
-@dataclass
-class SummaryTarget:
-    """Where ``--summary`` writes a run's outcome, and what it says about the run."""
-
-    path: Path
-    command: str
-    shard: tuple[int, int] | None
-    output: Path
-    written: bool = False  # set once written: a run that stops later keeps the batch's summary
-
-
-def summary_target(prog: str, args) -> SummaryTarget | None:
-    """The ``--summary`` of a batch script's arguments, or None (not asked for; a ``--jobs`` worker's parent
-    writes the one summary)."""
-    from ravekit.commands.progress import is_worker
-
-    path = getattr(args, "summary", None)
-    if not path or is_worker():
-        return None
-    # One per run, kept with its arguments: what the batch wrote is not replaced by a later failure's summary.
-    if getattr(args, "summary_target", None) is None:
-        _check_summary_path(Path(path))
-        args.summary_target = SummaryTarget(Path(path), prog, parse_shard(args.shard), Path(args.output))
-    return args.summary_target
-
-
-def _check_summary_path(path: Path) -> None:
-    """Refuse, before any work, a ``--summary`` that would replace a file other than an earlier run summary."""
-    from ravekit.io.run_summary import read_summary
-
-    if path.is_dir():
-        raise RavekitError(f"--summary {shown(path)}: is a folder; give a file name, e.g. {shown(path / 'run.json')}",
-                           2)
-    if path.exists() or path.is_symlink():
-        try:
-            read_summary(path)
-        except RavekitError:
-            raise RavekitError(f"--summary {shown(path)}: exists and is not a run summary, so it is not replaced; "
-                               "choose another path", 2) from None
-
-
-def write_run_summary(target: SummaryTarget, report: BatchReport, exit_code: int, error: str | None = None) -> None:
-    """Write ``report`` as the run summary ``target`` names (:mod:`ravekit.io.run_summary`)."""
-    from ravekit.io.run_summary import make_summary, write_summary
-
-    write_summary(target.path, make_summary(
-        command=target.command, shard=target.shard, output=target.output, written=report.written,
-        skipped=report.skipped, failed=report.failed, seconds=report.seconds,
-        complete=not report.stdout_closed and error is None, exit_code=exit_code, error=error))
-    target.written = True
-
-
 def summarise(prog: str, report: BatchReport, quiet: bool = False, summary: SummaryTarget | None = None) -> int:
     """Print the end-of-batch summary on stderr; return the exit code (1 if any file failed).
 
@@ -382,5 +333,7 @@ def summarise(prog: str, report: BatchReport, quiet: bool = False, summary: Summ
         info(prog, summary_line(**counts, seconds=report.seconds))
     code = 1 if report.failed else 0
     if summary is not None:
+        from ravekit.commands.summary import write_run_summary
+
         write_run_summary(summary, report, code)
     return code

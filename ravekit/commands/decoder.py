@@ -90,7 +90,8 @@ def run(args, workers: int = 1) -> int:
 
 def _decode_jobs(args, jobs, bending, pool) -> int:
     """Decode ``jobs`` with the models' calls shared by ``pool`` (``run`` made both)."""
-    from ravekit.commands.batch import check_link, run_jobs, summarise, summary_target
+    from ravekit.commands.batch import check_link, run_jobs, summarise
+    from ravekit.commands.summary import summary_target
     from ravekit.engine.model import load_model
     from ravekit.engine.transfer import AUDIO, Transfer
     from ravekit.errors import RavekitError

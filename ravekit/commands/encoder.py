@@ -68,8 +68,9 @@ def run(args, workers: int = 1) -> int:
 
 def _encode_jobs(args, jobs, pool) -> int:
     """Encode ``jobs`` with the model's calls shared by ``pool`` (``run`` made both)."""
-    from ravekit.commands.batch import pending, run_jobs, summarise, summary_target
+    from ravekit.commands.batch import pending, run_jobs, summarise
     from ravekit.commands.progress import audio_seconds
+    from ravekit.commands.summary import summary_target
     from ravekit.engine.encode import Encoder
     from ravekit.engine.model import load_model
     from ravekit.io.prefetch import AudioPrefetcher

@@ -292,29 +292,6 @@ def add_model_batch_args(parser: argparse.ArgumentParser, what: str, output: str
     add_chunk_arg(parser)
 
 
-def _summarised(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> Callable[[], int]:
-    """``body`` that leaves a ``--summary`` also when the run stops before its batch ends (an input that
-    is not there, a model that does not load, Ctrl-C): only a killed run has none."""
-    def guarded() -> int:
-        from ravekit.commands.batch import BatchReport, summary_target, write_run_summary
-
-        target = summary_target(prog, args)
-        try:
-            return body()
-        except BaseException as exc:
-            if target is not None and not target.written and not isinstance(exc, BrokenPipeError):
-                if isinstance(exc, RavekitError):
-                    why, code = str(exc), exc.exit_code
-                elif isinstance(exc, KeyboardInterrupt):
-                    why, code = "interrupted", 130
-                else:
-                    why, code = f"unexpected {type(exc).__name__}: {exc}", 1
-                write_run_summary(target, BatchReport(), code, one_line(why))
-            raise
-
-    return guarded
-
-
 def one_line(message: str) -> str:
     """``message`` with any line break or other non-printable character escaped, as ``repr`` would."""
     if message.isprintable():
@@ -485,6 +462,8 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
         return fatal(prog, str(exc), exc.exit_code)
     if args.part is not None:  # a worker of --jobs: its files, its chunks on --jobs processes
         return run_main(prog, lambda: run(args, args.jobs if isinstance(args.jobs, int) else 1))
+    from ravekit.commands.summary import summarised
+
     if args.jobs != 1:
         from pathlib import Path
 
@@ -496,5 +475,5 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
             claim_batch_output(Path(args.output), args.shard)  # held for the workers, which take none
             return run_parallel(prog, module, argv, args, lambda workers: run(args, workers))
 
-        return run_main(prog, _summarised(prog, args, parallel))
-    return run_main(prog, _summarised(prog, args, lambda: run(args, 1)))
+        return run_main(prog, summarised(prog, args, parallel))
+    return run_main(prog, summarised(prog, args, lambda: run(args, 1)))

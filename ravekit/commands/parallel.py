@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-    from ravekit.commands.batch import SummaryTarget
     from ravekit.commands.progress import Progress
+    from ravekit.commands.summary import SummaryTarget
 
 
 def plan_workers(requested: int, cores: int | None) -> tuple[int, str | None]:
@@ -145,7 +145,7 @@ def run_parallel(prog: str, module: str, argv: list[str], args: argparse.Namespa
             info(prog, note)
     parts = max(1, min(workers, files))
     if parts > 1:
-        from ravekit.commands.batch import summary_target
+        from ravekit.commands.summary import summary_target
 
         return run_in_parts(prog, module, argv, parts, stdin_bytes, args.quiet, args.null, workers // parts,
                             args.threads, summary_target(prog, args))
@@ -324,7 +324,8 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
 def _write_summary(summary: SummaryTarget, gathered: _Workers, parts: int, code: int, cut_short: bool,
                    seconds: float) -> None:
     """The one ``--summary`` of a run whose workers each reported their files (or did not: then it says so)."""
-    from ravekit.commands.batch import BatchReport, write_run_summary
+    from ravekit.commands.batch import BatchReport
+    from ravekit.commands.summary import write_run_summary
 
     files = gathered.files
     report = BatchReport(written=[Path(p) for p in files["written"]], skipped=[Path(p) for p in files["skipped"]],
