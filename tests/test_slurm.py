@@ -28,7 +28,7 @@ from conftest import run_cli, write_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "examples" / "slurm"
-TIMEOUT = 600  # seconds for the whole chain; about 40 s on two busy cores
+TIMEOUT = 600  # seconds for a chain of jobs; the longest takes about 41 s on two shared cores
 
 
 def unavailable(why: str):
