@@ -93,8 +93,9 @@ def test_worked_example_runs_as_written():
         assert script in SCRIPTS, f"README's worked example runs {shlex.join(argv)}, not one of the scripts"
         args = _parse(script, argv[2:])
         reads = [p for p in (args.input or []) if p != "-"] if hasattr(args, "input") else []
-        reads += [getattr(args, name) for name in ("model", "encoder", "stats", "prior")
-                  if getattr(args, name, None)]
+        for name in ("model", "encoder", "stats", "prior"):  # --stats takes several files
+            value = getattr(args, name, None) or []
+            reads += value if isinstance(value, list) else [value]
         reads += getattr(args, "models", None) or []
         for path in reads:
             assert _under(path, made), f"README: {shlex.join(argv)} reads {path}, which no earlier step makes"

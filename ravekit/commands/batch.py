@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ravekit.commands.console import check_printable, info, one_line, print_path, stdout_closed
 from ravekit.commands.progress import FileMeter, Progress, is_worker
+from ravekit.commands.summary import BatchReport, SummaryTarget, write_run_summary
 from ravekit.errors import RavekitError, shown
 from ravekit.io.claims import claim_output
 from ravekit.io.files import check_writable
@@ -54,15 +54,6 @@ def claim_batch_output(output_dir: Path, shard: str | None) -> None:
     if k_n is not None:
         claim_output(output_dir, lock=f".ravekit.shard-{k_n[0]}-of-{k_n[1]}.lock",
                      subject=f"{output_dir} (its --shard {k_n[0]}/{k_n[1]})")
-
-
-@dataclass
-class BatchReport:
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    stdout_closed: bool = False  # the reader of the paths went away, ending the batch early
 
 
 def run_jobs(prog: str, jobs: list[Job], work: Callable[[Job, Callable[[float], None]], list[Path]],
@@ -162,18 +153,24 @@ def summary_line(written: int, skipped: int, failed: int, seconds: float) -> str
     return ", ".join(parts) + f" in {seconds:.1f} s"
 
 
-def summarise(prog: str, report: BatchReport, quiet: bool = False) -> int:
+def summarise(prog: str, report: BatchReport, quiet: bool = False, summary: SummaryTarget | None = None) -> int:
     """Print the end-of-batch summary on stderr; return the exit code (1 if any file failed).
 
     Failures are not repeated: each was shown once, when it happened.  A
-    ``--jobs`` worker sends its counts to the parent, which prints the one summary.
-    A batch ended by its reader closing stdout has no summary.
+    ``--jobs`` worker sends its counts and files to the parent, which prints the one summary.
+    A batch ended by its reader closing stdout has no summary line.  ``summary``
+    (``--summary FILE``) gets every file's outcome as JSON.
     """
     counts = {"written": len(report.written), "skipped": len(report.skipped), "failed": len(report.failed)}
     if report.stdout_closed:
         pass  # ended by its reader (`| head`): no summary of a batch cut short on purpose
     elif is_worker():
-        Progress(prog, worker=True).report(**counts)
+        Progress(prog, worker=True).report(files={
+            "written": [str(p) for p in report.written], "skipped": [str(p) for p in report.skipped],
+            "failed": [[str(p), m] for p, m in report.failed]}, **counts)
     elif not quiet or report.failed:
         info(prog, summary_line(**counts, seconds=report.seconds))
-    return 1 if report.failed else 0
+    code = 1 if report.failed else 0
+    if summary is not None:
+        write_run_summary(summary, report, code)
+    return code

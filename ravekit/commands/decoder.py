@@ -30,6 +30,7 @@ from ravekit.commands import console, parallel
 from ravekit.commands import flags as cli
 from ravekit.commands.batch import check_link, find_jobs, run_jobs, summarise
 from ravekit.commands.progress import audio_seconds, latent_seconds
+from ravekit.commands.summary import summary_target
 from ravekit.engine.bending import Bending, dim_list, value_list
 from ravekit.errors import RavekitError
 
@@ -165,7 +166,7 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
     finally:
         if prefetcher is not None:
             prefetcher.close()
-    return summarise(PROG, report, args.quiet)
+    return summarise(PROG, report, args.quiet, summary_target(PROG, args))
 
 
 def start_encoder(args, decoder, pool) -> None:

@@ -20,6 +20,7 @@ from ravekit.commands import console, parallel
 from ravekit.commands import flags as cli
 from ravekit.commands.batch import find_jobs, pending, run_jobs, summarise
 from ravekit.commands.progress import audio_seconds
+from ravekit.commands.summary import summary_target
 
 # start-up: torch, numpy and the engine load inside the functions that encode, so --help is fast.
 
@@ -106,7 +107,7 @@ def _encode_jobs(args, jobs, pool) -> int:
 
     with prefetcher:
         report = run_jobs(PROG, jobs, work, finished, args.force, args.quiet, estimate, args.null)
-    return summarise(PROG, report, args.quiet)
+    return summarise(PROG, report, args.quiet, summary_target(PROG, args))
 
 
 if __name__ == "__main__":

@@ -214,6 +214,11 @@ def add_batch_args(parser: argparse.ArgumentParser, extensions: str) -> None:
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no summary line (errors are still shown)")
     parser.add_argument(
+        "--summary", default=None, metavar="FILE",
+        help="also write what the run did with every file (written, skipped, failed with the reason) to FILE as "
+        "JSON, for python -m ravekit.commands.gather to put the shards of a job array together",
+    )
+    parser.add_argument(
         "--jobs", "-j", type=jobs_count, default=os.environ.get("RAVEKIT_JOBS", "auto"), metavar="N",
         help="processes running the model, at most one per core: with at least as many files, each takes its "
         "share of the files; with fewer (one long file), they share each file's chunks; auto: one per core "

@@ -23,6 +23,7 @@ from ravekit.choices import DISTRIBUTIONS, LATENT_EXTENSIONS, extensions_text
 from ravekit.commands import console
 from ravekit.commands import flags as cli
 from ravekit.commands.progress import Progress
+from ravekit.errors import RavekitError
 from ravekit.generate import patterns as reg
 from ravekit.generate.patterns import discover, load_pattern
 from ravekit.generate.request import GenerateRequest
@@ -56,8 +57,14 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0,
                    help="with --prior: sampling temperature (1 = as trained; lower is more predictable, 0 always "
                    "takes the likeliest token; higher is wilder)")
-    p.add_argument("--stats", default=None, metavar="STATS.json",
-                   help="use statistics written by an earlier run instead of analysing --input")
+    p.add_argument("--stats", nargs="+", default=None, metavar="STATS.json",
+                   help="use statistics written by an earlier run instead of analysing --input; several are "
+                   "pooled exactly (counts, means, covariances, min, max; not quartiles) into OUTPUT/stats.json")
+    p.add_argument("--stats_only", action="store_true",
+                   help="write OUTPUT/stats.json (the analysis of --input, or the pool of --stats) and nothing else")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="with --stats_only: analyse only the K-th of N slices of the sorted inputs, for SLURM job "
+                   "arrays; pool the N stats.json with --stats")
     cli.add_null_arg(p)
     p.add_argument("--extensions", default=extensions_text(LATENT_EXTENSIONS),
                    help="file endings picked up inside --input folders")
@@ -129,10 +136,15 @@ def body(argv) -> int:
 
     warn = lambda m: console.warn(PROG, m)  # noqa: E731
     extensions = inputs.parse_extensions(args.extensions)
+    if args.stats_only or args.shard:
+        return _stats_only(args, extensions, warn)
+    if args.stats and len(args.stats) > 1 and (args.prior or args.tempo_table):
+        raise RavekitError("--prior and --tempo_table take one --stats file; pool them first with --stats_only", 2)
     if args.tempo_table:
         print(plan.tempo_table_text(
             sample_rate=args.sample_rate, ratio=args.ratio, model_file=args.model, inputs=args.input,
-            stats_file=args.stats, extensions=extensions, stdin=sys.stdin, warn=warn, null=args.null))
+            stats_file=args.stats[0] if args.stats else None, extensions=extensions, stdin=sys.stdin, warn=warn,
+            null=args.null))
         return 0
     pattern = "loop" if args.pattern == "default" else args.pattern
     request = make_request(args, reg.load_pattern(reg.find(patterns, pattern)), pattern, extensions)
@@ -157,12 +169,28 @@ def body(argv) -> int:
     return 0
 
 
+def _stats_only(args, extensions, warn) -> int:
+    """--stats_only (and --shard, which needs it): ravekit.generate.stats_run."""
+    if not args.stats_only:
+        raise RavekitError(f"--shard {args.shard} splits the analysis only: add --stats_only, then pool the "
+                           "shards' stats.json with --stats", 2)
+    if args.prior:
+        raise RavekitError("--stats_only writes statistics of latents; leave out --prior", 2)
+    from ravekit.generate.stats_run import write_stats_only  # numpy: loaded once the command line is checked
+
+    write_stats_only(inputs=args.input, stats_files=args.stats or [], extensions=extensions, stdin=sys.stdin,
+                     output=Path(args.output), iqr=args.iqr, shard=inputs.parse_shard(args.shard),
+                     model_file=args.model, force=args.force, info=lambda m: console.info(PROG, m), warn=warn,
+                     on_output=lambda path: console.print_path(path, args.null), null=args.null)
+    return 0
+
+
 def make_request(args: argparse.Namespace, module, pattern: str, extensions: tuple[str, ...]) -> GenerateRequest:
     """The one :class:`~ravekit.generate.request.GenerateRequest` of the parsed flags (checked as it is made)."""
     return GenerateRequest(
         module=module, pattern=pattern, output=Path(args.output),
         pattern_options={d: getattr(args, d) for d in args.pattern_options}, inputs=tuple(args.input or ()),
-        stats_file=args.stats, prior_file=args.prior, temperature=args.temperature, extensions=extensions,
+        stats_files=tuple(args.stats or ()), prior_file=args.prior, temperature=args.temperature, extensions=extensions,
         null=args.null, seed=args.seed, distribution=args.distribution, smoothing=args.smoothing, iqr=args.iqr,
         num_latents=args.num_latents, bpm=args.bpm, num_loops=args.num_loops, num_files=args.num_files,
         max_frames=args.max_frames, embeddings=args.embeddings, double=args.double, plot=args.plot, pd=args.pd,

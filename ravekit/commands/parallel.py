@@ -37,6 +37,7 @@ from ravekit.commands.batch import claim_batch_output, summary_line
 from ravekit.commands.console import fatal, info, run_main, stdout_closed
 from ravekit.commands.flags import PROG_ENV, check_common
 from ravekit.commands.progress import PREFIX, WORKER_ENV, Progress
+from ravekit.commands.summary import BatchReport, SummaryTarget, summarised, summary_target, write_run_summary
 from ravekit.errors import RavekitError
 from ravekit.io.inputs import collect_inputs, parse_extensions, parse_shard, take_shard
 
@@ -65,8 +66,8 @@ def batch_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] |
             claim_batch_output(Path(args.output), args.shard)  # held for the workers, which take none
             return run_parallel(prog, module, argv, args, lambda workers: run(args, workers))
 
-        return run_main(prog, parallel)
-    return run_main(prog, lambda: run(args, 1))
+        return run_main(prog, summarised(prog, args, parallel))
+    return run_main(prog, summarised(prog, args, lambda: run(args, 1)))
 
 
 def plan_workers(requested: int, cores: int | None) -> tuple[int, str | None]:
@@ -172,7 +173,7 @@ def run_parallel(prog: str, module: str, argv: list[str], args: argparse.Namespa
     parts = max(1, min(workers, files))
     if parts > 1:
         return run_in_parts(prog, module, argv, parts, stdin_bytes, args.quiet, args.null, workers // parts,
-                            args.threads)
+                            args.threads, summary_target(prog, args))
     if stdin_bytes is not None:
         sys.stdin = _text_stream(stdin_bytes)  # read once already: hand the paths on
     return run_here(workers)
@@ -194,6 +195,7 @@ class _Workers:
         self.counts = {"written": 0, "skipped": 0, "failed": 0}
         self.reports = 0
         self.seen: set[str] = set()
+        self.files: dict[str, list] = {"written": [], "skipped": [], "failed": []}  # for --summary
 
     def take(self, line: str) -> None:
         with self.lock:
@@ -209,6 +211,8 @@ class _Workers:
                     self.reports += 1
                     for key, n in message["report"].items():
                         self.counts[key] = self.counts.get(key, 0) + n
+                    for key, paths in message.get("files", {}).items():
+                        self.files.setdefault(key, []).extend(paths)
             elif line not in self.seen:
                 # Every worker meets the same early problem (a bad model, an interrupt): show it once.
                 self.seen.add(line)
@@ -273,7 +277,7 @@ def _gather(stream, workers: _Workers) -> None:
 
 def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
                  stdin_bytes: bytes | None = None, quiet: bool = False, null: bool = False, each: int = 1,
-                 threads: int = 1) -> int:
+                 threads: int = 1, summary: SummaryTarget | None = None) -> int:
     """Run ``python -m module argv --part k/parts`` for k = 1..parts at once; return the worst exit code.
 
     Each worker shares its files' chunks among ``each`` processes (``--jobs each``).
@@ -282,7 +286,7 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     would (the argv and environment carry it); other libraries' thread pools
     get as many (``OMP_NUM_THREADS``), so the workers do not crowd each other.
     ``stdin_bytes`` (the paths of ``--input -``, read once here) is given to
-    every worker.  Paths (stdout) are relayed as bytes,
+    every worker.  ``summary`` (``--summary``) gets the files of every worker.  Paths (stdout) are relayed as bytes,
     whole lines (NUL-terminated records with ``null``) at a time, so a
     pipeline downstream still reads one path per record.
     """
@@ -319,6 +323,8 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
             for t in readers:
                 t.join()
             if any("interrupted" in line for line in gathered.seen):
+                if summary is not None:  # what the workers finished before Ctrl-C, and that it was cut short
+                    _write_summary(summary, gathered, parts, 130, False, time.perf_counter() - start)
                 return 130
             raise
         for t in readers:
@@ -330,4 +336,19 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     # ended by the reader of its paths (`| head`) has no summary, as in a single process.
     if gathered.reports and not out_closed.is_set() and (not quiet or counts["failed"]):
         info(prog, summary_line(**counts, seconds=time.perf_counter() - start))
+    if summary is not None:
+        _write_summary(summary, gathered, parts, max(codes), out_closed.is_set(), time.perf_counter() - start)
     return max(codes)
+
+
+def _write_summary(summary: SummaryTarget, gathered: _Workers, parts: int, code: int, cut_short: bool,
+                   seconds: float) -> None:
+    """The one ``--summary`` of a run whose workers each reported their files (or did not: then it says so)."""
+    files = gathered.files
+    report = BatchReport(written=[Path(p) for p in files["written"]], skipped=[Path(p) for p in files["skipped"]],
+                         failed=[(Path(p), m) for p, m in files["failed"]], seconds=seconds, stdout_closed=cut_short)
+    error = None
+    if gathered.reports < parts:
+        said = next((line.strip() for line in sorted(gathered.seen) if "error:" in line), "see its messages")
+        error = f"{parts - gathered.reports} of {parts} worker processes stopped before the end of their files: {said}"
+    write_run_summary(summary, report, code, error)

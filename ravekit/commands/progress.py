@@ -116,10 +116,11 @@ class Progress:
         else:
             self.write(f"{self.prog}: error: {message}")
 
-    def report(self, **counts) -> None:
-        """A worker's final counts (written, skipped, failed), for the parent's one summary."""
+    def report(self, files: dict | None = None, **counts) -> None:
+        """A worker's final counts (written, skipped, failed), for the parent's one summary; ``files``, the
+        paths behind them, for the parent's ``--summary``."""
         if self.worker:
-            self._send(report=counts)
+            self._send(report=counts, **({"files": files} if files is not None else {}))
 
     def close(self) -> None:
         if self.bar is not None:

@@ -37,7 +37,7 @@ CHUNK_FRAMES = 1 << 18  # bounds the float64 temporaries of one file
 QUARTILES = (0.25, 0.5, 0.75)
 
 
-def _moments(n: int, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
+def moments(n: int, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
     """The :class:`Stats` fields of ``n >= 2`` frames from their running sums."""
     cov = m2 / (n - 1)
     cov = (cov + cov.T) / 2  # exact symmetry for eigh later
@@ -85,7 +85,7 @@ class MomentAccumulator:
 
     def moments(self) -> dict:
         """``mean``, ``std``, ``cov``, ``corr``, ``min``, ``max`` of what was added (2 frames or more)."""
-        return _moments(self.n, self.mean, self.m2, self.lo, self.hi)
+        return moments(self.n, self.mean, self.m2, self.lo, self.hi)
 
 
 def quartiles_in_place(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -253,12 +253,19 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
     buf = np.empty((dims, total), dtype=np.float32) if quartiles else None
     filled = 0
     sr = ratio = None
+    models: set[tuple[str, str]] = set()  # (file, sha256) of the models the sidecars name
+    unknown_model = False
     for i, (p, (_, frames)) in enumerate(zip(paths, shapes)):
         latents = Latents.load(p)
         x, meta = latents.z[0], latents.sidecar.raw
         if x.shape != (dims, frames):
             raise RavekitError(f"{p}: header says {(dims, frames)} but the data is {x.shape}; the file is damaged")
         file_sr, file_ratio = meta.get("sr"), meta.get("ratio")
+        model = meta.get("model")
+        if isinstance(model, dict) and isinstance(model.get("sha256"), str):
+            models.add((str(model.get("file", "")), model["sha256"]))
+        else:
+            unknown_model = True
         if file_sr and file_ratio:
             if sr is None:
                 sr, ratio = int(file_sr), int(file_ratio)
@@ -278,6 +285,9 @@ def compute_stats(paths: Sequence[os.PathLike | str], quartiles: bool = False,
             progress(i)
     stats = Stats(latent_dims=dims, frames=acc.n, sr=sr, ratio=ratio, sources=[str(p) for p in paths],
                   codebook_size=codebook_size, histograms=hist, **acc.moments())
+    if len({sha for _, sha in models}) == 1 and not unknown_model:  # one model made them all: on record
+        name, sha = sorted(models)[0]
+        stats.model = {"file": name, "sha256": sha}
     if buf is not None:
         stats.q1, stats.median, stats.q3 = quartiles_in_place(buf)
     return stats

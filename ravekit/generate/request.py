@@ -38,8 +38,9 @@ class GenerateRequest:
         The pattern's own flags, checked by its ``check_options`` when it has one.
     inputs : tuple of str
         Latents to analyse, or with ``prior_file`` the prompt (files, folders, ``-`` for stdin).
-    stats_file : str or None
-        An earlier analysis to use instead of ``inputs``.
+    stats_files : tuple of str
+        Earlier analyses to use instead of ``inputs``; several are pooled exactly
+        (:mod:`ravekit.generate.stats_pool`).
     prior_file : str or None
         An MSPrior export that generates the frames instead of statistics.
     temperature : float >= 0
@@ -69,7 +70,7 @@ class GenerateRequest:
     output: Path
     pattern_options: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()
-    stats_file: str | None = None
+    stats_files: tuple[str, ...] = ()
     prior_file: str | None = None
     temperature: float = 1.0
     extensions: tuple[str, ...] = LATENT_EXTENSIONS
@@ -114,9 +115,9 @@ class GenerateRequest:
             _check_pd(self.model_file, self.embeddings, self.double)
 
     def _check_statistics(self) -> None:
-        if self.stats_file and self.inputs:
+        if self.stats_files and self.inputs:
             raise RavekitError("give --input (latents to analyse) or --stats (an earlier analysis), not both", 2)
-        if not self.stats_file and not self.inputs:
+        if not self.stats_files and not self.inputs:
             raise RavekitError("nothing to analyse: pass latents with --input (or a stats.json with --stats)", 2)
         _check_smoothing(self.smoothing)
 
@@ -124,8 +125,8 @@ class GenerateRequest:
         if self.sample_rate is not None or self.ratio is not None:
             raise RavekitError("--prior takes the sample rate and ratio from --model; leave out --sample_rate and "
                                "--ratio", 2)
-        if self.stats_file or self.distribution:
-            what = "--stats" if self.stats_file else f"--distribution {self.distribution}"
+        if self.stats_files or self.distribution:
+            what = "--stats" if self.stats_files else f"--distribution {self.distribution}"
             raise RavekitError(f"{what} draws frames from statistics, --prior generates them; give one or the "
                                "other (--input with --prior is the prompt the prior hears)", 2)
         if not (math.isfinite(self.temperature) and self.temperature >= 0):

@@ -42,7 +42,8 @@ from ravekit.generate.pooling import compute_stats, stats_of_frames
 from ravekit.generate.prior import check_fit, describe_error, load_prior, prior_sidecar
 from ravekit.generate.prompt import read_prompt
 from ravekit.generate.request import PRIOR_LABEL, GenerateRequest
-from ravekit.generate.stats import Stats, load_stats, save_stats
+from ravekit.generate.stats import Stats, save_stats
+from ravekit.generate.stats_pool import load_pooled
 from ravekit.generate.tempo import bpm_of, double_time_of
 from ravekit.io.latents import PD_MAX_CHANNELS, make_sidecar
 from ravekit.seeds import file_rng, file_torch_seed
@@ -60,8 +61,9 @@ class StatsSource:
         self.files: list[Path] = []
         self.dims: int | None
         data: tuple[int | None, int | None]
-        if req.stats_file:
-            self.stats = load_stats(req.stats_file)
+        if req.stats_files:
+            # Several files pool exactly into one analysis, written as this run's stats.json.
+            self.stats = load_pooled(req.stats_files, quartiles=needs_quartiles(req.distribution or "", req.iqr))
             data, self.dims, discrete = (self.stats.sr, self.stats.ratio), self.stats.latent_dims, self.stats.discrete
         else:
             self.files = gather_inputs(req.inputs, req.extensions, stdin, exclude_dir=req.output, null=req.null)
@@ -76,7 +78,9 @@ class StatsSource:
         rate = (self.model.sr, self.model.ratio) if self.model else None
         self.sr, self.ratio = resolve_rate(req.sample_rate, req.ratio, rate, data, warn)
         self.stats_path = req.output / STATS_NAME
-        self.writes_stats = not (req.stats_file and Path(req.stats_file).resolve() == self.stats_path.resolve())
+        # The one stats file given is what the outputs name; several are pooled into this run's stats.json.
+        self.stats_file = req.stats_files[0] if len(req.stats_files) == 1 else None
+        self.writes_stats = not (self.stats_file and Path(self.stats_file).resolve() == self.stats_path.resolve())
         self.read = self.files or (self.stats.sources if self.stats else [])
         self.extra_outputs = ([self.stats_path] if self.writes_stats else []) + \
             ([req.output / name for name in STATS_PLOTS] if req.plot else [])
@@ -133,7 +137,7 @@ class StatsSource:
         bases = [sample(stats, self.label, size, rng, iqr=req.iqr, warn=self.warn) for _ in range(req.module.NUM_BASES)]
         array = make_pattern(req.module, req.pattern, stats, bases, rng, iqr=req.iqr, num_loops=req.num_loops,
                              options=dict(req.pattern_options))
-        stats_file = str(req.stats_file or self.stats_path)
+        stats_file = str(self.stats_file or self.stats_path)
         meta = make_sidecar(
             sr=self.sr, ratio=self.ratio, latent_dims=stats.latent_dims, frames=array.shape[0],
             model={"file": Path(req.model_file).name} if req.model_file else None,

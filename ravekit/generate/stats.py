@@ -59,6 +59,9 @@ class Stats:
     codebook_size: int | None = None
     histograms: np.ndarray | None = None
     smoothing: float = 0.0  # the run's --smoothing; not saved, see ``code_probabilities``
+    # {"file", "sha256"} of the model that encoded every input (their sidecars agree), or None when unknown:
+    # pooling (ravekit.generate.stats_pool) refuses statistics of two different models.
+    model: dict | None = None
 
     @property
     def discrete(self) -> bool:
@@ -143,6 +146,8 @@ class Stats:
         d["discrete"] = self.discrete
         if self.discrete:
             d.update(codebook_size=self.codebook_size, histograms=self._histograms().tolist())
+        if self.model is not None:
+            d["model"] = dict(self.model)
         d["sources"] = list(self.sources)
         return d
 
@@ -204,6 +209,11 @@ def load_stats(path: os.PathLike | str) -> Stats:
             raise RavekitError(f"{path}: {what}; write it again with generator.py")
     stats = Stats(latent_dims=dims, frames=frames, mean=mean, std=std, cov=cov, corr=corr, min=lo, max=hi,
                   sr=sr, ratio=ratio, sources=list(sources), source=str(path))
+    model = data.get("model")
+    if model is not None and not (isinstance(model, dict) and all(isinstance(v, str) for v in model.values())):
+        raise RavekitError(f"{path}: 'model' should be the file name and sha256 of a model; "
+                           "write it again with generator.py")
+    stats.model = model
     if "median" in data:
         stats.median, stats.q1, stats.q3 = (_vector(data, k, (dims,), path) for k in ("median", "q1", "q3"))
         if (stats.q1 > stats.q3).any():

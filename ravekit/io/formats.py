@@ -13,3 +13,5 @@ AUDIO_RECORD = "ravekit.audio"
 AUDIO_RECORD_EARLIER = ("ravekit.io.audio",)
 # Latent statistics written by generator.py (stats.json), read back by --stats.
 STATS = "ravekit.stats"
+# What one batch run of encoder.py / decoder.py did with each file (--summary FILE).
+RUN_SUMMARY = "ravekit.run-summary"

@@ -1,0 +1,99 @@
+"""``--summary FILE`` of the batch scripts: where it goes, writing it, and writing it also when a run stops early.
+
+The format and the reading side are library code (:mod:`ravekit.io.run_summary`); this
+module holds what a batch did (:class:`BatchReport`) and maps it and a command line onto the format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ravekit.commands.console import one_line
+from ravekit.commands.progress import is_worker
+from ravekit.errors import RavekitError, shown
+from ravekit.io.inputs import parse_shard
+from ravekit.io.run_summary import make_summary, read_summary, write_summary
+
+
+@dataclass
+class BatchReport:
+    """What a batch run did with each file: written, skipped (already there), failed with the reason."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    stdout_closed: bool = False  # the reader of the paths went away, ending the batch early
+
+
+@dataclass
+class SummaryTarget:
+    """Where ``--summary`` writes a run's outcome, and what it says about the run."""
+
+    path: Path
+    command: str
+    shard: tuple[int, int] | None
+    output: Path
+    written: bool = False  # set once written: a run that stops later keeps the batch's summary
+
+
+def summary_target(prog: str, args) -> SummaryTarget | None:
+    """The ``--summary`` of a batch script's arguments, or None (not asked for; a ``--jobs`` worker's parent
+    writes the one summary)."""
+    path = getattr(args, "summary", None)
+    if not path or is_worker():
+        return None
+    # One per run, kept with its arguments: what the batch wrote is not replaced by a later failure's summary.
+    if getattr(args, "summary_target", None) is None:
+        _check_summary_path(Path(path))
+        args.summary_target = SummaryTarget(Path(path), prog, parse_shard(args.shard), Path(args.output))
+    return args.summary_target
+
+
+def _check_summary_path(path: Path) -> None:
+    """Refuse, before any work, a ``--summary`` that would replace a file other than an earlier run summary."""
+    if path.is_dir():
+        raise RavekitError(f"--summary {shown(path)}: is a folder; give a file name, e.g. {shown(path / 'run.json')}",
+                           2)
+    if path.exists() or path.is_symlink():
+        try:
+            read_summary(path)
+        except RavekitError:
+            raise RavekitError(f"--summary {shown(path)}: exists and is not a run summary, so it is not replaced; "
+                               "choose another path", 2) from None
+
+
+def write_run_summary(target: SummaryTarget, report: BatchReport | None, exit_code: int,
+                      error: str | None = None) -> None:
+    """Write ``report`` (None: a run that stopped before its batch) as the run summary ``target`` names
+    (:mod:`ravekit.io.run_summary`)."""
+    write_summary(target.path, make_summary(
+        command=target.command, shard=target.shard, output=target.output,
+        written=report.written if report else [], skipped=report.skipped if report else [],
+        failed=report.failed if report else [], seconds=report.seconds if report else 0.0,
+        complete=report is not None and not report.stdout_closed and error is None, exit_code=exit_code,
+        error=error))
+    target.written = True
+
+
+def summarised(prog: str, args, body: Callable[[], int]) -> Callable[[], int]:
+    """``body`` that leaves a ``--summary`` also when the run stops before its batch ends (an input that
+    is not there, a model that does not load, Ctrl-C): only a killed run has none."""
+    def guarded() -> int:
+        target = summary_target(prog, args)
+        try:
+            return body()
+        except BaseException as exc:
+            if target is not None and not target.written and not isinstance(exc, BrokenPipeError):
+                if isinstance(exc, RavekitError):
+                    why, code = str(exc), exc.exit_code
+                elif isinstance(exc, KeyboardInterrupt):
+                    why, code = "interrupted", 130
+                else:
+                    why, code = f"unexpected {type(exc).__name__}: {exc}", 1
+                write_run_summary(target, None, code, one_line(why))
+            raise
+
+    return guarded
