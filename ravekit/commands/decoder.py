@@ -20,6 +20,7 @@ import sys
 
 from ravekit.choices import AUDIO_EXTENSIONS, CHANNEL_MODES, DECODER_SUBTYPES, LATENT_EXTENSIONS, extensions_text
 from ravekit.commands import flags as cli
+from ravekit.commands.mapping import add_map_args, check_map_args, prepare_map
 
 PROG = cli.prog_name("decoder.py")  # or ravekit-decoder, as the user ran it
 
@@ -31,6 +32,7 @@ def get_parser():
     cli.add_model_batch_args(parser, "latents to decode (.npy, or latent WAV written by generator.py), or audio "
                              "to run through the models", "./_decoder-output", extensions_text(extensions))
     add_transfer_args(parser)
+    add_map_args(parser)
     parser.add_argument("--subtype", default="FLOAT", choices=DECODER_SUBTYPES,
                         help="sample format of the WAVs written")
     parser.add_argument("--no_trim", action="store_true",
@@ -77,6 +79,7 @@ def run(args, workers: int = 1) -> int:
 
     if args.encoder:
         cli.check_input_file("--encoder", args.encoder)
+    check_map_args(args)
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part,
                      args.null, records=True)
     bending = Bending.from_lists(args.dims, args.scale, args.bias)
@@ -105,9 +108,14 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
             return None  # reported with the file, when run_jobs reaches it
 
     decoder.model.pool = pool
+    encoder_model = None
+    if args.map:
+        encoder_model = load_encoder(args, decoder)
+        _, notes, warnings = prepare_map(PROG, args, decoder, encoder_model)
+        _say(args, notes, warnings)
     audio = {id(job) for job in jobs if kind(job) == AUDIO}
     if audio:
-        start_encoder(args, decoder)
+        start_encoder(args, decoder, encoder_model)
 
     def to_do(job) -> bool:
         try:
@@ -155,17 +163,31 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
     return summarise(PROG, report, args.quiet)
 
 
-def start_encoder(args, decoder) -> None:
-    """Give the decoder its encoder (--encoder, or --model itself) and say once what the pair does."""
+def load_encoder(args, decoder):
+    """The model that encodes audio: --encoder, or --model itself."""
     import os
 
-    from ravekit.engine.encode import Encoder
     from ravekit.engine.model import load_model
 
     same = not args.encoder or os.path.realpath(args.encoder) == os.path.realpath(args.model)
     model = decoder.model if same else load_model(args.encoder, args.device)
     model.pool = decoder.model.pool  # the helpers load the encoder too, by its path
+    return model
+
+
+def start_encoder(args, decoder, model=None) -> None:
+    """Give the decoder its encoder (--encoder, or --model itself) and say once what the pair does."""
+    from ravekit.engine.encode import Encoder
+    from ravekit.engine.latent_map import FULL, MeanEncoding
+
+    model = model or load_encoder(args, decoder)
+    if decoder.latent_map is not None and decoder.latent_map.audio.space_in == FULL:
+        model = MeanEncoding(model)  # the map was fitted on posterior means: audio is encoded the same way
     notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels))
+    _say(args, notes, warnings)
+
+
+def _say(args, notes, warnings) -> None:
     for note in [] if args.quiet else notes:
         cli.info(PROG, note)
     for message in warnings:

@@ -102,6 +102,9 @@ def load_map(path: os.PathLike | str) -> LatentMap:
     """Read a map written by :meth:`LatentMap.save`; anything else is refused (exit 2) in one line."""
     bad = f"--map {path}: not a latent map written by ravekit"
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
