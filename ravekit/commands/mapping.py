@@ -95,7 +95,8 @@ def prepare_map(prog: str, args, decoder, encoder_model):
                                    f"reuse it with --map {out}, fit again with --force, or choose another --output", 2)
         if latent_map is None:
             fitted, warnings = fit_map(encoder_model, decoder.model, files, holdout, ridge=args.map_ridge,
-                                       seed=args.seed, channel_mode=args.channel_mode, channels=args.channels)
+                                       seed=args.seed, channel_mode=args.channel_mode, chunk_seconds=args.chunk,
+                                       channels=args.channels)
             for message in warnings:
                 cli.warn(prog, message)
             latent_map = fitted.save(out)

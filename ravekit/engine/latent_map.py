@@ -56,8 +56,15 @@ def full_space(model: RaveModel) -> bool:
     """Whether ``model``'s posterior means over its full PCA space can be computed (:class:`MeanEncoding`).
 
     Checked, not assumed: the computation, with the model's own noise added
-    from the same seed, must give its ``encode`` on a probe signal.
+    from the same seed, must give its ``encode`` on a probe signal.  The answer
+    is kept in the probe cache (:mod:`ravekit.engine.probes`), by the model's sha256.
     """
+    from ravekit.engine.probes import cached
+
+    return bool(cached(model, "latent_map.full_space", lambda: int(_check_full_space(model))))
+
+
+def _check_full_space(model: RaveModel) -> bool:
     m, info = model.module, model.info
     try:
         if info.discrete or info.streaming or bool(m.stereo_mode) or str(m.input_mode) != "pqmf":
@@ -182,15 +189,34 @@ class Encoded:
     b: np.ndarray
 
 
-def encode_pair(files: Sequence[os.PathLike | str], encode_a: Callable, encode_b: Callable) -> list[Encoded]:
-    """Encode every file with both models; ``encode_x(path)`` returns ``(z, seconds, sha256)``.
+def encode_pair(files: Sequence[os.PathLike | str], encode_a: Callable, encode_b: Callable,
+                read: Callable | None = None) -> list[Encoded]:
+    """Encode every file with both models; ``encode_x(path, reading)`` returns ``(z, seconds, sha256)``.
 
+    ``read(path)``, when given, reads a file once for both: a pair of
+    ``reading`` (its ``(info, blocks)``, or None) as :func:`shared_reading`.
     Frames are matched one to one: the caller has checked that a frame lasts as long in both.
     """
     found = []
     for path in files:
-        za, seconds, sha = encode_a(path)
-        zb = encode_b(path)[0]
+        reading = read(path) if read is not None else (None, None)
+        za, seconds, sha = encode_a(path, reading[0])
+        zb = encode_b(path, reading[1])[0]
         n = min(za.shape[-1], zb.shape[-1])
         found.append(Encoded(str(path), sha, seconds, za[0, :, :n], zb[0, :, :n]))
     return found
+
+
+# Files up to this long are read (and resampled) once for both models; longer ones once per model.
+SHARED_READ_SECONDS = 600
+
+
+def shared_reading(path: os.PathLike | str, sr: int) -> tuple:
+    """The file's ``(info, blocks)`` twice over one read, at ``sr``, or ``(None, None)`` when it is long."""
+    from ravekit.io.audio import iter_audio, probe
+
+    info = probe(path)
+    if info.duration is None or info.duration > SHARED_READ_SECONDS:
+        return None, None
+    blocks = list(iter_audio(path, sr, info=info))
+    return (info, iter(blocks)), (info, iter(blocks))

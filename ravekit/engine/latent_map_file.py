@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ravekit import __version__
+from ravekit.choices import DEFAULT_CHUNK_SECONDS
 from ravekit.engine.latent_map import (
     DEFAULT_RIDGE,
     EXPORTED,
@@ -35,6 +36,7 @@ from ravekit.engine.latent_map import (
     fit_affine,
     full_space,
     r_squared,
+    shared_reading,
     weighted_r2,
 )
 from ravekit.engine.model import ModelInfo, RaveModel
@@ -134,7 +136,7 @@ def load_map(path: os.PathLike | str) -> LatentMap:
 
 def fit_map(enc: RaveModel, dec: RaveModel, files: Sequence[os.PathLike | str],
             holdout: Sequence[os.PathLike | str] = (), *, ridge: float = DEFAULT_RIDGE, seed: int | None = 0,
-            channel_mode: str = "auto", chunk_seconds: float = 10.0, channels: list[int] | None = None,
+            channel_mode: str = "auto", chunk_seconds: float = DEFAULT_CHUNK_SECONDS, channels: list[int] | None = None,
             progress: Callable[[float], None] | None = None) -> tuple[LatentMap, list[str]]:
     """Encode ``files`` (and ``holdout``) with both models and fit the map.
 
@@ -158,10 +160,13 @@ def fit_map(enc: RaveModel, dec: RaveModel, files: Sequence[os.PathLike | str],
               for m, space in zip((enc, dec), spaces)]
 
     def encoding(coder: Encoder) -> Callable:
-        def run(path):
-            first = next(iter(coder.encode_file(path, None, progress)))
+        def run(path, reading=None):
+            first = next(iter(coder.encode_file(path, reading, progress)))
             return first.z, first.sidecar.source["duration"], first.sidecar.source["sha256"]
         return run
+
+    # Each file read (and resampled) once for both models, when they share a rate.
+    read = (lambda path: shared_reading(path, a.sr)) if a.sr == b.sr else None
 
     warnings = []
     everything = list(files) + list(holdout)
@@ -169,8 +174,8 @@ def fit_map(enc: RaveModel, dec: RaveModel, files: Sequence[os.PathLike | str],
     if other:  # said once, not per file
         warnings.append(f"--map: {len(other)} of the {len(everything)} audio files (e.g. {other[0]}) are not at "
                         f"{a.sr} Hz; resampled to each model's rate for the fit")
-    fitted = encode_pair(files, encoding(coders[0]), encoding(coders[1]))
-    held = encode_pair(holdout, encoding(coders[0]), encoding(coders[1])) if holdout else []
+    fitted = encode_pair(files, encoding(coders[0]), encoding(coders[1]), read)
+    held = encode_pair(holdout, encoding(coders[0]), encoding(coders[1]), read) if holdout else []
     za, zb = (np.concatenate([getattr(e, s) for e in fitted], 1) for s in ("a", "b"))
     frames, seconds = za.shape[1], sum(e.seconds for e in fitted)
     if frames <= za.shape[0] + 1:
