@@ -165,3 +165,15 @@ def test_discrete_models_are_refused_with_the_reason(capsys, tmp_path):
     code, _, err = run_cli(capsys, decoder, "-m", DISCRETE, "--encoder", DISCRETE, "--map", "fit", "--map_audio",
                            audio, "-i", audio, "-o", tmp_path / "out")
     assert code == 2 and "discrete model" in err and "codebook indices" in err
+
+
+@needs_pair
+def test_short_or_poor_fits_are_said_with_what_to_do(capsys, tmp_path):
+    code, _, err = run_cli(capsys, decoder, "-m", PLUCKS_B, "--encoder", PLUCKS_A, "--map", "fit", "--map_audio",
+                           *AUDIO[:2], "-i", AUDIO[7], "-o", tmp_path / "short")
+    assert code == 0 and "10.0 s (216 frames) for 129 values per dim is short" in err and "--map_holdout" in err
+    # Fitted on steady tones, the map knows nothing of plucks: its R² on them says so.
+    tones = [write_audio(tmp_path / f"tone{i}.wav", 44100, 10.0, seed=i, freq=110.0 * (i + 1)) for i in range(4)]
+    code, _, err = run_cli(capsys, decoder, "-m", PLUCKS_B, "--encoder", PLUCKS_A, "--map", "fit", "--map_audio",
+                           *tones, "--map_holdout", *AUDIO[6:], "-i", AUDIO[7], "-o", tmp_path / "poor")
+    assert code == 0 and "a poor fit" in err and "held-out" in err, err

@@ -94,7 +94,7 @@ class LatentMap:
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:  # a handle, so numpy adds no second .npz
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle
 
         atomic_write(path, write)
         return LatentMap(self.meta, self.audio, self.latents, str(path), sha256_of(path))
@@ -186,7 +186,7 @@ def fit_map(enc: RaveModel, dec: RaveModel, files: Sequence[os.PathLike | str],
     ha, hb = (np.concatenate([getattr(e, s) for e in held], 1) for s in ("a", "b")) if held else (None, None)
     for name, rows in (("audio", za.shape[0]), ("latents", a.latent_size)):
         w, bias = fit_affine(za[:rows], zb, ridge)
-        r2_held = r_squared(w, bias, ha[:rows], hb) if ha is not None else None
+        r2_held = r_squared(w, bias, ha[:rows], hb) if ha is not None and hb is not None else None
         space_in = spaces[0] if name == "audio" else EXPORTED
         parts[name] = Affine(space_in, spaces[1], w, bias, r_squared(w, bias, za[:rows], zb), r2_held)
     need = SHORT_FRAMES_PER_PARAMETER * (za.shape[0] + 1)
@@ -194,7 +194,7 @@ def fit_map(enc: RaveModel, dec: RaveModel, files: Sequence[os.PathLike | str],
         warnings.append(f"--map_audio: {seconds:.1f} s ({frames} frames) for {za.shape[0] + 1} values per dim is "
                         f"short; the fit may not carry over to other audio: give {need / a.latent_rate:.0f} s or more"
                         f"{'' if held else ', and check with --map_holdout'}")
-    summary = {}
+    summary: dict[str, dict] = {}
     for name, part in parts.items():
         summary[name] = {"space_in": part.space_in, "space_out": part.space_out, "dims_in": part.in_dims,
                          "dims_out": part.out_dims, "r2_fit": weighted_r2(part.r2_fit, zb),
@@ -204,7 +204,7 @@ def fit_map(enc: RaveModel, dec: RaveModel, files: Sequence[os.PathLike | str],
                          "r2_fit_exported_dims": [round(float(v), 4) for v in part.r2_fit[:b.latent_size]],
                          "r2_holdout_exported_dims": None if part.r2_holdout is None
                          else [round(float(v), 4) for v in part.r2_holdout[:b.latent_size]]}
-    judged = summary["audio"]["r2_holdout"] if held else summary["audio"]["r2_fit"]
+    judged = float(summary["audio"]["r2_holdout"] if held else summary["audio"]["r2_fit"])
     if judged < POOR_R2:
         warnings.append(f"--map: a poor fit: R² {judged:.2f} on the {'held-out' if held else 'fitting'} audio "
                         f"(below {POOR_R2}: the map explains less than half of what {Path(b.path).name} encodes); "
