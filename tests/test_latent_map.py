@@ -177,3 +177,18 @@ def test_short_or_poor_fits_are_said_with_what_to_do(capsys, tmp_path):
     code, _, err = run_cli(capsys, decoder, "-m", PLUCKS_B, "--encoder", PLUCKS_A, "--map", "fit", "--map_audio",
                            *tones, "--map_holdout", *AUDIO[6:], "-i", AUDIO[7], "-o", tmp_path / "poor")
     assert code == 0 and "a poor fit" in err and "held-out" in err, err
+
+
+@needs_pair
+def test_with_a_map_models_of_different_latent_size_need_no_dims(capsys, tmp_path):
+    m = torch.jit.load(str(PLUCKS_B))
+    m.latent_size = 4  # B exports 4 dims instead of 8: same weights, another latent size
+    with torch.no_grad():
+        m.encode_params[2], m.decode_params[0] = 4, 4
+    small = tmp_path / "plucks_b4.ts"
+    torch.jit.save(m, str(small))
+    code, _, err = run_cli(capsys, decoder, "-m", small, "--encoder", PLUCKS_A, "-i", AUDIO[7], "-o", tmp_path / "raw")
+    assert code == 2 and "--dims" in err
+    code, _, err = fit(capsys, tmp_path, PLUCKS_A, small)
+    assert code == 0, err
+    assert sf.info(str(tmp_path / "out" / "plucks_777_7.wav")).frames == sf.info(str(AUDIO[7])).frames
