@@ -9,7 +9,8 @@ has its own seed: with the same seed, raw transfer and B's resynthesis fill B's 
 very same noise, which brings raw transfer closer than any independent draw (as in Pd, where nn~
 seeds nothing) would be; that figure is given too, as information.  Distance: the multi-scale spectral distance of
 :mod:`ravekit.engine.distance` (RAVE's ``AudioDistanceV1``) of each transfer to B's resynthesis.
-Rows: raw, mapped (ratio to raw; target <= 1/3), mapped from latents, the held-out R².
+Rows: raw, mapped (ratio to raw; target <= 1/3), mapped from latents, the floor (B's own posterior
+means over all its dims, decoded: what a perfect map would give), the held-out R².
 Fit time: ``fit_map`` on 60 s of audio vs encoding the same 60 s with A and with B (``Encoder``,
 as encoder.py does), medians of --repeat, interleaved; target <= 1.0.
 """
@@ -56,13 +57,18 @@ def _read(path: Path) -> np.ndarray:
 
 def quality(a: Path, b: Path, audio: list[Path], work: Path) -> dict:
     """Distances to B's resynthesis of raw, mapped and latents-mapped transfer over four folds."""
+    import torch
+
     import decoder
     import encoder
     from ravekit.engine.distance import spectral_distance
+    from ravekit.engine.latent_map import MeanEncoding
     from ravekit.engine.latent_map_file import load_map
+    from ravekit.engine.model import load_model
 
-    found: dict[str, list[float]] = {"raw": [], "raw_same_seed": [], "mapped": [], "latents": [], "r2": [],
-                                     "r2_exported": []}
+    found: dict[str, list[float]] = {"raw": [], "raw_same_seed": [], "mapped": [], "latents": [], "floor": [],
+                                     "r2": [], "r2_exported": []}
+    b_model = load_model(b, "cpu")
     for k in range(4):
         held = audio[2 * k:2 * k + 2]
         fit = [p for p in audio if p not in held]
@@ -82,6 +88,10 @@ def quality(a: Path, b: Path, audio: list[Path], work: Path) -> dict:
         for path in held:
             own = _read(fold / "own" / (path.stem + ".wav"))
             raw = _read(fold / "raw" / (path.stem + ".wav"))
+            # The floor: B's own posterior means over all its dims, decoded (what a perfect map would give).
+            x = torch.from_numpy(_read(path))[None]
+            means = b_model.decode(MeanEncoding(b_model).encode(x))[0].numpy()[:, :x.shape[-1]]
+            found["floor"].append(spectral_distance(own, means))
             found["raw_same_seed"].append(spectral_distance(_read(fold / "own0" / (path.stem + ".wav")), raw))
             for key, sub in (("raw", "raw"), ("mapped", "mapped"), ("latents", "latmapped")):
                 found[key].append(spectral_distance(own, _read(fold / sub / (path.stem + ".wav"))))
@@ -129,6 +139,8 @@ def transfer_rows(rows: list, work: Path, repeat: int = 3) -> None:
                      measured=round(q["mapped"], 3), ratio=round(q["mapped"] / q["raw"], 3), target=TARGET_RATIO))
     rows.append(dict(model=name, metric="mapped from A's .npy latents (8 dims): distance, ratio to raw",
                      measured=round(q["latents"], 3), ratio=round(q["latents"] / q["raw"], 3), target=None))
+    rows.append(dict(model=name, metric="floor: B's own posterior means, all dims: distance, ratio to raw",
+                     measured=round(q["floor"], 3), ratio=round(q["floor"] / q["raw"], 3), target=None))
     rows.append(dict(model=name, metric="map R² on held-out audio: all dims (weighted) / B's 8 exported dims",
                      measured=f"{q['r2']:.3f} / {q['r2_exported']:.3f}", ratio=None, target=None))
     fit, encode = fit_time(a, b, audio, work / "time", repeat)

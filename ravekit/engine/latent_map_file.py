@@ -41,9 +41,10 @@ from ravekit.engine.latent_map import (
 )
 from ravekit.engine.model import ModelInfo, RaveModel
 from ravekit.errors import RavekitError, first_line
+from ravekit.io import formats
 from ravekit.io.files import atomic_write, sha256_of
 
-FORMAT, FORMAT_VERSION = "ravekit.latent_map", 1
+FORMAT, FORMAT_VERSION = formats.LATENT_MAP, 1
 PARTS = ("audio", "latents")
 
 

@@ -13,3 +13,5 @@ AUDIO_RECORD = "ravekit.audio"
 AUDIO_RECORD_EARLIER = ("ravekit.io.audio",)
 # Latent statistics written by generator.py (stats.json), read back by --stats.
 STATS = "ravekit.stats"
+# The meta of a latent map written by decoder.py --map fit (an .npz; docs/formats.md).
+LATENT_MAP = "ravekit.latent_map"
