@@ -127,5 +127,5 @@ def describe_fit(latent_map) -> str:
         if part["r2_holdout"] is not None else " (no --map_holdout to check it on other audio)"
     return (f"{latent_map.path}: map {meta['encoder']['file']} -> {meta['decoder']['file']} "
             f"({part['space_in']} {part['dims_in']} dims -> {part['space_out']} {part['dims_out']}), fitted on "
-            f"{meta['seconds']:.0f} s in {meta['fit_seconds']:.1f} s; R² {part['r2_fit']:.3f} on the fitting audio"
-            f"{held}")
+            f"{meta['seconds']:.0f} s in {latent_map.fit_seconds or 0:.1f} s; R² {part['r2_fit']:.3f} on the "
+            f"fitting audio{held}")

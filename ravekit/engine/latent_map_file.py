@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,8 @@ class LatentMap:
     latents: Affine
     path: str = ""
     sha256: str = ""
+    # Seconds the fit took, for the report; not saved, so the same fit is the same bytes.
+    fit_seconds: float | None = None
 
     def part(self, kind: str) -> Affine:
         """The fit for inputs of ``kind`` (``"audio"`` or ``"latents"``)."""
@@ -94,11 +97,16 @@ class LatentMap:
                 arrays[f"{name}_r2_holdout"] = part.r2_holdout
 
         def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:  # a handle, so numpy adds no second .npz
-                np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle
+            # np.savez's zip entries carry the time of writing; fixed ones make the same fit the same bytes
+            # (the same sha256), so runs that fit it at once (--jobs workers, --part shards) agree on the file.
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+                for name, array in arrays.items():
+                    entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    with archive.open(entry, "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
         atomic_write(path, write)
-        return LatentMap(self.meta, self.audio, self.latents, str(path), sha256_of(path))
+        return LatentMap(self.meta, self.audio, self.latents, str(path), sha256_of(path), self.fit_seconds)
 
 
 def load_map(path: os.PathLike | str) -> LatentMap:
@@ -220,5 +228,5 @@ def fit_map(enc: RaveModel, dec: RaveModel, files: Sequence[os.PathLike | str],
             "audio": [{"file": e.path, "sha256": e.sha256, "seconds": e.seconds} for e in fitted],
             "holdout": [{"file": e.path, "sha256": e.sha256, "seconds": e.seconds} for e in held],
             "seconds": seconds, "seconds_holdout": sum(e.seconds for e in held), "frames": frames,
-            "fit_seconds": round(time.perf_counter() - started, 3), "maps": summary}
-    return LatentMap(meta, parts["audio"], parts["latents"]), warnings
+            "maps": summary}
+    return LatentMap(meta, parts["audio"], parts["latents"], fit_seconds=time.perf_counter() - started), warnings
