@@ -59,7 +59,8 @@ def test_the_manual_names_the_format_ids_the_code_writes():
 
     manual = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
     named = set(re.findall(r'"format": "([^"]+)"', manual))
-    assert named and named <= {formats.LATENTS, formats.AUDIO_RECORD, formats.STATS, formats.RUN_SUMMARY}, named
+    assert named and named <= {formats.LATENTS, formats.AUDIO_RECORD, formats.STATS, formats.RUN_SUMMARY,
+                               formats.LATENT_MAP}, named
 
 
 def test_resume_keeps_the_same_and_reports_other_settings(tmp_path, capsys, fixture_models, latents):

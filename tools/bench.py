@@ -23,6 +23,10 @@ $RAVE_TEST_MODELS measures, each as a ratio to its floor:
               on the small exports and a full-size-shaped one (tools/bench_layout.py); targets
               new/today <= 1.0 idle (within noise), new loaded/idle <= 1.5; and the working tree's
               outputs alone vs in a batch, --jobs 1 and 2, byte for byte (target: 0 layouts differ)
+  transfer    decoder.py --encoder A --map on the trained pair (../trained-models, ../audio): spectral
+              distance of mapped and raw transfer to B's own resynthesis on held-out audio (target
+              mapped/raw <= 1/3), and fitting on 60 s vs encoding it twice (target <= 1.0)
+              (tools/bench_transfer.py)
 Timings are medians of --repeat runs, interleaved with their floors so that load on this shared
 machine hits both alike. Prints one table and writes _bench/bench.json. A benchmark, not a test.
 
@@ -44,7 +48,8 @@ from pathlib import Path
 from tools.bench_common import BENCH, ENV, PY, ROOT, wall
 from tools.bench_inputs import build_audio, build_long
 
-GROUPS = ("startup", "throughput", "fixed", "resynthesis", "jobs", "exactness", "memory", "stats", "align", "layout")
+GROUPS = ("startup", "throughput", "fixed", "resynthesis", "jobs", "exactness", "memory", "stats", "align", "layout",
+          "transfer")
 
 PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
@@ -224,6 +229,11 @@ def main(argv=None) -> int:
 
         print("bench: averager --align", file=sys.stderr, flush=True)
         align_rows(models, rows)
+    if "transfer" in run:
+        from tools.bench_transfer import transfer_rows
+
+        print("bench: transfer through a latent map", file=sys.stderr, flush=True)
+        transfer_rows(rows, BENCH / "transfer", args.repeat)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     try:
         import torch

@@ -29,6 +29,7 @@ from ravekit.choices import (
 from ravekit.commands import console, parallel
 from ravekit.commands import flags as cli
 from ravekit.commands.batch import check_link, find_jobs, run_jobs, summarise
+from ravekit.commands.mapping import add_map_args, check_map_args, prepare_map
 from ravekit.commands.progress import audio_seconds, latent_seconds
 from ravekit.commands.summary import summary_target
 from ravekit.engine.bending import Bending, dim_list, value_list
@@ -46,6 +47,7 @@ def get_parser():
     cli.add_model_batch_args(parser, "latents to decode (.npy, or latent WAV written by generator.py), or audio "
                              "to run through the models", "./_decoder-output", extensions_text(extensions))
     add_transfer_args(parser)
+    add_map_args(parser)
     parser.add_argument("--subtype", default="FLOAT", choices=DECODER_SUBTYPES,
                         help="sample format of the WAVs written")
     parser.add_argument("--no_trim", action="store_true",
@@ -90,6 +92,7 @@ def run(args, workers: int = 1) -> int:
 
     if args.encoder:
         cli.check_input_file("--encoder", args.encoder)
+    check_map_args(args)
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part,
                      args.null, records=True)
     bending = Bending.from_lists(args.dims, args.scale, args.bias)
@@ -120,9 +123,14 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
             return None  # reported with the file, when run_jobs reaches it
 
     pool.serve(decoder.model)
+    encoder_model = None
+    if args.map:
+        encoder_model = load_encoder(args, decoder, pool)
+        _, notes, warnings = prepare_map(PROG, args, decoder, encoder_model)
+        _say(args, notes, warnings)
     audio = {id(job) for job in jobs if kind(job) == AUDIO}
     if audio:
-        start_encoder(args, decoder, pool)
+        start_encoder(args, decoder, pool, encoder_model)
 
     def to_do(job) -> bool:
         try:
@@ -169,18 +177,32 @@ def _decode_jobs(args, jobs, bending, pool) -> int:
     return summarise(PROG, report, args.quiet, summary_target(PROG, args))
 
 
-def start_encoder(args, decoder, pool) -> None:
-    """Give the decoder its encoder (--encoder, or --model itself) and say once what the pair does."""
+def load_encoder(args, decoder, pool):
+    """The model that encodes audio: --encoder, or --model itself."""
     import os
 
-    from ravekit.engine.encode import Encoder
     from ravekit.engine.model import load_model
 
     same = not args.encoder or os.path.realpath(args.encoder) == os.path.realpath(args.model)
     model = decoder.model if same else load_model(args.encoder, args.device)
     pool.serve(model)  # the helpers load the encoder too, by its path
+    return model
+
+
+def start_encoder(args, decoder, pool, model=None) -> None:
+    """Give the decoder its encoder (--encoder, or --model itself) and say once what the pair does."""
+    from ravekit.engine.encode import Encoder
+    from ravekit.engine.latent_map import FULL, MeanEncoding
+
+    model = model or load_encoder(args, decoder, pool)
+    if decoder.latent_map is not None and decoder.latent_map.audio.space_in == FULL:
+        model = MeanEncoding(model)  # the map was fitted on posterior means: audio is encoded the same way
     notes, warnings = decoder.use_encoder(Encoder(model, args.seed, args.channel_mode, args.chunk, args.channels,
                                                   decoder.live))
+    _say(args, notes, warnings)
+
+
+def _say(args, notes, warnings) -> None:
     for note in [] if args.quiet else notes:
         console.info(PROG, note)
     for message in warnings:

@@ -30,6 +30,7 @@ from ravekit.engine.bending import Bending, describe_record
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS
 from ravekit.engine.decode import Decoder, check_latents
 from ravekit.engine.encode import Encoder
+from ravekit.engine.latent_map_file import LatentMap
 from ravekit.engine.live import Live
 from ravekit.engine.model import ModelInfo, RaveModel
 from ravekit.errors import RavekitError
@@ -54,14 +55,16 @@ def check_bending_model(model: ModelInfo, bending: Bending) -> None:
             "model's latents", 2)
 
 
-def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[str], list[str]]:
+def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending,
+               latent_map: LatentMap | None = None) -> tuple[list[str], list[str]]:
     """Refuse (exit 2) an encoder and decoder that cannot be chained.
 
     Returns ``(notes, warnings)`` to tell the user once: the rates, and a
     change of timing or missing dims.
 
     A different latent size or ratio needs ``--dims`` (which of the encoder's
-    dims the decoder gets): then timing follows the decoder's latent rate.
+    dims the decoder gets), unless a latent map translates between them:
+    then timing follows the decoder's latent rate.
     A discrete model's codes and continuous latents never mix.
     """
     a, b = Path(enc.path).name, Path(dec.path).name
@@ -74,11 +77,16 @@ def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[s
         differ.append(f"latent size ({enc.latent_size} and {dec.latent_size} dims)")
     if enc.ratio != dec.ratio:
         differ.append(f"compression ratio ({enc.ratio} and {dec.ratio})")
-    if differ and bending.dims is None:
+    if latent_map is not None:
+        latent_map.check_pair(enc, dec)
+    if differ and bending.dims is None and latent_map is None:
         example = ",".join(str(d + 1) for d in range(min(enc.latent_size, dec.latent_size)))
         raise RavekitError(f"--encoder {a} and --model {b} differ in {' and '.join(differ)}; to transfer anyway, "
                            f"say which of {a}'s dims {b} gets, in order, with --dims (e.g. --dims {example})", 2)
-    bending.check(enc.latent_size, f"--encoder {a}", 2, source=f"--encoder {a}")
+    # With a map, bending works on its output: B's dims.
+    made = latent_map.audio.out_dims if latent_map is not None else enc.latent_size
+    bending.check(made, f"--encoder {a}", 2, source=f"--map {Path(latent_map.path).name}" if latent_map else
+                  f"--encoder {a}")
     notes, warnings = [], []
     if enc.sr != dec.sr:
         notes.append(f"encoding at {a}'s {enc.sr} Hz, decoding at {b}'s {dec.sr} Hz: the outputs are at {dec.sr} Hz")
@@ -86,11 +94,11 @@ def check_pair(enc: ModelInfo, dec: ModelInfo, bending: Bending) -> tuple[list[s
     if stretch != 1:
         warnings.append(f"a latent frame lasts {1000 * enc.ratio / enc.sr:.2f} ms in {a} and "
                      f"{1000 * dec.ratio / dec.sr:.2f} ms in {b}: outputs last {stretch:.4g} times their sources")
-    given = bending.decoded_dims(enc.latent_size)
+    given = bending.decoded_dims(made)
     if given > dec.decode_dims:
         raise RavekitError(f"--encoder {a} gives {given} latent dims, but --model {b} decodes at most "
                            f"{dec.decode_dims}; pick at most {dec.decode_dims} of them with --dims", 2)
-    if given < dec.latent_size:
+    if given < dec.latent_size and latent_map is None:
         warnings.append(f"{b} gets {given} of its {dec.latent_size} latent dims; the others are filled with noise "
                      "from --seed")
     return notes, warnings
@@ -109,6 +117,9 @@ class Transfer(Decoder):
     wav_as : ``auto``, ``audio`` or ``latents``: how ``.wav`` inputs are read (:func:`ravekit.io.kind.input_kind`).
     live : decode as nn~ does; audio inputs then go through ``[nn~ A encode] -> [nn~ B decode]``
         (the encoder given to :meth:`use_encoder` must be live with the same setting).
+
+    A latent map (:meth:`use_map`) applies before the bending: A's latents
+    become B's, then ``--dims``/``--scale``/``--bias`` work on B's dims.
     """
 
     def __init__(self, model: RaveModel, seed: int | None = 0, subtype: str = "FLOAT",
@@ -128,11 +139,18 @@ class Transfer(Decoder):
                 warnings.warn(message, stacklevel=2)
         self.bending, self.wav_as = bending, wav_as
         self.encoder: Encoder | None = None
+        self.latent_map: LatentMap | None = None
         self._identities: dict[tuple, dict] = {}
+
+    def use_map(self, latent_map: LatentMap, encoder: ModelInfo) -> tuple[list[str], list[str]]:
+        """Map every input's latents with ``latent_map`` (fitted for ``encoder`` -> this model) before bending."""
+        said = check_pair(encoder, self.model.info, self.bending, latent_map)
+        self.latent_map = latent_map
+        return said
 
     def use_encoder(self, encoder: Encoder) -> tuple[list[str], list[str]]:
         """Encode audio inputs with ``encoder``; refuses a pair that does not fit (``check_pair``)."""
-        said = check_pair(encoder.model.info, self.model.info, self.bending)
+        said = check_pair(encoder.model.info, self.model.info, self.bending, self.latent_map)
         self.encoder = encoder
         if self.live is not None:
             # In the patch, [nn~ A encode] goes on encoding the silence after the file: the last buffers of
@@ -161,7 +179,24 @@ class Transfer(Decoder):
             return None
         return {**self.encoder.model.info.identity(), "processing": self.encoder.processing}
 
-    def _bend(self, latents: Latents, path: os.PathLike | str) -> Latents:
+    def _map(self, latents: Latents, path: os.PathLike | str, kind: str) -> Latents:
+        """A's latents -> B's through the map's fit for ``kind``; refuses (exit 1) latents it was not fitted on."""
+        if self.latent_map is None:
+            return latents
+        part, enc = self.latent_map.part(kind), self.latent_map.meta["encoder"]
+        made_by = (latents.sidecar.model or {}).get("sha256") if kind == LATENTS else None
+        if made_by and made_by != enc["sha256"]:
+            raise RavekitError(f"{path}: made by {latents.sidecar.model.get('file')}, but the map "
+                               f"{Path(self.latent_map.path).name} maps latents of {enc['file']}; encode the audio "
+                               f"with {enc['file']}, or decode without --map")
+        if latents.latent_dims != part.in_dims:
+            raise RavekitError(f"{path}: {latents.latent_dims} latent dims, but the map "
+                               f"{Path(self.latent_map.path).name} maps {part.in_dims} ({enc['file']}'s "
+                               f"{'latent size' if kind == LATENTS else 'full space'}); give latents of {enc['file']}")
+        return replace(latents, z=part.apply(latents.z))
+
+    def _bend(self, latents: Latents, path: os.PathLike | str, kind: str = LATENTS) -> Latents:
+        latents = self._map(latents, path, kind)
         if not self.bending.active:
             return latents
         self.bending.check(latents.latent_dims, str(path))
@@ -181,16 +216,19 @@ class Transfer(Decoder):
             raise RavekitError(f"{path}: file not found (removed since the run started?); check the path")
         kind = self.kind(path)
         source = self.source_of(path)
-        extra = {"encoder": self._encoder_section(kind), "bending": self.bending.to_record()}
+        extra = {"encoder": self._encoder_section(kind), "bending": self.bending.to_record(),
+                 "map": self._map_section(kind)}
         if kind == LATENTS:
             latents = self._bend(Latents.load(path), path)
             warnings = check_latents(latents, self.model, path)
+            if self.latent_map is not None:  # mapped latents are B's, as many dims as the map gives: as meant
+                warnings = []
             written = self.decode_to_file(latents, out, source, progress, extra)
             return written, warnings + self.live_warnings(path, latents.latent_dims)
         if self.encoder is None:
             raise RavekitError(f"{path}: audio, but no model to encode it with; give --encoder")
         passes = list(self.encoder.encode_file(path, reading, progress))
-        encoded = self._bend(passes[0], path)
+        encoded = self._bend(passes[0], path, AUDIO)
         # Only its errors matter (codes a discrete decoder cannot take): the pair was reported on once.
         check_latents(Latents(encoded.z), self.model, path)
         made = encoded.sidecar.source
@@ -231,4 +269,10 @@ class Transfer(Decoder):
         bent = record.get("bending")
         if bent != self.bending.to_record():
             found.append(f"bending {describe_record(bent)}")
+        mapped, now = record.get("map") or {}, self._map_section(self.kind(source["file"])) or {}
+        if (mapped.get("sha256"), mapped.get("fit")) != (now.get("sha256"), now.get("fit")):
+            found.append(f"map {mapped.get('file') or 'none'}")
         return found
+
+    def _map_section(self, kind: str) -> dict | None:
+        return None if self.latent_map is None else self.latent_map.to_record(kind)

@@ -15,3 +15,5 @@ AUDIO_RECORD_EARLIER = ("ravekit.io.audio",)
 STATS = "ravekit.stats"
 # What one batch run of encoder.py / decoder.py did with each file (--summary FILE).
 RUN_SUMMARY = "ravekit.run-summary"
+# The meta of a latent map written by decoder.py --map fit (an .npz; docs/formats.md).
+LATENT_MAP = "ravekit.latent_map"
