@@ -1,4 +1,4 @@
-"""Shared command-line plumbing: flags defined once, errors reported once.
+"""The scripts' flags, defined once and checked once (what the scripts say is :mod:`console`).
 
 Only the standard library is imported here, so every script's ``--help``
 answers without loading numpy or torch.
@@ -11,7 +11,7 @@ import os
 import sys
 
 from ravekit.choices import DEFAULT_CHUNK_SECONDS, DEVICES
-from ravekit.errors import RavekitError, shown  # noqa: F401 - shown is part of this module's API
+from ravekit.errors import RavekitError
 from ravekit.seeds import SEED_MAX, check_seed
 
 TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
