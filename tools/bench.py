@@ -23,6 +23,10 @@ $RAVE_TEST_MODELS measures, each as a ratio to its floor:
               on the small exports and a full-size-shaped one (tools/bench_layout.py); targets
               new/today <= 1.0 idle (within noise), new loaded/idle <= 1.5; and the working tree's
               outputs alone vs in a batch, --jobs 1 and 2, byte for byte (target: 0 layouts differ)
+  merge       averager on the trained pair (plucks_a/plucks_b beside $RAVE_TEST_MODELS): spectral
+              distance, barrier and loudness of plain, --align, --repair ... merges at weights
+              0..1, calibrated on half of audio/, measured on the other half (tools/bench_merge.py);
+              targets for --align --repair: barrier <= 1/10 of plain's, loudness within 2 dB
 Timings are medians of --repeat runs, interleaved with their floors so that load on this shared
 machine hits both alike. Prints one table and writes _bench/bench.json. A benchmark, not a test.
 
@@ -46,7 +50,8 @@ from tools.bench_inputs import build_audio, build_long
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "_bench"
 PY = sys.executable
-GROUPS = ("startup", "throughput", "fixed", "resynthesis", "jobs", "exactness", "memory", "stats", "align", "layout")
+GROUPS = ("startup", "throughput", "fixed", "resynthesis", "jobs", "exactness", "memory", "stats", "align", "layout",
+          "merge")
 
 FLOOR = r'''
 import sys, time, warnings, numpy as np
@@ -254,6 +259,7 @@ def main(argv=None) -> int:
         stats_bench(rows)
     layout: dict = {}  # today's defaults vs the working tree's: every timing and digest, for the JSON
     layout_tables: list[str] = []
+    merge_table: list[str] = []
     if "layout" in run:
         from tools.bench_layout import layout_rows
 
@@ -264,6 +270,11 @@ def main(argv=None) -> int:
 
         print("bench: averager --align", file=sys.stderr, flush=True)
         align_rows(models, rows)
+    if "merge" in run:
+        from tools.bench_merge import merge_rows
+
+        print("bench: averager merges of the trained pair", file=sys.stderr, flush=True)
+        merge_table = merge_rows(rows)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     try:
         import torch
@@ -275,8 +286,11 @@ def main(argv=None) -> int:
     print(f"machine: {machine}\n\n{text}")
     if layout_tables:
         print("\nlayout (tools/bench_layout.py):\n" + "\n".join(layout_tables))
+    if merge_table:
+        print("\n" + "\n".join(merge_table))
     (BENCH / "bench.json").write_text(json.dumps({"machine": machine, "date": time.strftime("%Y-%m-%d"),
-                                                  "rows": rows, "floor_search": details, "layout": layout},
+                                                  "rows": rows, "floor_search": details, "layout": layout,
+                                                  "merge": merge_table},
                                                  indent=2))
     return 0 if all(r["target"] is None or met_target(r) for r in rows) else 1
 
