@@ -76,6 +76,12 @@ def get_parser():
                         "matching over permutation groups derived from the architecture; v2, v2_small, discrete and "
                         "spherical exports; v1 and v3 are refused); "
                         "writes <report>.align.csv with the similarity per group before and after")
+    parser.add_argument("--repair", nargs="+", default=None, metavar="AUDIO",
+                        help="after merging, renormalise the merge on these recordings (REPAIR): every hidden "
+                        "channel of the top-level convolutions is rescaled, in its weight, to the RMS the parents' "
+                        "channels have on this audio, interpolated with the weights, and the latent PCA "
+                        "(latent_pca, latent_mean, fidelity) is recomputed on the merged encoder; a few seconds of "
+                        "the models' material (at least 20 latent frames); RAVE v2 exports only")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
                         "one, with the same seed, and write the WAVs beside the output with NAME.listen.html, "
@@ -132,6 +138,7 @@ def main(argv=None) -> int:
         from ravekit.merging.align_report import alignment_record
         from ravekit.merging.outputs import output_paths
         from ravekit.merging.plan import merge_models, model_labels, save_module
+        from ravekit.merging.repair_report import repair_record
         from ravekit.merging.report import summary, write_recipe, write_report
 
         check_common(args)
@@ -156,13 +163,19 @@ def main(argv=None) -> int:
 
             probe(args.audio)  # a bad audio file fails now, before anything is written
         result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
-                              args.include, args.exclude, args.force, args.align, args.seed or 0)
+                              args.include, args.exclude, args.force, args.align, args.seed or 0,
+                              repair_audio=[Path(a) for a in args.repair] if args.repair else None)
         for note in result.warnings:
             warn(PROG, note)
         if result.alignment is not None:  # merged with --align
             from ravekit.merging.align_report import alignment_summary
 
             for line in alignment_summary(result.alignment):
+                info(PROG, line)
+        if result.repair is not None:
+            from ravekit.merging.repair_report import repair_summary
+
+            for line in repair_summary(result.repair, result.fidelity):
                 info(PROG, line)
         for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
             info(PROG, f"{label} = {path} (weight {w:.4g})")
@@ -197,7 +210,7 @@ def main(argv=None) -> int:
             write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
                          scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
                          report=report, audio=args.audio, renders=renders, page=page,
-                         alignment=alignment_record(result.alignment))
+                         alignment=alignment_record(result.alignment), repair=repair_record(result, args.repair))
             staged.commit()
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
