@@ -87,6 +87,11 @@ def get_parser():
                         "one, with the same seed, and write the WAVs beside the output with NAME.listen.html, "
                         "an offline page that plays them side by side with spectrograms and a rel_dist chart "
                         "(with --align also the merge without alignment)")
+    parser.add_argument("--sweep", type=int, default=None, metavar="N",
+                        help="with --audio and two models: also render the audio through N merges evenly spaced "
+                        "from A to B (B's weight 0, 1/(N-1), ..., 1; with --align/--repair as given), written as "
+                        "<audio>.<merged>.sweepK.wav; the first and last are A's and B's own renders; the "
+                        "listening page plays them in order with a chart of loudness and distance to the input")
     add_seed_arg(parser)
     add_device_arg(parser)
     add_force_arg(parser)
@@ -129,6 +134,21 @@ def render_unaligned(args, wav: Path, warn_cb) -> None:
         render_comparison(Path(args.audio), [model], [wav], args.seed, args.device, warn_cb)
 
 
+def render_sweep_section(args, staged, wavs: list, page: Path, say) -> str:
+    """Render ``--sweep``'s steps into their staged files; the listening page's section for them."""
+    from ravekit.merging.plan import merge_models
+    from ravekit.merging.sweep import render_sweep, sweep_section, sweep_weights
+
+    def merge(weights: list[float]):
+        return merge_models([Path(m) for m in args.models], weights, args.method, args.scope, args.include,
+                            args.exclude, args.force, args.align, args.seed or 0,
+                            repair_audio=[Path(a) for a in args.repair] if args.repair else None).module
+
+    render_sweep([Path(m) for m in args.models], Path(args.audio), [staged[w] for w in wavs], merge, args.seed,
+                 args.device, say)
+    return sweep_section(page, sweep_weights(len(wavs)), [staged[w] for w in wavs], wavs, Path(args.audio))
+
+
 def main(argv=None) -> int:
     parser = get_parser()
     args = parse_args(parser, argv)
@@ -142,13 +162,18 @@ def main(argv=None) -> int:
         from ravekit.merging.report import summary, write_recipe, write_report
 
         check_common(args)
+        from ravekit.merging.sweep import check_sweep
+
+        check_sweep(args.sweep, args.audio, len(args.models))
         from ravekit.engine.layout import use_threads  # here, not at the top: --help stays free of torch
 
         use_threads(args.threads)
         out, report, recipe, extras = output_paths(args.output, args.report, args.models, args.audio,
-                                                   args.force, args.align)
+                                                   args.force, args.align, args.sweep or 0)
         # extras: the renders (A, B, ..., merged[, unaligned merge]) and the page with --audio; the
-        # alignment CSV last with --align.
+        # alignment CSV with --align; the sweep renders last with --sweep.
+        sweep_wavs = extras[len(extras) - (args.sweep or 0):]
+        extras = extras[:len(extras) - len(sweep_wavs)]
         with_audio = extras[:-1] if args.align else extras
         renders, page = with_audio[:-1], (with_audio[-1] if with_audio else None)
         # Before the minutes of merging: the folders can be written, and no other run writes this merge.
@@ -182,7 +207,7 @@ def main(argv=None) -> int:
         info(PROG, summary(result.plans))
         # Written as a whole: every file under a temporary name, then renamed with
         # the recipe last, so a model without its recipe is known to be unfinished.
-        with OutputSet([out, report, *extras, recipe]) as staged:
+        with OutputSet([out, report, *extras, *sweep_wavs, recipe]) as staged:
             save_module(result.module, staged[out])
             write_report(staged[report], result.plans)
             if result.alignment is not None:
@@ -205,16 +230,19 @@ def main(argv=None) -> int:
                 if args.align:
                     render_unaligned(args, staged[renders[-1]], say)
                     names.append("merge without --align")
+                extra = ""
+                if sweep_wavs:
+                    extra = render_sweep_section(args, staged, sweep_wavs, page, say)
                 write_listening_page(staged[page], [(n, staged[r], r) for n, r in zip(names, renders)],
-                                     result.plans, args.audio, f"{out.name}: listening comparison")
+                                     result.plans, args.audio, f"{out.name}: listening comparison", extra)
             write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
                          scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
-                         report=report, audio=args.audio, renders=renders, page=page,
+                         report=report, audio=args.audio, renders=[*renders, *sweep_wavs], page=page,
                          alignment=alignment_record(result.alignment), repair=repair_record(result, args.repair))
             staged.commit()
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
-        for path in (out, report, recipe, *extras):
+        for path in (out, report, recipe, *extras, *sweep_wavs):
             print_path(path, args.null)
         return 0
 
