@@ -28,6 +28,7 @@ METHODS = {
     "--align": dict(align=True, repair=False),
     "--repair": dict(align=False, repair=True),
     "--align --repair": dict(align=True, repair=True),
+    "--align activations --repair": dict(align="activations", repair=True),
 }
 BEST = "--align --repair"
 

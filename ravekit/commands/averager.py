@@ -71,10 +71,11 @@ def get_parser():
                         "merged.ts inside it, created if needed")
     parser.add_argument("--report", default=None, metavar="REPORT.csv",
                         help="CSV report, one row per entry; none given: the output with .csv")
-    parser.add_argument("--align", action="store_true",
-                        help="before merging, permute every model after A into A's channel order (weight "
-                        "matching over permutation groups derived from the architecture; v2, v2_small, discrete and "
-                        "spherical exports; v1 and v3 are refused); "
+    parser.add_argument("--align", nargs="?", const="weights", default=None, choices=("weights", "activations"),
+                        help="before merging, permute every model after A into A's channel order over permutation "
+                        "groups derived from the architecture (v2, v2_small, discrete and spherical exports; v1 and "
+                        "v3 are refused): weights (also --align alone) matches channels by their weights, "
+                        "activations by the correlation of their outputs on the --repair audio; "
                         "writes <report>.align.csv with the similarity per group before and after")
     parser.add_argument("--repair", nargs="+", default=None, metavar="AUDIO",
                         help="after merging, renormalise the merge on these recordings (REPAIR): every hidden "
@@ -197,6 +198,9 @@ def main(argv=None) -> int:
 
             for line in alignment_summary(result.alignment):
                 info(PROG, line)
+        for label, (moved, flipped) in zip(model_labels(len(args.models))[1:], result.latent or []):
+            info(PROG, f"aligned {label}'s latent dims to A's on the --repair audio: {moved} moved, {flipped} "
+                 "sign-flipped (encoder's last and decoder's first convolution)")
         if result.repair is not None:
             from ravekit.merging.repair_report import repair_summary
 
@@ -238,7 +242,9 @@ def main(argv=None) -> int:
             write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
                          scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
                          report=report, audio=args.audio, renders=[*renders, *sweep_wavs], page=page,
-                         alignment=alignment_record(result.alignment), repair=repair_record(result, args.repair))
+                         alignment={**alignment_record(result.alignment),
+                                    **({"method": args.align} if args.align else {})},
+                         repair=repair_record(result, args.repair))
             staged.commit()
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")

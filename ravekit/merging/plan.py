@@ -207,17 +207,20 @@ class MergeResult:
     alignment: list | None = None  # with align: per model after A, its ``align.GroupAlignment`` list
     repair: list | None = None     # with repair_audio: ``repair.LayerRepair`` per corrected layer
     fidelity: float | None = None  # with repair_audio: the recomputed fidelity of the exported latent dims
+    latent: list | None = None     # with align and audio: (latent dims moved, sign-flipped) per model after A
 
 
 def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, method: str = "linear",
                  scope: str = "all", include: Sequence[str] | None = None,
-                 exclude: Sequence[str] | None = None, force: bool = False, align: bool = False,
+                 exclude: Sequence[str] | None = None, force: bool = False, align: bool | str = False,
                  align_seed: int = 0, repair_audio: Sequence[Path] | None = None) -> MergeResult:
     """Load the models (on the CPU, so the result plays anywhere), check, plan and merge.
 
     Returns the edited copy of A (not saved yet) with the per-entry plan.
     ``align``: permute every model after A into A's channel order first
-    (``align.align_models``; refused for an architecture it does not cover).
+    (True or "weights": ``align.align_models``; "activations":
+    ``align_activations.align_by_activations`` on ``repair_audio``; refused
+    for an architecture it does not cover).
     ``repair_audio``: renormalise the merge on these files afterwards (``repair.repair``,
     then ``latent.recompute_latent_space`` between encoder and decoder).
     Raises ``RavekitError`` when nothing can be merged, or when every entry
@@ -232,11 +235,25 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     notes = check_compatible(infos, force)
     state_dicts = [m.state_dict() for m in modules]
     check_codebooks(list(paths), infos, state_dicts)
-    alignment = None
-    if align:
+    alignment = calibration = None
+    if repair_audio or align == "activations":
+        from ravekit.merging.repair_plan import calibration_audio
+
+        calibration = calibration_audio(modules, paths, infos[0], repair_audio, align)
+    if align == "activations":
+        from ravekit.merging.align_activations import align_by_activations
+
+        assert calibration is not None  # calibration_audio refuses activations without audio
+        state_dicts, alignment = align_by_activations(modules, list(paths), calibration, align_seed)
+    elif align:
         from ravekit.merging.align import align_models
 
         state_dicts, alignment = align_models(modules, list(paths), align_seed)
+    latent = None
+    if align and calibration is not None:
+        from ravekit.merging.repair_plan import align_latent_dims
+
+        latent = align_latent_dims(modules, paths, state_dicts, calibration)
     params = {n for m in modules for n, _ in m.named_parameters()}
     plans = plan_merge(state_dicts, params, scope, include, exclude, method)
     if not any(p.merged for p in plans):
@@ -256,23 +273,17 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
         notes.append("the latent PCA buffers (latent_pca, latent_mean, fidelity) stay A's while the encoder "
                      "is mostly another model's, so latents may lose detail; put the model whose latent "
                      "space you want first, or use --scope decoder")
-    targets = calibration = None
+    targets = None
     if repair_audio:
-        from ravekit.merging.activations import UnsupportedNetwork
-        from ravekit.merging.repair import load_calibration, parent_moments
+        from ravekit.merging.repair_plan import aligned_copy, repair_targets
 
-        check_repairable(modules, paths)
-        calibration = load_calibration(repair_audio, infos[0].sr, infos[0].n_channels, infos[0].ratio)
-        parents = modules if not align else [modules[0], *[_aligned_copy(m, sd) for m, sd in
+        assert calibration is not None  # loaded above whenever there is repair_audio
+        parents = modules if not align else [modules[0], *[aligned_copy(m, sd) for m, sd in
                                                          zip(modules[1:], state_dicts[1:])]]
-        try:
-            targets = parent_moments(parents, calibration, align_seed)
-        except (UnsupportedNetwork, AttributeError) as exc:  # AttributeError: no encoder.encoder.net at all
-            raise RavekitError(f"{paths[0]}: --repair cannot measure this model's channels ({exc}); it covers "
-                               "RAVE v2 exports (v2, v2_small, spherical); merge without --repair") from None
+        targets = repair_targets(parents, paths, calibration, align_seed)
     # Only A's live tensors are edited: the other state dicts are read, never written.
     apply_merge(modules[0], state_dicts, plans, w, method)
-    result = MergeResult(modules[0], infos, plans, w, notes, alignment)
+    result = MergeResult(modules[0], infos, plans, w, notes, alignment, latent=latent)
     if targets is not None and w[0] == 1.0:
         # The merge is A bit for bit: repairing would only re-measure A's PCA on other audio.
         notes.append("--repair: weights 1 0 give A whole, so there is nothing to repair")
@@ -287,25 +298,3 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
                                between=lambda m: fidelity.append(recompute_latent_space(m, calibration)))
         result.fidelity = fidelity[0]
     return result
-
-
-def _aligned_copy(module, state: dict):
-    """``module`` (a parent after A, loaded here and never saved) with its aligned tensors copied in."""
-    live = module.state_dict()
-    with torch.no_grad():
-        for name, value in state.items():
-            if value is not live[name]:
-                live[name].copy_(value)
-    return module
-
-
-def check_repairable(modules: Sequence, paths: Sequence[Path]) -> None:
-    """Refuse ``--repair`` unless every model has A's convolutions (names and shapes): one channel layout."""
-    from ravekit.merging.repair import conv_layout
-
-    layout = conv_layout(modules[0])
-    for path, module in zip(paths[1:], modules[1:]):
-        if conv_layout(module) != layout:
-            raise RavekitError(f"{path}: its layers differ from {paths[0]}'s (other channel groups), so its "
-                               "channels' statistics cannot be targets for A's; --repair merges of one "
-                               "architecture only")
