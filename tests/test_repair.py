@@ -7,6 +7,7 @@ statistics worth matching; calibration audio is synthesized here.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import warnings
@@ -107,6 +108,11 @@ def test_cli_repair_writes_a_plain_export_that_keeps_a_s_methods(calibration, tm
     merged, a = _load(out), _load(PAIR[0])
     assert merged.get_methods() == a.get_methods() and merged.get_attributes() == a.get_attributes()
     assert set(merged.state_dict()) == set(a.state_dict())
+    # The latent PCA is the merged encoder's now, and the report says so instead of "kept from A".
+    assert not torch.equal(merged.state_dict()["latent_pca"], a.state_dict()["latent_pca"])
+    with open(tmp_path / "m.csv", newline="") as f:
+        reasons = {row["entry"]: row["reason"] for row in csv.DictReader(f)}
+    assert "recomputed by --repair" in reasons["latent_pca"]
 
 
 def _bad(tmp_path, kind: str) -> Path:

@@ -8,7 +8,7 @@ merged or not, why, and how far the models' tensors are apart; a JSON
 recipe beside the model records the parents (sha256), weights and flags.
 
 Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
-fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
+fidelity (kept from A; recomputed with --repair), streaming caches (.pad/.cache), integer/boolean and zero-element
 tensors, entries missing from a model or whose shapes differ.
 Discrete models are merged only when they share one codebook (their codes
 index it): models whose codebooks differ are refused, even with --force.
@@ -23,6 +23,7 @@ examples:
   averager.py --models a.ts b.ts --weights 0.7 0.3 -o hybrid.ts
   averager.py --models a.ts b.ts --scope decoder --weights 0 1 -o a_enc-b_dec.ts
   averager.py --models a.ts b.ts --method slerp --audio song.wav
+  averager.py --models a.ts b.ts --align --repair calib/*.wav --audio x.wav --sweep 5 -o merged/
 """
 
 from __future__ import annotations

@@ -297,4 +297,7 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
         result.repair = repair(modules[0], targets, w, calibration, align_seed,
                                between=lambda m: fidelity.append(recompute_latent_space(m, calibration)))
         result.fidelity = fidelity[0]
+        for plan in plans:
+            if plan.name in ("latent_mean", "latent_pca", "fidelity"):
+                plan.reason = "recomputed by --repair from the merged encoder on the calibration audio"
     return result
