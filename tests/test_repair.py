@@ -105,6 +105,7 @@ def test_cli_repair_writes_a_plain_export_that_keeps_a_s_methods(calibration, tm
     code, _, err = run_cli(capsys, averager, "--models", *PAIR, "--align", "--repair", *calibration, "-o", out)
     assert code == 0, err
     assert "--repair: rescaled the channels of" in err
+    assert "channels aligned by activations" not in err  # --align given: no default taken
     merged, a = _load(out), _load(PAIR[0])
     assert merged.get_methods() == a.get_methods() and merged.get_attributes() == a.get_attributes()
     assert set(merged.state_dict()) == set(a.state_dict())
@@ -159,3 +160,17 @@ def test_repair_with_weights_one_zero_gives_a_bit_for_bit(calibration, tmp_path,
     assert code == 0, err
     merged, a = _load(out).state_dict(), _load(PAIR[0]).state_dict()
     assert all(torch.equal(merged[k], a[k]) for k in a)
+
+
+@needs_pair
+def test_repair_alone_aligns_by_activations_and_align_none_opts_out(calibration, tmp_path, capsys):
+    import json
+
+    code, _, err = run_cli(capsys, averager, "--models", *PAIR, "--repair", *calibration, "-o", tmp_path / "a.ts")
+    assert code == 0 and "--repair without --align: channels aligned by activations" in err, err
+    assert json.loads((tmp_path / "a.json").read_text())["alignment"]["method"] == "activations"
+    assert (tmp_path / "a.align.csv").exists()
+    code, _, err = run_cli(capsys, averager, "--models", *PAIR, "--repair", *calibration, "--align", "none",
+                           "-o", tmp_path / "n.ts")
+    assert code == 0 and "aligned" not in err, err
+    assert not json.loads((tmp_path / "n.json").read_text())["alignment"]["used"]

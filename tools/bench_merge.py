@@ -9,8 +9,9 @@ which the calibration never hears, is measured.  For every method and weight of 
             (``ravekit.merging.distance``, mean over the 5 STFT sizes), mean over files;
   barrier   distance minus the straight line between the parents' distances at that weight;
   loudness  output RMS in dB minus the parents' mean.
-Targets (issue 22), for the best method at .25/.5/.75: barrier <= 1/10 of the plain merge's,
-loudness within 2 dB.  About a minute on 2 busy cores.
+Targets (issue 22), for the best method (activation matching with --repair) at .25/.5/.75:
+barrier <= 1/10 of the plain merge's, loudness within 2 dB.  About 4 minutes on 2 busy cores
+(load 8), 2 on quiet ones.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 METHODS = {
     "plain": dict(align=False, repair=False),
     "--align": dict(align=True, repair=False),
-    "--repair": dict(align=False, repair=True),
+    "--repair --align none": dict(align=False, repair=True),
     "--align --repair": dict(align=True, repair=True),
     "--align activations --repair": dict(align="activations", repair=True),
 }
-BEST = "--align --repair"
+BEST = "--align activations --repair"  # measured best; averager --repair defaults to it
 
 
 def shared_folder() -> Path | None:

@@ -72,11 +72,13 @@ def get_parser():
                         "merged.ts inside it, created if needed")
     parser.add_argument("--report", default=None, metavar="REPORT.csv",
                         help="CSV report, one row per entry; none given: the output with .csv")
-    parser.add_argument("--align", nargs="?", const="weights", default=None, choices=("weights", "activations"),
+    parser.add_argument("--align", nargs="?", const="weights", default=None,
+                        choices=("weights", "activations", "none"),
                         help="before merging, permute every model after A into A's channel order over permutation "
                         "groups derived from the architecture (v2, v2_small, discrete and spherical exports; v1 and "
                         "v3 are refused): weights (also --align alone) matches channels by their weights, "
-                        "activations by the correlation of their outputs on the --repair audio; "
+                        "activations by the correlation of their outputs on the --repair audio, none not at all; "
+                        "default: activations with --repair (measured best), else none; "
                         "writes <report>.align.csv with the similarity per group before and after")
     parser.add_argument("--repair", nargs="+", default=None, metavar="AUDIO",
                         help="after merging, renormalise the merge on these recordings (REPAIR): every hidden "
@@ -167,6 +169,12 @@ def main(argv=None) -> int:
         from ravekit.merging.sweep import check_sweep
 
         check_sweep(args.sweep, args.audio, len(args.models))
+        # --repair has the audio activation matching needs, and measured best with it (docs/averager.md).
+        defaulted = args.align is None and args.repair
+        if defaulted:
+            args.align = "activations"
+        elif args.align == "none":
+            args.align = None
         from ravekit.engine.layout import use_threads  # here, not at the top: --help stays free of torch
 
         use_threads(args.threads)
@@ -192,6 +200,9 @@ def main(argv=None) -> int:
         result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
                               args.include, args.exclude, args.force, args.align, args.seed or 0,
                               repair_audio=[Path(a) for a in args.repair] if args.repair else None)
+        if defaulted:
+            info(PROG, "--repair without --align: channels aligned by activations (measured best; --align none "
+                 "merges unaligned)")
         for note in result.warnings:
             warn(PROG, note)
         if result.alignment is not None:  # merged with --align
@@ -234,7 +245,7 @@ def main(argv=None) -> int:
                 names = [*model_labels(len(args.models)), f"merge ({out.name})"]
                 if args.align:
                     render_unaligned(args, staged[renders[-1]], say)
-                    names.append("merge without --align")
+                    names.append("merge without --align" + (" or --repair" if args.repair else ""))
                 extra = ""
                 if sweep_wavs:
                     extra = render_sweep_section(args, staged, sweep_wavs, page, say)
