@@ -58,9 +58,9 @@ def walk(module, x: torch.Tensor, path: str, visit: Visit) -> torch.Tensor:
         branches = module.aligned.branches
         outs = [walk(b, x, f"{path}.aligned.branches.{n}", visit) for n, b in _children(branches)]
         return torch.stack(outs).sum(0) if len(outs) > 2 else outs[0] + outs[1]
-    if any(True for _ in module.parameters()):
-        raise UnsupportedNetwork(f"{path} ({kind}) holds weights in a structure the REPAIR walk does not know")
-    return module.forward(x)
+    if any(p.dim() >= 3 for p in module.parameters()):  # a convolution inside: its output would be missed
+        raise UnsupportedNetwork(f"{path} ({kind}) holds convolutions in a structure the REPAIR walk does not know")
+    return module.forward(x)  # activations, v3's Snake (per-channel alpha) and AdaIN: called whole
 
 
 def check_walk(model, name: str, x: torch.Tensor) -> None:
@@ -71,7 +71,7 @@ def check_walk(model, name: str, x: torch.Tensor) -> None:
         got = walk(net, x, name, lambda n, d, y: y)
     if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-4, atol=1e-5 * float(want.abs().max())):
         raise UnsupportedNetwork(f"{name}: walking its layers one by one does not reproduce its forward; "
-                                 "--repair and --align activations cover RAVE v2 exports only")
+                                 "--repair and --align activations cover RAVE v2 and v3 exports")
 
 
 def encoder_input(model, audio: torch.Tensor) -> torch.Tensor:
@@ -115,6 +115,9 @@ def record(model, audio: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
         return y
 
     with torch.no_grad():
-        walk(model.encoder.encoder.net, encoder_input(model, audio), NETWORKS[0], keep)
-        walk(model.decoder.net, decoder_input(model, audio, seed), NETWORKS[1], keep)
+        bands, latents = encoder_input(model, audio), decoder_input(model, audio, seed)
+        check_walk(model, NETWORKS[0], bands)
+        check_walk(model, NETWORKS[1], latents)
+        walk(model.encoder.encoder.net, bands, NETWORKS[0], keep)
+        walk(model.decoder.net, latents, NETWORKS[1], keep)
     return out

@@ -133,9 +133,11 @@ def _moments(model, audio: torch.Tensor, seed: int) -> dict:
         return y
 
     with torch.no_grad():
-        check_walk(model, NETWORKS[0], encoder_input(model, audio))
-        walk(model.encoder.encoder.net, encoder_input(model, audio), NETWORKS[0], keep)
-        walk(model.decoder.net, decoder_input(model, audio, seed), NETWORKS[1], keep)
+        bands, latents = encoder_input(model, audio), decoder_input(model, audio, seed)
+        check_walk(model, NETWORKS[0], bands)
+        check_walk(model, NETWORKS[1], latents)
+        walk(model.encoder.encoder.net, bands, NETWORKS[0], keep)
+        walk(model.decoder.net, latents, NETWORKS[1], keep)
     return moments
 
 
