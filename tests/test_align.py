@@ -241,3 +241,30 @@ def test_independent_models_align_and_still_merge(tmp_path):
     assert np.mean([r["cos_after"] for r in rows]) > np.mean([r["cos_before"] for r in rows]) + 0.05
     y = outputs(jit_load(out))[1]
     assert torch.isfinite(y).all() and float(y.abs().max()) > 0
+
+
+V3 = [p for p in REAL_MODELS if p.stem.startswith("v3")]
+
+
+@pytest.mark.skipif(not V3, reason="no v3 export in RAVE_TEST_MODELS / more-kinds")
+@pytest.mark.parametrize("leave_out", [None, "alpha", "convolution"])
+def test_v3_streams_carry_snake_alpha_and_a_group_missing_a_member_is_caught(leave_out):
+    """v3's residual streams carry Snake's per-channel alpha.  The export is untrained (every alpha
+    is 1, so permuting them changes nothing), so the alphas are first made to differ; then the
+    model permuted along every group plays the same, and permuting a stream without its alpha (or
+    without one of its convolutions) changes the decoded audio."""
+    m = jit_load(V3[0])
+    gen = torch.Generator().manual_seed(11)
+    apply(m, {n: 0.5 + torch.rand(t.shape, generator=gen) for n, t in m.state_dict().items() if n.endswith(".alpha")})
+    groups = derive_groups(m)
+    stream = next(g for g in groups if g.name.startswith("decoder.")
+                  and any(n.endswith(".alpha") for n, _ in g.members))
+    first_conv = next(n for n, _ in stream.members if n.endswith(".weight"))
+    drop = {None: (), "alpha": tuple(n for n, _ in stream.members if n.endswith(".alpha")),
+            "convolution": (first_conv,)}[leave_out]
+    kept = [(n, d) for n, d in stream.members if n not in drop]
+    before = outputs(m)
+    broken = [g if g is not stream else type(g)(g.name, g.size, kept) for g in groups]
+    apply(m, permute_state(m.state_dict(), broken, random_perms(groups, 5)))
+    change = max(float((a - b).abs().max()) for a, b in zip(before, outputs(m)))
+    assert (change <= 1e-5) == (leave_out is None), change

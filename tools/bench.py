@@ -27,6 +27,10 @@ $RAVE_TEST_MODELS measures, each as a ratio to its floor:
               distance of mapped and raw transfer to B's own resynthesis on held-out audio (target
               mapped/raw <= 1/3), and fitting on 60 s vs encoding it twice (target <= 1.0)
               (tools/bench_transfer.py)
+  merge       averager on the trained pair (plucks_a/plucks_b beside $RAVE_TEST_MODELS): spectral
+              distance, barrier and loudness of plain, --align, --repair ... merges at weights
+              0..1, calibrated on half of audio/, measured on the other half (tools/bench_merge.py);
+              targets for --align --repair: barrier <= 1/10 of plain's, loudness within 2 dB
 Timings are medians of --repeat runs, interleaved with their floors so that load on this shared
 machine hits both alike. Prints one table and writes _bench/bench.json. A benchmark, not a test.
 
@@ -49,7 +53,7 @@ from tools.bench_common import BENCH, ENV, PY, ROOT, wall
 from tools.bench_inputs import build_audio, build_long
 
 GROUPS = ("startup", "throughput", "fixed", "resynthesis", "jobs", "exactness", "memory", "stats", "align", "layout",
-          "transfer")
+          "transfer", "merge")
 
 PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
@@ -219,6 +223,7 @@ def main(argv=None) -> int:
         stats_bench(rows)
     layout: dict = {}  # today's defaults vs the working tree's: every timing and digest, for the JSON
     layout_tables: list[str] = []
+    merge_table: list[str] = []
     if "layout" in run:
         from tools.bench_layout import layout_rows
 
@@ -234,6 +239,11 @@ def main(argv=None) -> int:
 
         print("bench: transfer through a latent map", file=sys.stderr, flush=True)
         transfer_rows(rows, BENCH / "transfer", args.repeat)
+    if "merge" in run:
+        from tools.bench_merge import merge_rows
+
+        print("bench: averager merges of the trained pair", file=sys.stderr, flush=True)
+        merge_table = merge_rows(rows)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     try:
         import torch
@@ -245,8 +255,11 @@ def main(argv=None) -> int:
     print(f"machine: {machine}\n\n{text}")
     if layout_tables:
         print("\nlayout (tools/bench_layout.py):\n" + "\n".join(layout_tables))
+    if merge_table:
+        print("\n" + "\n".join(merge_table))
     (BENCH / "bench.json").write_text(json.dumps({"machine": machine, "date": time.strftime("%Y-%m-%d"),
-                                                  "rows": rows, "floor_search": details, "layout": layout},
+                                                  "rows": rows, "floor_search": details, "layout": layout,
+                                                  "merge": merge_table},
                                                  indent=2))
     return 0 if all(r["target"] is None or met_target(r) for r in rows) else 1
 

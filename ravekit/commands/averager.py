@@ -8,7 +8,7 @@ merged or not, why, and how far the models' tensors are apart; a JSON
 recipe beside the model records the parents (sha256), weights and flags.
 
 Never merged: nn~ metadata buffers (*_params), latent_pca, latent_mean,
-fidelity, streaming caches (.pad/.cache), integer/boolean and zero-element
+fidelity (kept from A; recomputed with --repair), streaming caches (.pad/.cache), integer/boolean and zero-element
 tensors, entries missing from a model or whose shapes differ.
 Discrete models are merged only when they share one codebook (their codes
 index it): models whose codebooks differ are refused, even with --force.
@@ -23,6 +23,7 @@ examples:
   averager.py --models a.ts b.ts --weights 0.7 0.3 -o hybrid.ts
   averager.py --models a.ts b.ts --scope decoder --weights 0 1 -o a_enc-b_dec.ts
   averager.py --models a.ts b.ts --method slerp --audio song.wav
+  averager.py --models a.ts b.ts --align --repair calib/*.wav --audio x.wav --sweep 5 -o merged/
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from ravekit.io.claims import claim_output
 from ravekit.io.files import OutputSet, check_writable
 from ravekit.merging.align_report import alignment_record, alignment_summary, write_alignment
 from ravekit.merging.outputs import output_paths
+from ravekit.merging.repair_report import repair_record, repair_summary
+from ravekit.merging.sweep import check_sweep, render_sweep, sweep_section, sweep_weights
 
 # start-up: torch, numpy and the merging code load inside the functions that merge, so --help is fast.
 
@@ -77,16 +80,30 @@ def get_parser():
                         "merged.ts inside it, created if needed")
     parser.add_argument("--report", default=None, metavar="REPORT.csv",
                         help="CSV report, one row per entry; none given: the output with .csv")
-    parser.add_argument("--align", action="store_true",
-                        help="before merging, permute every model after A into A's channel order (weight "
-                        "matching over permutation groups derived from the architecture; v2, v2_small, discrete and "
-                        "spherical exports; v1 and v3 are refused); "
+    parser.add_argument("--align", nargs="?", const="weights", default=None,
+                        choices=("weights", "activations", "none"),
+                        help="before merging, permute every model after A into A's channel order over permutation "
+                        "groups derived from the architecture (v2, v2_small, discrete, spherical and v3 exports; v1 "
+                        "is refused): weights (also --align alone) matches channels by their weights, "
+                        "activations by the correlation of their outputs on the --repair audio, none not at all; "
+                        "default: activations with --repair (measured best), else none; "
                         "writes <report>.align.csv with the similarity per group before and after")
+    parser.add_argument("--repair", nargs="+", default=None, metavar="AUDIO",
+                        help="after merging, renormalise the merge on these recordings (REPAIR): every hidden "
+                        "channel of the top-level convolutions is rescaled, in its weight, to the RMS the parents' "
+                        "channels have on this audio, interpolated with the weights, and the latent PCA "
+                        "(latent_pca, latent_mean, fidelity) is recomputed on the merged encoder; 10 s or more of "
+                        "the models' material (at least 20 latent frames); RAVE v2 and v3 exports")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
                         "one, with the same seed, and write the WAVs beside the output with NAME.listen.html, "
                         "an offline page that plays them side by side with spectrograms and a rel_dist chart "
                         "(with --align also the merge without alignment)")
+    parser.add_argument("--sweep", type=int, default=None, metavar="N",
+                        help="with --audio and two models: also render the audio through N merges evenly spaced "
+                        "from A to B (B's weight 0, 1/(N-1), ..., 1; with --align/--repair as given), written as "
+                        "<audio>.<merged>.sweepK.wav; the first and last are A's and B's own renders; the "
+                        "listening page plays them in order with a chart of loudness and distance to the input")
     add_seed_arg(parser)
     add_device_arg(parser)
     add_force_arg(parser)
@@ -130,6 +147,20 @@ def render_unaligned(args, wav: Path, warn_cb) -> None:
         render_comparison(Path(args.audio), [model], [wav], args.seed, args.device, warn_cb, live_setting(args))
 
 
+def render_sweep_section(args, staged, wavs: list, page: Path, say) -> str:
+    """Render ``--sweep``'s steps into their staged files; the listening page's section for them."""
+    from ravekit.merging.plan import merge_models
+
+    def merge(weights: list[float]):
+        return merge_models([Path(m) for m in args.models], weights, args.method, args.scope, args.include,
+                            args.exclude, args.force, args.align, args.seed or 0,
+                            repair_audio=[Path(a) for a in args.repair] if args.repair else None).module
+
+    render_sweep([Path(m) for m in args.models], Path(args.audio), [staged[w] for w in wavs], merge, args.seed,
+                 args.device, say)
+    return sweep_section(page, sweep_weights(len(wavs)), [staged[w] for w in wavs], wavs, Path(args.audio))
+
+
 def main(argv=None) -> int:
     parser = get_parser()
     args = parse_args(parser, argv)
@@ -139,13 +170,23 @@ def main(argv=None) -> int:
         from ravekit.merging.report import summary, write_recipe, write_report
 
         check_common(args)
+
+        check_sweep(args.sweep, args.audio, len(args.models))
+        # --repair has the audio activation matching needs, and measured best with it (docs/averager.md).
+        defaulted = args.align is None and args.repair
+        if defaulted:
+            args.align = "activations"
+        elif args.align == "none":
+            args.align = None
         from ravekit.engine.layout import use_threads  # here, not at the top: --help stays free of torch
 
         use_threads(args.threads)
         out, report, recipe, extras = output_paths(args.output, args.report, args.models, args.audio,
-                                                   args.force, args.align)
+                                                   args.force, args.align, args.sweep or 0)
         # extras: the renders (A, B, ..., merged[, unaligned merge]) and the page with --audio; the
-        # alignment CSV last with --align.
+        # alignment CSV with --align; the sweep renders last with --sweep.
+        sweep_wavs = extras[len(extras) - (args.sweep or 0):]
+        extras = extras[:len(extras) - len(sweep_wavs)]
         with_audio = extras[:-1] if args.align else extras
         renders, page = with_audio[:-1], (with_audio[-1] if with_audio else None)
         # Before the minutes of merging: the folders can be written, and no other run writes this merge.
@@ -168,19 +209,30 @@ def main(argv=None) -> int:
             for model in args.models:  # a buffer a model cannot take fails now, before the merge
                 check_live(live, load_model(model, "cpu", checksum=False).info)
         result = merge_models([Path(m) for m in args.models], args.weights, args.method, args.scope,
-                              args.include, args.exclude, args.force, args.align, args.seed or 0)
+                              args.include, args.exclude, args.force, args.align, args.seed or 0,
+                              repair_audio=[Path(a) for a in args.repair] if args.repair else None)
+        if defaulted:
+            info(PROG, "--repair without --align: channels aligned by activations (measured best; --align none "
+                 "merges unaligned)")
         for note in result.warnings:
             warn(PROG, note)
         if result.alignment is not None:  # merged with --align
 
             for line in alignment_summary(result.alignment):
                 info(PROG, line)
+        for label, (moved, flipped) in zip(model_labels(len(args.models))[1:], result.latent or []):
+            info(PROG, f"aligned {label}'s latent dims to A's on the --repair audio: {moved} moved, {flipped} "
+                 "sign-flipped (encoder's last and decoder's first convolution)")
+        if result.repair is not None:
+
+            for line in repair_summary(result.repair, result.fidelity):
+                info(PROG, line)
         for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
             info(PROG, f"{label} = {path} (weight {w:.4g})")
         info(PROG, summary(result.plans))
         # Written as a whole: every file under a temporary name, then renamed with
         # the recipe last, so a model without its recipe is known to be unfinished.
-        with OutputSet([out, report, *extras, recipe]) as staged:
+        with OutputSet([out, report, *extras, *sweep_wavs, recipe]) as staged:
             save_module(result.module, staged[out])
             write_report(staged[report], result.plans)
             if result.alignment is not None:
@@ -201,17 +253,22 @@ def main(argv=None) -> int:
                 names = [*model_labels(len(args.models)), f"merge ({out.name})"]
                 if args.align:
                     render_unaligned(args, staged[renders[-1]], say)
-                    names.append("merge without --align")
+                    names.append("merge without --align" + (" or --repair" if args.repair else ""))
+                extra = ""
+                if sweep_wavs:
+                    extra = render_sweep_section(args, staged, sweep_wavs, page, say)
                 write_listening_page(staged[page], [(n, staged[r], r) for n, r in zip(names, renders)],
-                                     result.plans, args.audio, f"{out.name}: listening comparison")
+                                     result.plans, args.audio, f"{out.name}: listening comparison", extra)
             write_recipe(staged[recipe], args.models, result.weights, result.plans, method=args.method,
                          scope=args.scope, include=args.include, exclude=args.exclude, forced=args.force,
-                         report=report, audio=args.audio, renders=renders, page=page,
-                         alignment=alignment_record(result.alignment))
+                         report=report, audio=args.audio, renders=[*renders, *sweep_wavs], page=page,
+                         alignment={**alignment_record(result.alignment),
+                                    **({"method": args.align} if args.align else {})},
+                         repair=repair_record(result, args.repair))
             staged.commit()
         if out.suffix != ".ts":
             warn(PROG, f"{out}: nn~ finds models by their .ts ending; rename it to play it in Max or Pd")
-        for path in (out, report, recipe, *extras):
+        for path in (out, report, recipe, *extras, *sweep_wavs):
             print_path(path, args.null)
         return 0
 

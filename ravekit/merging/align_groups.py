@@ -5,7 +5,9 @@ the same function.  Which tensor dimensions must be permuted together is a
 property of the architecture; here it is read from the model itself rather
 than written down per architecture: the inlined TorchScript graph of each
 sub-network (the v2 ``EncoderV2`` and ``GeneratorV2``, which the spherical
-config shares) is walked op by op,
+and v3 configs share; v3 adds Snake, whose per-channel ``alpha`` of shape
+``(C, 1)`` joins its channels' space, and AdaIN, whose per-channel running
+statistics ``(batch, C, 1)`` do too) is walked op by op,
 and every tensor's channel dimension (dim 1 of ``(batch, channels, time)``)
 is given a *channel space*.  Union-find joins the spaces that must be one:
 

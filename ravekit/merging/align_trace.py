@@ -16,7 +16,10 @@ PRESERVE = {
     "aten::elu", "aten::tanh", "aten::sigmoid", "aten::detach", "aten::clone", "aten::contiguous",
     "aten::neg", "aten::exp", "aten::log", "aten::abs", "aten::sin", "aten::cos", "aten::softplus",
     "aten::dropout", "aten::pow", "prim::unchecked_cast", "aten::type_as", "aten::to",
+    "aten::reciprocal", "aten::sqrt", "aten::rsqrt",
 }
+# Statistics over time (v3's AdaIN): per channel, so they keep the space when reduced over time only.
+TIME_STATS = {"aten::mean", "aten::std", "aten::var"}
 BINARY = {"aten::add", "aten::sub", "aten::mul", "aten::div", "aten::add_", "aten::sub_", "aten::mul_",
           "aten::div_", "aten::copy_", "aten::maximum", "aten::minimum"}
 # Ops that read channel positions: their tensor inputs' spaces become fixed.
@@ -81,6 +84,7 @@ class Tracer:
         self.consts: dict = {}
         self.opaque: set = set()  # outputs of position-aware ops
         self.none: set = set()  # attributes that are None (a conv without bias): code using them never runs
+        self.scalars: set = set()  # one-element buffers (v3's AdaIN update counts): broadcast, no channels
         self.anon = 0
 
     def fresh(self):
@@ -112,6 +116,8 @@ class Tracer:
             t = self.state[name]
             if t.dim() == 3 and t.shape[0] == 1 and t.shape[2] == 1:
                 return ("dim", name, 1)
+            if t.dim() == 2 and t.shape[1] == 1:  # v3's Snake alpha (C, 1): broadcast over (batch, C, time)
+                return ("dim", name, 0)
             self.refuse(node, f"parameter {name} of shape {tuple(t.shape)} is used by {node.kind()}, not a conv")
         return self.spaces.FIXED  # constants, noise, sizes: nothing that a permutation changes
 
@@ -165,8 +171,10 @@ class Tracer:
                 t = self.state[full]
                 if full in self.params:
                     self.param[out] = full
-                elif t.dim() == 3:  # streaming state: (batch, channels, time)
+                elif t.dim() == 3:  # streaming state, v3's AdaIN statistics: (batch, channels, time)
                     self.space[out] = ("dim", full, 1)
+                elif t.numel() == 1:
+                    self.scalars.add(out)
                 else:
                     self.space[out] = self.spaces.FIXED
         elif kind in ("prim::ListConstruct", "prim::TupleConstruct"):
@@ -194,6 +202,8 @@ class Tracer:
             self.branches(node)
         elif kind in ("aten::conv1d", "aten::conv_transpose1d", "aten::_convolution"):
             self.conv(node, kind, ins, outs)
+        elif kind in PRESERVE | BINARY and ins and all(v in self.scalars for v in ins if self.is_tensor(v)):
+            self.scalars.update(o for o in outs if self.is_tensor(o))
         elif kind in PRESERVE or kind in ("aten::pad", "aten::constant_pad_nd"):
             if kind in ("aten::pad", "aten::constant_pad_nd"):
                 pad = self.lists.get(ins[1])
@@ -201,7 +211,7 @@ class Tracer:
                     self.refuse(node, "padding beyond the time axis")
             self.space[outs[0]] = self.space_of(ins[0], node)
         elif kind in BINARY and any(self.is_tensor(v) for v in ins):
-            tensors = [v for v in ins if self.is_tensor(v)]
+            tensors = [v for v in ins if self.is_tensor(v) and v not in self.scalars]
             key = self.space_of(tensors[0], node)
             for v in tensors[1:]:
                 key = self.spaces.union(key, self.space_of(v, node))
@@ -222,6 +232,8 @@ class Tracer:
                 self.space[outs[0]] = key
             else:
                 self.fix(ins[0], node)
+        elif kind in TIME_STATS and self._over_time(ins):
+            self.space[outs[0]] = self.space_of(ins[0], node)
         elif kind in FIXING:
             for v in ins:
                 self.fix(v, node)
@@ -236,6 +248,14 @@ class Tracer:
             live = [v for v in ins if v in self.param or (v in self.space and not self.spaces.fixed(self.space[v]))]
             if live:
                 self.refuse(node, f"op {kind} (not known to keep or fix channels) reads hidden channels")
+
+    def _over_time(self, ins) -> bool:
+        """A reduction whose dims (a constant list) are all the time axis."""
+        if len(ins) < 2:
+            return False
+        dims = self.lists.get(ins[1])
+        values = [self.const(d) for d in dims] if dims is not None else self.const(ins[1])
+        return isinstance(values, list) and bool(values) and all(v in (2, -1) for v in values)
 
     def alias(self, out, src):
         if src in self.space:

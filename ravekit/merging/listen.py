@@ -136,13 +136,15 @@ def rel_dist_svg(plans: Sequence[EntryPlan], width: int = 1000, height: int = 24
 
 
 def write_listening_page(path: os.PathLike | str, renders: Sequence[tuple[str, Path, Path]],
-                         plans: Sequence[EntryPlan], audio: os.PathLike | str, title: str) -> Path:
+                         plans: Sequence[EntryPlan], audio: os.PathLike | str, title: str,
+                         extra: str = "") -> Path:
     """Write the page atomically.
 
     ``renders``: ``(label, readable wav, final wav)`` per render; the
     spectrogram is read from the readable file (the staged one while the
     output set is being written), the ``<audio>`` src is the final file's
-    path relative to the page's folder.
+    path relative to the page's folder.  ``extra``: HTML placed after the
+    renders (the ``--sweep`` section).
     """
     page = Path(path)
     cards = []
@@ -165,6 +167,7 @@ relative to each file's peak.</p>
 <div class="grid">
 {chr(10).join(cards)}
 </div>
+{extra}
 <div class="chart"><h2>rel_dist per entry: ||A - X|| / ||A||, largest over the other models</h2>
 {rel_dist_svg(plans)}
 </div>

@@ -15,6 +15,7 @@ from pathlib import Path
 from ravekit.errors import RavekitError
 from ravekit.io.files import incomplete_set
 from ravekit.merging.align_report import alignment_path
+from ravekit.merging.sweep import sweep_paths
 
 # start-up: averager.py checks its outputs before any work; numpy and torch load only for renders.
 
@@ -34,10 +35,10 @@ def merged_path(output: str) -> Path:
 
 
 def output_paths(output: str, report: str | None, models: list[str], audio: str | None,
-                 force: bool, align: bool = False) -> tuple[Path, Path, Path, list[Path]]:
+                 force: bool, align: bool = False, sweep: int = 0) -> tuple[Path, Path, Path, list[Path]]:
     """The merged model, report, recipe and extra files (audio renders A, B, ..., merged, with ``align``
-    the unaligned merge, then the listening page; then the alignment CSV with ``align``), checked
-    against inputs."""
+    the unaligned merge, then the listening page; then the alignment CSV with ``align``; then the
+    ``sweep`` renders), checked against inputs."""
     from ravekit.merging.audio import render_paths
     from ravekit.merging.listen import listen_path
 
@@ -46,6 +47,9 @@ def output_paths(output: str, report: str | None, models: list[str], audio: str 
     renders = [*render_paths(audio, out, len(models), align), listen_path(out)] if audio else []
     if align:
         renders.append(alignment_path(report_path))
+    if sweep and audio:
+
+        renders += sweep_paths(audio, out, sweep)
     inputs = {_resolve(m): m for m in models}
     if audio:
         inputs[_resolve(audio)] = audio

@@ -24,8 +24,12 @@ from ravekit.engine.model import ModelInfo, load_module, quiet_jit, read_info
 from ravekit.errors import RavekitError
 from ravekit.io.files import atomic_write
 from ravekit.merging.align import align_models
+from ravekit.merging.align_activations import align_by_activations
 from ravekit.merging.entries import EntryPlan, model_labels, plan_merge, relative_distance
+from ravekit.merging.latent import recompute_latent_space
 from ravekit.merging.math import linear_merge, slerp_merge
+from ravekit.merging.repair import repair
+from ravekit.merging.repair_plan import align_latent_dims, aligned_copy, calibration_audio, repair_targets
 
 METHODS = MERGE_METHODS
 
@@ -206,17 +210,24 @@ class MergeResult:
     weights: list
     warnings: list
     alignment: list | None = None  # with align: per model after A, its ``align.GroupAlignment`` list
+    repair: list | None = None     # with repair_audio: ``repair.LayerRepair`` per corrected layer
+    fidelity: float | None = None  # with repair_audio: the recomputed fidelity of the exported latent dims
+    latent: list | None = None     # with align and audio: (latent dims moved, sign-flipped) per model after A
 
 
 def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, method: str = "linear",
                  scope: str = "all", include: Sequence[str] | None = None,
-                 exclude: Sequence[str] | None = None, force: bool = False, align: bool = False,
-                 align_seed: int = 0) -> MergeResult:
+                 exclude: Sequence[str] | None = None, force: bool = False, align: bool | str = False,
+                 align_seed: int = 0, repair_audio: Sequence[Path] | None = None) -> MergeResult:
     """Load the models (on the CPU, so the result plays anywhere), check, plan and merge.
 
     Returns the edited copy of A (not saved yet) with the per-entry plan.
     ``align``: permute every model after A into A's channel order first
-    (``align.align_models``; refused for an architecture it does not cover).
+    (True or "weights": ``align.align_models``; "activations":
+    ``align_activations.align_by_activations`` on ``repair_audio``; refused
+    for an architecture it does not cover).
+    ``repair_audio``: renormalise the merge on these files afterwards (``repair.repair``,
+    then ``latent.recompute_latent_space`` between encoder and decoder).
     Raises ``RavekitError`` when nothing can be merged, or when every entry
     that can be merged is identical in all models (the result would be A;
     ``force`` does not change that: there is nothing to overwrite A with).
@@ -229,10 +240,21 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     notes = check_compatible(infos, force)
     state_dicts = [m.state_dict() for m in modules]
     check_codebooks(list(paths), infos, state_dicts)
-    alignment = None
-    if align:
+    alignment = calibration = None
+    if repair_audio or align == "activations":
+
+        calibration = calibration_audio(modules, paths, infos[0], repair_audio, align)
+    if align == "activations":
+
+        assert calibration is not None  # calibration_audio refuses activations without audio
+        state_dicts, alignment = align_by_activations(modules, list(paths), calibration, align_seed)
+    elif align:
 
         state_dicts, alignment = align_models(modules, list(paths), align_seed)
+    latent = None
+    if align and calibration is not None:
+
+        latent = align_latent_dims(modules, paths, state_dicts, calibration)
     params = {n for m in modules for n, _ in m.named_parameters()}
     plans = plan_merge(state_dicts, params, scope, include, exclude, method)
     if not any(p.merged for p in plans):
@@ -252,6 +274,28 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
         notes.append("the latent PCA buffers (latent_pca, latent_mean, fidelity) stay A's while the encoder "
                      "is mostly another model's, so latents may lose detail; put the model whose latent "
                      "space you want first, or use --scope decoder")
+    targets = None
+    if repair_audio:
+
+        assert calibration is not None  # loaded above whenever there is repair_audio
+        parents = modules if not align else [modules[0], *[aligned_copy(m, sd) for m, sd in
+                                                         zip(modules[1:], state_dicts[1:])]]
+        targets = repair_targets(parents, paths, calibration, align_seed)
     # Only A's live tensors are edited: the other state dicts are read, never written.
     apply_merge(modules[0], state_dicts, plans, w, method)
-    return MergeResult(modules[0], infos, plans, w, notes, alignment)
+    result = MergeResult(modules[0], infos, plans, w, notes, alignment, latent=latent)
+    if targets is not None and w[0] == 1.0:
+        # The merge is A bit for bit: repairing would only re-measure A's PCA on other audio.
+        notes.append("--repair: weights 1 0 give A whole, so there is nothing to repair")
+        result.repair = []
+    elif targets is not None:
+
+        fidelity: list[float] = []
+        assert calibration is not None  # loaded with the targets
+        result.repair = repair(modules[0], targets, w, calibration, align_seed,
+                               between=lambda m: fidelity.append(recompute_latent_space(m, calibration)))
+        result.fidelity = fidelity[0]
+        for plan in plans:
+            if plan.name in ("latent_mean", "latent_pca", "fidelity"):
+                plan.reason = "recomputed by --repair from the merged encoder on the calibration audio"
+    return result

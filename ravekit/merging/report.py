@@ -97,7 +97,8 @@ def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], w
                  plans: Sequence[EntryPlan], *, method: str, scope: str, include: Sequence[str] | None,
                  exclude: Sequence[str] | None, forced: bool, report: os.PathLike | str,
                  audio: os.PathLike | str | None = None, renders: Sequence[os.PathLike | str] = (),
-                 page: os.PathLike | str | None = None, alignment: dict | None = None) -> Path:
+                 page: os.PathLike | str | None = None, alignment: dict | None = None,
+                 repair: dict | None = None) -> Path:
     """Write how a merged model was made (JSON sidecar beside it), so a merge can be redone.
 
     Records each parent's path, sha256 and normalised weight, the method and
@@ -129,4 +130,5 @@ def write_recipe(path: os.PathLike | str, models: Sequence[os.PathLike | str], w
         "renders": [str(r) for r in renders],
         "listening_page": None if page is None else str(page),
         "alignment": alignment or {"used": False},
+        "repair": repair or {"used": False},
     })
