@@ -21,6 +21,7 @@ import contextlib
 import io
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def fit_time(a: Path, b: Path, audio: list[Path], work: Path, repeat: int) -> tu
 def transfer_rows(rows: list, work: Path, repeat: int = 3) -> None:
     """Append the ``transfer`` group's rows; nothing when the trained pair is not there."""
     pair = trained_pair()
-    if pair is None:
+    if pair is None:  # said, not silently left out: the table would just miss the group's rows
+        print("bench: transfer: no trained-models/ and audio/ beside $RAVE_TEST_MODELS; skipped", file=sys.stderr)
         return
     a, b, audio = pair
     name = f"{a.stem} -> {b.stem}"
