@@ -17,7 +17,7 @@ import encoder
 from conftest import run_cli, write_audio
 from ravekit.engine.latent_map import MeanEncoding
 from ravekit.engine.latent_map_file import load_map
-from ravekit.engine.model import load_model
+from ravekit.engine.model import load_model, quiet_jit
 
 SHARED = Path(os.environ.get("RAVE_TEST_MODELS", "/nonexistent")).parent
 PLUCKS_A, PLUCKS_B = SHARED / "trained-models" / "plucks_a.ts", SHARED / "trained-models" / "plucks_b.ts"
@@ -36,7 +36,8 @@ def fit(capsys, tmp_path, enc, dec, *extra, inputs=None, out="out"):
 def rotated(tmp_path_factory):
     """plucks_a with its latent space rotated, scaled and shifted: ``z_B = M z_A + t`` over all 128 dims."""
     folder = tmp_path_factory.mktemp("rotated")
-    m = torch.jit.load(str(PLUCKS_A))
+    with quiet_jit():
+        m = torch.jit.load(str(PLUCKS_A))
     sd = m.state_dict()
     rng = np.random.default_rng(3)
     q, _ = np.linalg.qr(rng.standard_normal((128, 128)))
@@ -48,7 +49,8 @@ def rotated(tmp_path_factory):
         sd["latent_pca"].copy_(torch.from_numpy(M) @ sd["latent_pca"])
         sd["latent_mean"].add_(torch.from_numpy(d))
     path = folder / "plucks_a_rotated.ts"
-    torch.jit.save(m, str(path))
+    with quiet_jit():
+        torch.jit.save(m, str(path))
     return path, M.astype(np.float64), t
 
 
@@ -185,12 +187,14 @@ def test_short_or_poor_fits_are_said_with_what_to_do(capsys, tmp_path):
 
 @needs_pair
 def test_with_a_map_models_of_different_latent_size_need_no_dims(capsys, tmp_path):
-    m = torch.jit.load(str(PLUCKS_B))
+    with quiet_jit():
+        m = torch.jit.load(str(PLUCKS_B))
     m.latent_size = 4  # B exports 4 dims instead of 8: same weights, another latent size
     with torch.no_grad():
         m.encode_params[2], m.decode_params[0] = 4, 4
     small = tmp_path / "plucks_b4.ts"
-    torch.jit.save(m, str(small))
+    with quiet_jit():
+        torch.jit.save(m, str(small))
     code, _, err = run_cli(capsys, decoder, "-m", small, "--encoder", PLUCKS_A, "-i", AUDIO[7], "-o", tmp_path / "raw")
     assert code == 2 and "--dims" in err
     code, _, err = fit(capsys, tmp_path, PLUCKS_A, small)
