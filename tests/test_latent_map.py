@@ -163,6 +163,10 @@ def test_bad_input_gets_one_line(capsys, tmp_path):
     code, _, err = run_cli(capsys, decoder, "-m", PLUCKS_B, "--map", "fit", "--map_audio", AUDIO[0],
                            "-i", AUDIO[7], "-o", tmp_path / "bad")
     assert code == 2 and "give --encoder" in err
+    # nn~ applies no map: a live render through one would be a sound the patch cannot make.
+    code, _, err = run_cli(capsys, decoder, "-m", PLUCKS_B, "--encoder", PLUCKS_A, "--map", "fit", "--map_audio",
+                           *AUDIO[:6], "--live", 4096, "-i", AUDIO[7], "-o", tmp_path / "live")
+    assert code == 2 and "--live" in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.skipif(not DISCRETE.exists(), reason="RAVE_TEST_MODELS not set")

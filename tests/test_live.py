@@ -262,6 +262,9 @@ def test_averager_audio_renders_live_as_decoder_py_does(fixture_models, tmp_path
     code, _, err = run_cli(capsys, averager, "--models", fixture_models["demo"], fixture_models["demo_b"], "-o", out,
                            "--audio", song, "--seed", 4, "--live", 4096)
     assert code == 0, err
+    clicks = [line for line in err.splitlines() if "boundar" in line]
+    assert len(clicks) == 3 and "song.A.wav:" in clicks[0], err
+    assert not any(".part" in line for line in err.splitlines()), err  # the files' final names, not temporaries
     code, _, err = run_cli(capsys, decoder, "-m", fixture_models["demo"], "-i", song, "-o", tmp_path / "dec",
                            "--seed", 4, "--live", 4096)
     assert code == 0, err

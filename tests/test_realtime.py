@@ -105,3 +105,17 @@ def test_a_model_with_none_of_nn_methods_is_one_line_exit_2(demo_model, capsys, 
     code, out, err = realtime(capsys, demo_model)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "none of nn~'s methods (forward, encode, decode)" in err
+
+
+@pytest.mark.parametrize("flags", [("--buffer", "2048"), ("--seconds", "1"), ("--threads", "1")])
+def test_realtime_flags_without_realtime_are_refused_not_ignored(demo_model, capsys, flags):
+    code, out, err = run_cli(capsys, inspector, "-i", demo_model, *flags)
+    assert code == 2 and out == "" and f"{flags[0]} applies with --realtime" in err, err
+
+
+def test_live_latency_without_live_is_refused_not_ignored(demo_model, capsys, tmp_path):
+    import decoder
+
+    code, _, err = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path, "--live_latency", "trim",
+                           "-o", tmp_path / "out")
+    assert code == 2 and "--live_latency trim applies with --live" in err, err

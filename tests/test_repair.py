@@ -153,6 +153,19 @@ def test_repair_refuses_models_with_other_channel_groups(calibration, tmp_path, 
 
 
 @needs_pair
+@pytest.mark.parametrize("selection", [("--scope", "decoder"), ("--include", "decoder"), ("--exclude", "encoder")])
+def test_repair_refuses_a_partial_selection_which_it_would_overstep(selection, calibration, tmp_path, capsys):
+    # It rescales the encoder's convolutions and recomputes the latent PCA: a decoder-only merge would
+    # come back with A's encoder changed, while the report said it was kept.
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, averager, "--models", *PAIR, *selection, "--repair", *calibration,
+                           "-o", out / "m.ts")
+    lines = [line for line in err.splitlines() if line]
+    assert code == 2 and len(lines) == 1 and "--repair" in lines[0] and selection[0] in lines[0], err
+    assert not out.exists() or not any(out.iterdir())
+
+
+@needs_pair
 def test_repair_with_weights_one_zero_gives_a_bit_for_bit(calibration, tmp_path, capsys):
     out = tmp_path / "m.ts"
     code, _, err = run_cli(capsys, averager, "--models", *PAIR, "--weights", 1, 0, "--repair", *calibration,

@@ -95,3 +95,16 @@ def test_summary_never_replaces_a_file_that_is_not_one(capsys, demo_model, audio
                            "--summary", victim)
     assert code == 2 and "not a run summary" in err and victim.read_bytes() == before
     assert not (tmp_path / "lat").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_summary_never_takes_the_place_of_an_output_or_its_sidecar(capsys, demo_model, tmp_path, jobs):
+    # An input named run.wav encodes to lat/run.npy with its sidecar lat/run.json: a summary there would
+    # replace that sidecar, and the latents would lose what made them.
+    folder = tmp_path / "in"
+    for name in ("run", "other"):
+        write_audio(folder / f"{name}.wav", 44100, 0.3)
+    code, _, err = run_cli(capsys, encoder, "--model", demo_model, "--input", folder, "--output", tmp_path / "lat",
+                           "--summary", tmp_path / "lat" / "run.json", "--jobs", jobs)
+    assert code == 2 and "--summary" in err and "an output's sidecar" in err, err
+    assert not (tmp_path / "lat" / "run.npy").exists()  # refused before any work

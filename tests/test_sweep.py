@@ -37,6 +37,20 @@ def test_sweep_endpoints_are_the_parents_and_the_page_plays_them_in_order(fixtur
     assert merged.get_methods() == parent.get_methods()
 
 
+def test_with_live_the_sweep_renders_as_nn_plays_like_the_parents(fixture_models, tmp_path, capsys):
+    # One listening page: the steps must be rendered the way A, B and the merge are, or they would not compare.
+    a = fixture_models["demo"]
+    b = perturbed(a, tmp_path / "b.ts", seed=5)
+    audio = write_audio(tmp_path / "in.wav", seconds=1.0)
+    out = tmp_path / "out" / "m.ts"
+    code, _, err = run_cli(capsys, averager, "--models", a, b, "--audio", audio, "--sweep", 3, "--live", 4096,
+                           "-o", out)
+    assert code == 0, err
+    parent_a = sf.read(str(out.parent / "in.A.wav"), dtype="float32")[0]
+    first, middle = (sf.read(str(out.parent / f"in.m.sweep{k}.wav"), dtype="float32")[0] for k in (0, 1))
+    assert len(parent_a) > 44100 and (first == parent_a).all() and len(middle) == len(parent_a)
+
+
 def test_sweep_one_is_refused_before_anything_is_written(fixture_models, tmp_path, capsys):
     audio = write_audio(tmp_path / "in.wav", seconds=1.0)
     out = tmp_path / "out"

@@ -157,7 +157,7 @@ def render_sweep_section(args, staged, wavs: list, page: Path, say) -> str:
                             repair_audio=[Path(a) for a in args.repair] if args.repair else None).module
 
     render_sweep([Path(m) for m in args.models], Path(args.audio), [staged[w] for w in wavs], merge, args.seed,
-                 args.device, say)
+                 args.device, say, live_setting(args))
     return sweep_section(page, sweep_weights(len(wavs)), [staged[w] for w in wavs], wavs, Path(args.audio))
 
 
@@ -200,7 +200,6 @@ def main(argv=None) -> int:
             probe(args.audio)  # a bad audio file fails now, before anything is written
         live = live_setting(args)
         if live is not None:
-
             if not args.audio:
                 raise RavekitError("--live applies to the --audio renders; give --audio FILE, or leave --live out", 2)
             from ravekit.engine.live import check_live
@@ -224,7 +223,6 @@ def main(argv=None) -> int:
             info(PROG, f"aligned {label}'s latent dims to A's on the --repair audio: {moved} moved, {flipped} "
                  "sign-flipped (encoder's last and decoder's first convolution)")
         if result.repair is not None:
-
             for line in repair_summary(result.repair, result.fidelity):
                 info(PROG, line)
         for label, path, w in zip(model_labels(len(args.models)), args.models, result.weights):
@@ -236,7 +234,6 @@ def main(argv=None) -> int:
             save_module(result.module, staged[out])
             write_report(staged[report], result.plans)
             if result.alignment is not None:
-
                 write_alignment(staged[extras[-1]], result.alignment)
             if args.audio:
                 from ravekit.merging.audio import render_comparison
@@ -245,7 +242,7 @@ def main(argv=None) -> int:
                 assert page is not None  # output_paths plans the page with --audio
 
                 def say(message: str) -> None:
-                    warn(PROG, message)
+                    warn(PROG, staged.named(message))  # renders are written to temporary names first
 
                 models = [Path(m) for m in args.models] + [staged[out]]
                 render_comparison(Path(args.audio), models, [staged[r] for r in renders[:len(models)]],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ravekit.commands.console import check_printable, info, one_line, print_path, stdout_closed
 from ravekit.commands.progress import FileMeter, Progress, is_worker
-from ravekit.commands.summary import BatchReport, SummaryTarget, write_run_summary
+from ravekit.commands.summary import BatchReport, SummaryTarget, check_summary_clear, write_run_summary
 from ravekit.errors import RavekitError, shown
 from ravekit.io.claims import claim_output
 from ravekit.io.files import check_writable
@@ -23,13 +23,15 @@ from ravekit.io.inputs import Job, check_link, collect_inputs, parse_extensions,
 
 def find_jobs(inputs: Iterable[str], extensions: str, output_dir: Path, suffix: str,
               shard: str | None = None, part: str | None = None, null: bool = False,
-              records: bool = False) -> list[Job]:
+              records: bool = False, summary: str | None = None) -> list[Job]:
     """``collect_inputs`` then ``plan_jobs``, from the command line's words (``.wav,.flac``, ``K/N``).
 
-    ``part`` (``k/n``, set by ``--jobs`` for its workers) takes a share of the shard.
+    ``part`` (``k/n``, set by ``--jobs`` for its workers) takes a share of the shard.  ``summary``
+    (``--summary``) may not be one of the shard's inputs, outputs or records.
     """
     pairs = collect_inputs(inputs, parse_extensions(extensions), output_dir, null=null)
     jobs = plan_jobs(pairs, output_dir, suffix, parse_shard(shard), records)
+    check_summary_clear(summary, jobs)
     jobs = take_shard(jobs, parse_shard(part))
     claim_batch_output(output_dir, shard)
     return jobs

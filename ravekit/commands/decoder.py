@@ -94,7 +94,7 @@ def run(args, workers: int = 1) -> int:
         cli.check_input_file("--encoder", args.encoder)
     check_map_args(args)
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".wav", args.shard, args.part,
-                     args.null, records=True)
+                     args.null, records=True, summary=args.summary)
     bending = Bending.from_lists(args.dims, args.scale, args.bias)
     use_threads(args.threads)
     if args.live is not None:

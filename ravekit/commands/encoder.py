@@ -64,7 +64,7 @@ def run(args, workers: int = 1) -> int:
         # A mode the picked channels cannot serve (--channels 3 --channel_mode right) is a wrong command line.
         channel_plan(max(args.channels) + 1, 1, args.channel_mode, args.channels)
     jobs = find_jobs(args.input, args.extensions, Path(args.output), ".npy", args.shard, args.part,
-                     args.null)
+                     args.null, summary=args.summary)
     use_threads(args.threads)
     if args.live is not None:
         workers = 1  # nn~'s calls run in order in this process: helpers would have nothing to do

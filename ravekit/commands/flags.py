@@ -163,6 +163,9 @@ def check_common(args: argparse.Namespace) -> None:
     """
     check_paths(args)
     check_seed(getattr(args, "seed", None))
+    if getattr(args, "live_latency", None) and getattr(args, "live", None) is None:
+        raise RavekitError(f"--live_latency {args.live_latency} applies with --live BUFFER; add --live or leave it "
+                           "out", 2)
     for dest, (flag, kind) in _FILE_FLAGS.items():
         value = getattr(args, dest, None)
         for item in (value if isinstance(value, list) else [value] if value else []):
@@ -277,10 +280,10 @@ def add_live_args(parser: argparse.ArgumentParser, what: str) -> None:
         "(clicks, reported), step-held output; hear what the patch will play",
     )
     parser.add_argument(
-        "--live_latency", default="keep", choices=("keep", "trim"),
+        "--live_latency", default=None, choices=("keep", "trim"),
         help="with --live: keep the patch's delay (2 x BUFFER - 64 samples of nn~, plus a streaming export's "
         "own) at the start, as the patch plays it from DSP start, or trim it so the render lines up with "
-        "the source and the offline render",
+        "the source and the offline render (default: keep)",
     )
 
 
@@ -290,7 +293,7 @@ def live_setting(args: argparse.Namespace):
         return None
     from ravekit.engine.live import Live  # imports torch: only when --live is given, so --help stays fast
 
-    return Live(args.live, args.live_latency)
+    return Live(args.live, args.live_latency or "keep")
 
 
 def add_model_batch_args(parser: argparse.ArgumentParser, what: str, output: str, extensions: str) -> None:

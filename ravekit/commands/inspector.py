@@ -23,6 +23,7 @@ from ravekit.io.inputs import collect_inputs, parse_extensions
 
 # start-up: torch and the inspection code load inside the functions that inspect, so --help is fast.
 
+REALTIME_SECONDS = 3.0  # audio timed per method and buffer by --realtime
 PROG = prog_name("inspector.py")  # or ravekit-inspector, as the user ran it
 DESCRIPTION = """\
 Show what a model is: sample rate, channels, latent size, compression ratio,
@@ -72,8 +73,9 @@ def get_parser():
     parser.add_argument("--threads", type=threads_count, default=None, metavar="N",
                         help="with --realtime: torch threads per call (default: torch's own choice, the number "
                         "of cores, which is what nn~ gets)")
-    parser.add_argument("--seconds", type=seconds, default=3.0, metavar="S",
-                        help="with --realtime: audio timed per method and buffer (at least 8 calls each)")
+    parser.add_argument("--seconds", type=seconds, default=None, metavar="S",
+                        help="with --realtime: audio timed per method and buffer (at least 8 calls each; "
+                        f"default {REALTIME_SECONDS:g})")
     parser.add_argument("--json", action="store_true",
                         help="print the summary (or --compare, --config) as JSON on stdout, for scripts")
     parser.add_argument("--save", action="store_true",
@@ -92,7 +94,7 @@ def realtime(pairs, args) -> int:
     docs, failed = [], False
     for path, _ in pairs:
         try:
-            doc, text = run_realtime(path, args.buffer, args.seconds, args.threads)
+            doc, text = run_realtime(path, args.buffer, args.seconds or REALTIME_SECONDS, args.threads)
         except RavekitError as exc:
             if exc.exit_code == 2:  # a buffer nn~ cannot use is the command line's fault, whatever the file
                 raise
@@ -133,6 +135,9 @@ def main(argv=None) -> int:
         detail = "dict" if args.dict else "attr" if args.attr else None
         if detail and (args.json or args.save):
             raise RavekitError(f"--{detail} is interactive; --json and --save apply to the summary and --compare", 2)
+        given = [f for f in ("buffer", "threads", "seconds") if getattr(args, f) is not None]
+        if given and not args.realtime:
+            raise RavekitError(f"--{given[0]} applies with --realtime; add --realtime or leave it out", 2)
         if args.realtime and args.save:
             raise RavekitError("--save applies to the summary and --compare, not to --realtime", 2)
         if args.config and args.save:
@@ -145,7 +150,6 @@ def main(argv=None) -> int:
                                   check_output=lambda p: check_printable(p, args.null))
         pairs = collect_inputs(args.input, parse_extensions(args.extensions), out_dir, null=args.null)
         if args.save:
-
             claim_output(out_dir)  # before any model is read
         if detail:
             if len(pairs) != 1:

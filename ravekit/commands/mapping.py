@@ -48,6 +48,9 @@ def check_map_args(args) -> None:
         return
     if not args.encoder:
         raise RavekitError(f"--map {args.map}: a map translates --encoder's latents into --model's; give --encoder", 2)
+    if getattr(args, "live", None) is not None:
+        raise RavekitError(f"--map with --live {args.live}: --live renders what the Pd patch plays, and [nn~] applies "
+                           "no latent map (its decode takes only the exported dims); leave out one of them", 2)
     if args.map == FIT:
         if not args.map_audio:
             raise RavekitError("--map fit: give the audio to fit on with --map_audio FILES_OR_FOLDERS", 2)
@@ -109,7 +112,7 @@ def prepare_map(prog: str, args, decoder, encoder_model):
 
 
 def _same_fit(meta: dict, enc, dec, files, holdout, args) -> bool:
-    """Whether a saved map is what this fit would make: same models, audio (by sha256), ridge and seed."""
+    """Whether a saved map is what this fit would make: same models, audio (by sha256), ridge, seed and channels."""
 
     def shas(paths):
         return [sha256_of(p) for p in paths]
@@ -117,6 +120,8 @@ def _same_fit(meta: dict, enc, dec, files, holdout, args) -> bool:
     return (meta["encoder"]["sha256"], meta["decoder"]["sha256"]) == (enc.sha256, dec.sha256) \
         and meta.get("ridge") == args.map_ridge and meta.get("seed") == args.seed \
         and meta.get("encoding", {}).get("channel_mode") == args.channel_mode \
+        and meta.get("encoding", {}).get("channels") == (None if args.channels is None else
+                                                        [c + 1 for c in args.channels]) \
         and [e["sha256"] for e in meta.get("audio", [])] == shas(files) \
         and [e["sha256"] for e in meta.get("holdout", [])] == shas(holdout)
 

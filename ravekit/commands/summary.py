@@ -6,14 +6,14 @@ module holds what a batch did (:class:`BatchReport`) and maps it and a command l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ravekit.commands.console import one_line
 from ravekit.commands.progress import is_worker
 from ravekit.errors import RavekitError, shown
-from ravekit.io.inputs import parse_shard
+from ravekit.io.inputs import Job, parse_shard
 from ravekit.io.run_summary import make_summary, read_summary, write_summary
 
 
@@ -65,10 +65,36 @@ def _check_summary_path(path: Path) -> None:
                                "choose another path", 2) from None
 
 
+def check_summary_clear(summary: str | None, jobs: Iterable[Job]) -> None:
+    """Refuse (exit 2), before any work, a ``--summary`` that is one of this run's inputs, outputs or records."""
+    if not summary:
+        return
+    from ravekit.io.latents import sidecar_path  # start-up: numpy, only once there is a summary to check
+
+    target = Path(summary).resolve()
+    for job in jobs:
+        taken = {job.source: "an input", sidecar_path(job.source): "an input's sidecar", job.output: "an output",
+                 sidecar_path(job.output): "an output's sidecar or record"}
+        for path, what in taken.items():
+            if path.resolve() == target:
+                raise RavekitError(f"--summary {shown(summary)}: is {what} of this run ({shown(job.source)}), which "
+                                   "the summary would replace; choose another path", 2)
+
+
 def write_run_summary(target: SummaryTarget, report: BatchReport | None, exit_code: int,
                       error: str | None = None) -> None:
     """Write ``report`` (None: a run that stopped before its batch) as the run summary ``target`` names
-    (:mod:`ravekit.io.run_summary`)."""
+    (:mod:`ravekit.io.run_summary`).
+
+    A file that appeared there during the run and is not a run summary (an output of this run, e.g. under
+    ``--jobs``, whose workers each saw only their share) is kept: the summary is not written, and says so.
+    """
+    if target.path.exists() or target.path.is_symlink():
+        try:
+            read_summary(target.path)
+        except RavekitError:
+            raise RavekitError(f"--summary {shown(target.path)}: this run wrote another file there, which is kept; "
+                               "the run summary was not written: choose another path") from None
     write_summary(target.path, make_summary(
         command=target.command, shard=target.shard, output=target.output,
         written=report.written if report else [], skipped=report.skipped if report else [],

@@ -149,7 +149,6 @@ def sample(stats: Stats, distribution: str, frames: int, rng: np.random.Generato
     """
     dims = stats.latent_dims
     if stats.discrete:
-
         prob = stats.code_probabilities()
         return draw(prob if distribution == "histogram" else support(prob), frames, rng)
     if distribution == "normal":

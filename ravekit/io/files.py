@@ -232,6 +232,12 @@ class OutputSet:
     def __getitem__(self, path: os.PathLike | str) -> Path:
         return self._tmp[Path(path)]
 
+    def named(self, text: str) -> str:
+        """``text`` (a message) with every temporary name replaced by its final one, as the user knows it."""
+        for dest, tmp in self._tmp.items():
+            text = text.replace(str(tmp), str(dest)).replace(tmp.name, dest.name)
+        return text
+
     def __enter__(self) -> Self:
         for dest in self.paths:
             try:

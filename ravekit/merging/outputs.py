@@ -48,7 +48,6 @@ def output_paths(output: str, report: str | None, models: list[str], audio: str 
     if align:
         renders.append(alignment_path(report_path))
     if sweep and audio:
-
         renders += sweep_paths(audio, out, sweep)
     inputs = {_resolve(m): m for m in models}
     if audio:
@@ -63,7 +62,6 @@ def output_paths(output: str, report: str | None, models: list[str], audio: str 
             raise RavekitError(f"{p}: this output is also an input ({inputs[_resolve(str(p))]}); outputs never "
                                "replace inputs, choose another --output or --report", 2)
     if not force:
-
         # The recipe is renamed into place last: a set without it is unfinished, not done.
         unfinished = incomplete_set([out, report_path, *renders, recipe])
         if unfinished:

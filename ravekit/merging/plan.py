@@ -234,6 +234,11 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     """
     if len(paths) < 2:
         raise RavekitError("--models: give at least two models to merge", 2)
+    if repair_audio and (scope != "all" or include or exclude):
+        # It rescales every top-level convolution and recomputes the latent PCA: it cannot keep to a selection.
+        raise RavekitError("--repair renormalises the whole merged network (its convolutions and the latent PCA), "
+                           "so it cannot keep to --scope, --include or --exclude; leave those out, or leave out "
+                           "--repair", 2)
     w = normalise_weights(weights, len(paths))
     modules = [load_module(p, "cpu") for p in paths]
     infos = [read_info(m, str(p)) for m, p in zip(modules, paths)]
@@ -242,18 +247,14 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
     check_codebooks(list(paths), infos, state_dicts)
     alignment = calibration = None
     if repair_audio or align == "activations":
-
         calibration = calibration_audio(modules, paths, infos[0], repair_audio, align)
     if align == "activations":
-
         assert calibration is not None  # calibration_audio refuses activations without audio
         state_dicts, alignment = align_by_activations(modules, list(paths), calibration, align_seed)
     elif align:
-
         state_dicts, alignment = align_models(modules, list(paths), align_seed)
     latent = None
     if align and calibration is not None:
-
         latent = align_latent_dims(modules, paths, state_dicts, calibration)
     params = {n for m in modules for n, _ in m.named_parameters()}
     plans = plan_merge(state_dicts, params, scope, include, exclude, method)
@@ -276,7 +277,6 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
                      "space you want first, or use --scope decoder")
     targets = None
     if repair_audio:
-
         assert calibration is not None  # loaded above whenever there is repair_audio
         parents = modules if not align else [modules[0], *[aligned_copy(m, sd) for m, sd in
                                                          zip(modules[1:], state_dicts[1:])]]
@@ -289,7 +289,6 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
         notes.append("--repair: weights 1 0 give A whole, so there is nothing to repair")
         result.repair = []
     elif targets is not None:
-
         fidelity: list[float] = []
         assert calibration is not None  # loaded with the targets
         result.repair = repair(modules[0], targets, w, calibration, align_seed,

@@ -50,8 +50,10 @@ def sweep_paths(audio: str | os.PathLike, merged: Path, steps: int) -> list[Path
 
 def render_sweep(models: Sequence[Path], audio: Path, outputs: Sequence[Path],
                  merge: Callable[[list[float]], Any], seed: int | None, device: str,
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None, live: Any = None) -> None:
     """Render ``audio`` through every step; ``merge(weights)`` returns the merged module of a middle step.
+
+    ``live`` (an ``engine.live.Live``, or None): render each step as nn~ plays it, as the other renders.
 
     Each middle step's model lives in a temporary folder only while it is rendered.
     """
@@ -61,11 +63,11 @@ def render_sweep(models: Sequence[Path], audio: Path, outputs: Sequence[Path],
     steps = len(outputs)
     for k, (t, out) in enumerate(zip(sweep_weights(steps), outputs)):
         if k in (0, steps - 1):
-            render_comparison(audio, [models[0 if k == 0 else 1]], [out], seed, device, warn)
+            render_comparison(audio, [models[0 if k == 0 else 1]], [out], seed, device, warn, live)
             continue
         with tempfile.TemporaryDirectory(prefix="ravekit-sweep-") as tmp:
             model = save_module(merge([1 - t, t]), Path(tmp) / f"sweep{k}.ts")
-            render_comparison(audio, [model], [out], seed, device, warn)
+            render_comparison(audio, [model], [out], seed, device, warn, live)
 
 
 def sweep_figures(audio: Path, renders: Sequence[Path]) -> list[tuple[float, float]]:
