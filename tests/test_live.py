@@ -303,3 +303,21 @@ def test_live_progress_counts_the_audio_rendered(fixture_models, tmp_path):
     out, _ = Decoder(model, live=Live(4096)).decode_file(tmp_path / "z.npy", tmp_path / "z.wav", seen.append)
     frames = sf.info(str(out)).frames
     assert len(seen) >= 2 and sum(seen) == pytest.approx((frames - (2 * 4096 - 64)) / 44100)
+
+
+@pytest.mark.parametrize("latency", ["keep", "trim"])
+def test_live_latents_decoded_offline_keep_their_whole_length(demo_model, tmp_path, capsys, latency):
+    # Kept, nn~'s delay puts silence first and the source's end that many frames later: trimming the decode to
+    # the source's length alone would cut the end of what was played.
+    song = write_audio(tmp_path / "in" / "song.wav", 44100, 1.0)
+    code, _, err = run_cli(capsys, encoder, "-m", demo_model, "-i", song, "-o", tmp_path / "lat", "--live", 4096,
+                           "--live_latency", latency)
+    assert code == 0, err
+    side = json.loads((tmp_path / "lat" / "song.json").read_text())
+    delay = side["processing"]["live"]["delay_frames"]
+    assert (delay > 0) == (latency == "keep")
+    code, _, err = run_cli(capsys, decoder, "-m", demo_model, "-i", tmp_path / "lat" / "song.npy", "-o",
+                           tmp_path / "dec")
+    assert code == 0, err
+    out = sf.read(tmp_path / "dec" / "song.wav", dtype="float32")[0]
+    assert len(out) == side["source"]["samples"] + delay * side["ratio"]

@@ -125,7 +125,12 @@ class Decoder:
         # The source's length is counted at the encoding model's rate and ratio:
         # it only applies when this model shares them.
         same_timing = sidecar.sr in (None, m.sr) and sidecar.ratio in (None, m.ratio)
-        return limit if same_timing else None
+        if limit is None or not same_timing:
+            return None
+        # Latents of encoder.py --live start late by nn~'s delay (kept): the source's length ends that much later.
+        live = sidecar.processing.get("live")
+        delay = live.get("delay_frames") if isinstance(live, dict) else None
+        return limit + delay * m.ratio if isinstance(delay, int) and delay > 0 else limit
 
     def decode(self, latents: Latents, progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
         """The audio of ``latents``, chunk by chunk: float32 ``(target_channels, n)`` at the model's sr.

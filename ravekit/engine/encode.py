@@ -20,7 +20,7 @@ import numpy as np
 from ravekit.engine.chunks import DEFAULT_CHUNK_SECONDS, chunk_frames_for, encode_blocks, measure_context
 from ravekit.engine.latency import measure_latency
 from ravekit.engine.layout import cpu_kernels, layout_record
-from ravekit.engine.live import Live, check_live, live_encode
+from ravekit.engine.live import Live, check_live, live_delay_frames, live_encode
 from ravekit.engine.model import RaveModel
 from ravekit.errors import RavekitError, first_line, shown
 from ravekit.io.audio import BLOCK, AudioInfo, iter_audio, probe
@@ -86,7 +86,9 @@ class Encoder:
             "layout": layout_record(),
             "cpu_kernels": cpu_kernels() if model.device.type == "cpu" else None,
             # A live render is another result than the offline one: resume tells them apart (records.py).
-            "live": live.record() if live is not None else None,
+            # Kept, the delay makes the latents that many frames longer than the source: a decoder keeps them.
+            "live": None if live is None else
+            {**live.record(), "delay_frames": live_delay_frames(model.info, live, self.latency)},
         }
 
     # The settings of ``processing`` that change the latents (the others are recorded only).
