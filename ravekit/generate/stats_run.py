@@ -24,7 +24,7 @@ from ravekit.io.claims import claim_output
 def write_stats_only(*, inputs: Sequence[str] | None, stats_files: Sequence[str], extensions: Sequence[str],
                      stdin: TextIO | None, output: Path, iqr: bool, shard: tuple[int, int] | None,
                      model_file: str | None, force: bool, info: Warn, warn: Warn,
-                     on_output: Callable[[Path], None], null: bool = False) -> Path:
+                     on_output: Callable[[Path], None], null: bool = False) -> Path | None:
     """Analyse ``inputs`` (or this ``shard`` of them) or pool ``stats_files``; write OUTPUT/stats.json.
 
     Parameters
@@ -37,14 +37,14 @@ def write_stats_only(*, inputs: Sequence[str] | None, stats_files: Sequence[str]
 
     Returns
     -------
-    Path
-        The stats.json written.
+    Path or None
+        The stats.json written; None for a shard that holds no file (said through ``info``).
 
     Raises
     ------
     RavekitError
         Both or neither of ``inputs`` and ``stats_files`` (exit 2), ``shard`` with ``stats_files`` (exit 2),
-        an empty shard, quartiles asked of several files, statistics that do not pool, an existing
+        quartiles asked of several files, statistics that do not pool, an existing
         stats.json without ``force``.
     """
 
@@ -72,8 +72,10 @@ def write_stats_only(*, inputs: Sequence[str] | None, stats_files: Sequence[str]
             k, n = shard
             files = files[k - 1::n]
             if not files:
-                raise RavekitError(f"--shard {k}/{n}: this shard holds no latent file (the inputs hold fewer "
-                                   f"than {k}); use at most as many shards as files", 2)
+                # As encoder.py's empty shards: a job array sized above the number of files still pools.
+                info(f"--shard {k}/{n}: this shard holds no latent file (the inputs hold fewer than {k}); "
+                     "no statistics to write")
+                return None
         check_outputs([stats_path], files, force)
         claim_output(output)
         with Unpublished([stats_path]):
