@@ -187,3 +187,12 @@ def test_repair_alone_aligns_by_activations_and_align_none_opts_out(calibration,
                            "-o", tmp_path / "n.ts")
     assert code == 0 and "aligned" not in err, err
     assert not json.loads((tmp_path / "n.json").read_text())["alignment"]["used"]
+
+
+@needs_pair
+def test_a_missing_repair_file_is_a_command_line_error_before_any_model_loads(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, averager, "--models", *PAIR, "--repair", tmp_path / "missing.wav",
+                           "-o", out / "m.ts")
+    assert code == 2 and "--repair" in err and "missing.wav" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

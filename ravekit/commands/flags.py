@@ -131,13 +131,15 @@ def check_input_folder(flag: str, path: str) -> None:
 
 # dest -> (flag, kind) of the command-line files that every script checks before any work
 _FILE_FLAGS = {"model": ("--model", "file"), "models": ("--models", "file"), "stats": ("--stats", "file"),
-               "audio": ("--audio", "file"), "patterns_dir": ("--patterns_dir", "folder")}
+               "audio": ("--audio", "file"), "repair": ("--repair", "file"),
+               "patterns_dir": ("--patterns_dir", "folder")}
 
 
 # dest -> flag of every path given on a command line; an empty one is refused (see check_paths)
 _PATH_FLAGS = {"input": "--input", "output": "--output", "model": "--model", "models": "--models",
                "encoder": "--encoder", "prior": "--prior", "stats": "--stats", "audio": "--audio",
-               "report": "--report", "patterns_dir": "--patterns_dir"}
+               "report": "--report", "patterns_dir": "--patterns_dir", "repair": "--repair", "summary": "--summary",
+               "map_audio": "--map_audio", "map_holdout": "--map_holdout"}
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -157,7 +159,7 @@ def check_common(args: argparse.Namespace) -> None:
     """The checks every script makes before any work, each failing with exit code 2.
 
     No path flag is empty (:func:`check_paths`); ``--seed`` in range; each
-    file given to ``--model``, ``--models``, ``--stats``, ``--audio`` exists
+    file given to ``--model``, ``--models``, ``--stats``, ``--audio``, ``--repair`` exists
     and is readable; each ``--patterns_dir`` is a folder.  A script has only
     some of these flags; the others are skipped.
     """

@@ -37,7 +37,7 @@ from ravekit.commands.batch import claim_batch_output, summary_line
 from ravekit.commands.console import fatal, info, run_main, stdout_closed
 from ravekit.commands.flags import PROG_ENV, check_common
 from ravekit.commands.progress import PREFIX, WORKER_ENV, Progress
-from ravekit.commands.summary import BatchReport, SummaryTarget, summarised, summary_target, write_run_summary
+from ravekit.commands.summary import SummaryTarget, summarised, summary_target, write_workers_summary
 from ravekit.errors import RavekitError
 from ravekit.io.inputs import collect_inputs, parse_extensions, parse_shard, take_shard
 
@@ -324,7 +324,8 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
                 t.join()
             if any("interrupted" in line for line in gathered.seen):
                 if summary is not None:  # what the workers finished before Ctrl-C, and that it was cut short
-                    _write_summary(summary, gathered, parts, 130, False, time.perf_counter() - start)
+                    write_workers_summary(summary, gathered.files, gathered.reports, parts, gathered.seen, 130, False,
+                                          time.perf_counter() - start)
                 return 130
             raise
         for t in readers:
@@ -337,18 +338,6 @@ def run_in_parts(prog: str, module: str, argv: list[str], parts: int,
     if gathered.reports and not out_closed.is_set() and (not quiet or counts["failed"]):
         info(prog, summary_line(**counts, seconds=time.perf_counter() - start))
     if summary is not None:
-        _write_summary(summary, gathered, parts, max(codes), out_closed.is_set(), time.perf_counter() - start)
+        write_workers_summary(summary, gathered.files, gathered.reports, parts, gathered.seen, max(codes),
+                              out_closed.is_set(), time.perf_counter() - start)
     return max(codes)
-
-
-def _write_summary(summary: SummaryTarget, gathered: _Workers, parts: int, code: int, cut_short: bool,
-                   seconds: float) -> None:
-    """The one ``--summary`` of a run whose workers each reported their files (or did not: then it says so)."""
-    files = gathered.files
-    report = BatchReport(written=[Path(p) for p in files["written"]], skipped=[Path(p) for p in files["skipped"]],
-                         failed=[(Path(p), m) for p, m in files["failed"]], seconds=seconds, stdout_closed=cut_short)
-    error = None
-    if gathered.reports < parts:
-        said = next((line.strip() for line in sorted(gathered.seen) if "error:" in line), "see its messages")
-        error = f"{parts - gathered.reports} of {parts} worker processes stopped before the end of their files: {said}"
-    write_run_summary(summary, report, code, error)

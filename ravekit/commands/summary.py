@@ -123,3 +123,19 @@ def summarised(prog: str, args, body: Callable[[], int]) -> Callable[[], int]:
             raise
 
     return guarded
+
+
+def write_workers_summary(target: SummaryTarget, files: dict[str, list], reports: int, parts: int, seen: set[str],
+                          code: int, cut_short: bool, seconds: float) -> None:
+    """The one ``--summary`` of a ``--jobs`` run: every worker's ``files`` (``written``, ``skipped``: paths;
+    ``failed``: ``[path, why]``), in path order whatever order the workers finished in; ``reports`` of
+    ``parts`` workers said what they did, the others stopped early (one of their lines in ``seen`` says why)."""
+    report = BatchReport(written=sorted(Path(p) for p in files["written"]),
+                         skipped=sorted(Path(p) for p in files["skipped"]),
+                         failed=sorted((Path(p), m) for p, m in files["failed"]), seconds=seconds,
+                         stdout_closed=cut_short)
+    error = None
+    if reports < parts:
+        said = next((line.strip() for line in sorted(seen) if "error:" in line), "see its messages")
+        error = f"{parts - reports} of {parts} worker processes stopped before the end of their files: {said}"
+    write_run_summary(target, report, code, error)
