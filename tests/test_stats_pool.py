@@ -144,3 +144,9 @@ def test_code_histograms_of_a_discrete_model_add_up(tmp_path, capsys):
     one, pooled = (json.loads((tmp_path / d / "stats.json").read_text()) for d in ("one", "p"))
     assert pooled["discrete"] and pooled["codebook_size"] == 8
     assert pooled["histograms"] == one["histograms"] and sum(pooled["histograms"][0]) == 145
+
+
+@pytest.mark.parametrize("flags", [("--num_files", "3"), ("--pattern", "orale"), ("--bpm", "120"), ("--plot",)])
+def test_stats_only_refuses_the_flags_of_patterns_it_does_not_make(many, tmp_path, capsys, flags):
+    code, out, err = run_cli(capsys, generator, "--input", many, "--stats_only", *flags, "--output", tmp_path / "o")
+    assert code == 2 and out == "" and f"{flags[0]} makes patterns" in err and not (tmp_path / "o").exists(), err

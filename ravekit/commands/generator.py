@@ -124,7 +124,8 @@ def get_parser(argv=None) -> argparse.ArgumentParser:
 
 
 def body(argv) -> int:
-    args = cli.parse_args(get_parser(argv), argv)
+    parser = get_parser(argv)
+    args = cli.parse_args(parser, argv)
     cli.check_common(args)
 
     patterns = reg.discover(args.patterns_dir)
@@ -137,7 +138,7 @@ def body(argv) -> int:
     warn = lambda m: console.warn(PROG, m)  # noqa: E731
     extensions = inputs.parse_extensions(args.extensions)
     if args.stats_only or args.shard:
-        return _stats_only(args, extensions, warn)
+        return _stats_only(args, parser, extensions, warn)
     if args.stats and len(args.stats) > 1 and (args.prior or args.tempo_table):
         raise RavekitError("--prior and --tempo_table take one --stats file; pool them first with --stats_only", 2)
     if args.tempo_table:
@@ -169,13 +170,21 @@ def body(argv) -> int:
     return 0
 
 
-def _stats_only(args, extensions, warn) -> int:
+# What --stats_only leaves out: the flags of the patterns it does not make (refused, never ignored).
+GENERATING = ("prior", "pattern", "num_latents", "bpm", "num_loops", "num_files", "distribution", "smoothing",
+              "embeddings", "pd", "double", "plot", "max_frames", "temperature", "sample_rate", "ratio")
+
+
+def _stats_only(args, parser, extensions, warn) -> int:
     """--stats_only (and --shard, which needs it): ravekit.generate.stats_run."""
     if not args.stats_only:
         raise RavekitError(f"--shard {args.shard} splits the analysis only: add --stats_only, then pool the "
                            "shards' stats.json with --stats", 2)
-    if args.prior:
-        raise RavekitError("--stats_only writes statistics of latents; leave out --prior", 2)
+    given = [d for d in [*GENERATING, *args.pattern_options] if getattr(args, d) != parser.get_default(d)]
+    if given:
+        flag = "--" + given[0]
+        raise RavekitError(f"{flag} makes patterns, and --stats_only writes statistics only; leave {flag} out, and "
+                           "give it to the run that generates from the statistics", 2)
     from ravekit.generate.stats_run import write_stats_only  # numpy: loaded once the command line is checked
 
     write_stats_only(inputs=args.input, stats_files=args.stats or [], extensions=extensions, stdin=sys.stdin,
