@@ -11,7 +11,7 @@ from pathlib import Path
 from ravekit.choices import AUDIO_EXTENSIONS
 from ravekit.commands import console
 from ravekit.commands import flags as cli
-from ravekit.errors import RavekitError
+from ravekit.errors import RavekitError, shown
 from ravekit.io.files import sha256_of
 from ravekit.io.inputs import collect_inputs
 
@@ -70,7 +70,9 @@ def map_path(args) -> Path:
 
 def audio_files(paths: list[str], flag: str) -> list[Path]:
     """Files and folders (walked) of audio, in a stable order."""
-
+    for given in paths:
+        if not Path(given).exists():
+            raise RavekitError(f"{flag} {shown(given)}: not found; check the path", 2)
     try:
         return [p for p, _ in collect_inputs(paths, AUDIO_EXTENSIONS)]
     except RavekitError as exc:
