@@ -74,14 +74,22 @@ class MomentAccumulator:
             nb = block.shape[1]
             mb = block.mean(axis=1, dtype=np.float64)
             centred = block - mb[:, None]  # float64, one chunk only
-            m2b = centred @ centred.T
-            n = self.n + nb
-            delta = mb - self.mean
-            self.m2 += m2b + np.outer(delta, delta) * (self.n * nb / n)
-            self.mean += delta * (nb / n)
-            self.n = n
-            np.minimum(self.lo, block.min(axis=1), out=self.lo)
-            np.maximum(self.hi, block.max(axis=1), out=self.hi)
+            self.combine(nb, mb, centred @ centred.T, block.min(axis=1), block.max(axis=1))
+
+    def combine(self, nb: int, mb: np.ndarray, m2b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Fold in the moments of ``nb`` more frames (Chan, Golub and LeVeque's parallel update, exact).
+
+        ``mb``: their mean ``(latent_dims,)``; ``m2b``: their co-moment matrix (``cov * (nb - 1)``);
+        ``lo``, ``hi``: their per-dim min and max.  Blocks of one file and shards' statistics
+        (:mod:`ravekit.generate.stats_pool`) pool through this one rule.
+        """
+        n = self.n + nb
+        delta = mb - self.mean
+        self.m2 += m2b + np.outer(delta, delta) * (self.n * nb / n)
+        self.mean += delta * (nb / n)
+        self.n = n
+        np.minimum(self.lo, lo, out=self.lo)
+        np.maximum(self.hi, hi, out=self.hi)
 
     def moments(self) -> dict:
         """``mean``, ``std``, ``cov``, ``corr``, ``min``, ``max`` of what was added (2 frames or more)."""

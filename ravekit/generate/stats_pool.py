@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ravekit.errors import RavekitError
-from ravekit.generate.pooling import moments
+from ravekit.generate.pooling import MomentAccumulator
 from ravekit.generate.stats import Stats, load_stats
 
 QUARTILES_DO_NOT_POOL = (
@@ -103,27 +103,16 @@ def pool_stats(parts: Sequence[Stats]) -> Stats:
         raise RavekitError("no statistics to pool; pass stats.json files to --stats")
     check_poolable(parts)
     first = parts[0]
-    n = 0
-    mean = np.zeros(first.latent_dims)
-    m2 = np.zeros((first.latent_dims, first.latent_dims))
-    lo = np.full(first.latent_dims, np.inf)
-    hi = np.full(first.latent_dims, -np.inf)
+    acc = MomentAccumulator(first.latent_dims)
     for part in parts:
-        nb = part.frames
-        total = n + nb
-        delta = part.mean - mean
-        m2 += part.cov * (nb - 1) + np.outer(delta, delta) * (n * nb / total)
-        mean = mean + delta * (nb / total)
-        n = total
-        np.minimum(lo, part.min, out=lo)
-        np.maximum(hi, part.max, out=hi)
+        acc.combine(part.frames, part.mean, part.cov * (part.frames - 1), part.min, part.max)
     hist = None
     if first.discrete:
         hist = sum((p.histograms for p in parts if p.histograms is not None),
                    np.zeros((first.latent_dims, first.codebook_size or 0), dtype=np.int64))
     known = [p for p in parts if p.sr is not None and p.ratio is not None]
     models = [p.model for p in parts if p.model]
-    return Stats(latent_dims=first.latent_dims, frames=n, **moments(n, mean, m2, lo, hi),
+    return Stats(latent_dims=first.latent_dims, frames=acc.n, **acc.moments(),
                  sr=known[0].sr if known else None, ratio=known[0].ratio if known else None,
                  sources=[s for p in parts for s in p.sources], codebook_size=first.codebook_size,
                  histograms=hist, model=dict(models[0]) if len(models) == len(parts) else None)
