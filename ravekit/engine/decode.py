@@ -127,7 +127,10 @@ class Decoder:
         same_timing = sidecar.sr in (None, m.sr) and sidecar.ratio in (None, m.ratio)
         if limit is None or not same_timing:
             return None
-        # Latents of encoder.py --live start late by nn~'s delay (kept): the source's length ends that much later.
+        if self.live is not None:
+            return limit  # a live decode counts nn~'s delays itself (engine.live)
+        # Latents of encoder.py --live start late by nn~'s delay (kept): decoded offline, the source's length
+        # ends that much later.
         live = sidecar.processing.get("live")
         delay = live.get("delay_frames") if isinstance(live, dict) else None
         return limit + delay * m.ratio if isinstance(delay, int) and delay > 0 else limit
