@@ -42,7 +42,9 @@ from ravekit.merging.align_trace import Spaces, Tracer, UnsupportedArchitecture
 # Model classes whose encode/decode feed the networks below only through their forward.
 TOP_CLASSES = ("VariationalScriptedRAVE", "DiscreteScriptedRAVE", "SphericalScriptedRAVE")
 # Sub-networks traced; their input and output channels mean something outside them.
-NETWORK_CLASSES = ("EncoderV2", "GeneratorV2")
+# ``Encoder`` and ``Generator`` are v1's (``rave.blocks``); v1 wraps its Encoder in a
+# VariationalEncoder whose forward only calls it, and reparametrises in the model's encode.
+NETWORK_CLASSES = ("EncoderV2", "GeneratorV2", "Encoder", "Generator")
 
 
 @dataclass
