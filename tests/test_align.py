@@ -138,7 +138,7 @@ def test_a_group_missing_one_tensor_is_caught():
 
 def test_models_it_does_not_cover_are_refused(fixture_models, tmp_path, capsys):
     for name in ("demo", "rave_named"):
-        with pytest.raises(UnsupportedArchitecture, match="RAVE v2 exports"):
+        with pytest.raises(UnsupportedArchitecture, match="RAVE v1, v2 and v3 exports"):
             derive_groups(jit_load(fixture_models[name]))
     out = tmp_path / "m.ts"
     code = averager.main(["--models", str(fixture_models["demo"]), str(fixture_models["demo_b"]), "--align",
