@@ -20,7 +20,7 @@ from test_align import apply, correlation, jit_load, jit_save, random_perms
 import averager
 from conftest import REAL_MODELS
 from ravekit.engine.model import read_info
-from ravekit.merging.align_groups import derive_groups, permute_state
+from ravekit.merging.align_groups import UnsupportedArchitecture, derive_groups, permute_state
 
 V1 = [p for p in REAL_MODELS if p.stem.startswith("v1")]
 needs_v1 = pytest.mark.skipif(not V1, reason="no v1 export in RAVE_TEST_MODELS / more-kinds")
@@ -140,3 +140,43 @@ def test_v1_alignment_recovers_a_hidden_permutation(tmp_path, capsys):
     assert all(correlation(r, x) < 0.9 for r, x in zip(ref[1:], mixed[1:]))
     rows = json.loads(aligned.with_suffix(".json").read_text())["alignment"]["groups"]
     assert len(rows) == len(groups) and all(r["cos_after"] > 0.999999 for r in rows)
+
+
+class _Stacked(torch.nn.Module):
+    """Two convolutions with the sum of a stack of the first's output between them, as v1's residual stacks."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv1d(2, 8, 3, bias=False)
+        self.b = torch.nn.Conv1d(8, 2, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        return self.b(torch.stack([y, -y]).sum(0))
+
+
+class _StackedOnChannels(_Stacked):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        return self.b(torch.stack([y, -y], 1).sum(1))  # the stack's dim 1 is the pair: b reads the sum of both
+
+
+def _trace(module) -> list:
+    from ravekit.merging.align_groups import _inlined
+    from ravekit.merging.align_trace import Spaces, Tracer
+
+    scripted = torch.jit.script(module)
+    spaces = Spaces()
+    Tracer(scripted.state_dict(), {n for n, _ in scripted.named_parameters()}, spaces, "",
+           dict(scripted.named_modules())).run(_inlined(scripted.forward), "")
+    return sorted(key for key in spaces.order if key[0] == "dim" and not spaces.fixed(key))
+
+
+def test_a_stack_keeps_its_channels_or_is_refused():
+    """v1's residual stacks: ``stack`` on a new dim 0 then ``sum`` over it keeps the stream; a stack on
+    any other dim is an op the tracer does not know, read through a list, and is refused: before,
+    the list hid its tensors and the first convolution's channels were left free to move alone."""
+    kept = _trace(_Stacked())
+    assert ("dim", "a.weight", 0) in kept and ("dim", "b.weight", 1) in kept
+    with pytest.raises(UnsupportedArchitecture, match="aten::stack"):
+        _trace(_StackedOnChannels())
