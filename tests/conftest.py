@@ -83,8 +83,7 @@ DOCUMENTED_EXPORTS = {
     "discretecap16_mono_44k_seed0": {**_V2, "ratio": 1024, "latent_size": 16,
                                      "original_name": "DiscreteScriptedRAVE", "state_dict_entries": None},
     # more-kinds/
-    # averager --align does not know v1 yet: it refuses it ("aligns": False). v3 is aligned.
-    "v1cap16_mono_44k_seed0": {**_V2, "state_dict_entries": None, "aligns": False},
+    "v1cap16_mono_44k_seed0": {**_V2, "state_dict_entries": None},
     "v3cap16_mono_44k_seed0": {**_V2, "state_dict_entries": 265},
     # decode takes exactly its 15 angles; full_latent_size is the 16 of the unit vector they make
     "sphericalcap16_mono_44k_seed0": {**_V2, "latent_size": 15, "full_latent_size": 16, "decode_dims": 15,

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import averager
-from conftest import DOCUMENTED_EXPORTS, REAL_MODELS, real_models
+from conftest import REAL_MODELS, real_models
 from ravekit.engine.model import read_info
 from ravekit.merging.align import align_to
 from ravekit.merging.align_groups import UnsupportedArchitecture, derive_groups, permute_state
@@ -76,20 +76,10 @@ def apply(m, new: dict) -> None:
 
 
 @real_models
-def test_permuted_export_plays_exactly_like_the_original(real_model, tmp_path, capsys):
-    if not (DOCUMENTED_EXPORTS.get(real_model.stem) or {}).get("aligns", True):
-        # v1 and v3: not aligned yet, and refused in one line that says a plain merge works.
-        out = tmp_path / "m.ts"
-        code = averager.main(["--models", str(real_model), str(real_model), "--align", "-o", str(out)])
-        err = capsys.readouterr().err
-        assert code == 1 and err.count("\n") == 1, err
-        assert f"{real_model}: --align does not know this architecture yet" in err
-        assert "a merge without --align still works" in err
-        assert not list(tmp_path.iterdir())
-        return
+def test_permuted_export_plays_exactly_like_the_original(real_model):
     m = jit_load(real_model)
     groups = derive_groups(m)
-    assert len(groups) >= 20  # every v2 kind has its residual streams and inner units
+    assert len(groups) >= 20  # every kind (v1, v2, v3) has its residual streams and inner units
     before = outputs(m)
     apply(m, permute_state(m.state_dict(), groups, random_perms(groups, 5)))
     after = outputs(m)
@@ -148,7 +138,7 @@ def test_a_group_missing_one_tensor_is_caught():
 
 def test_models_it_does_not_cover_are_refused(fixture_models, tmp_path, capsys):
     for name in ("demo", "rave_named"):
-        with pytest.raises(UnsupportedArchitecture, match="RAVE v2 exports"):
+        with pytest.raises(UnsupportedArchitecture, match="RAVE v1, v2 and v3 exports"):
             derive_groups(jit_load(fixture_models[name]))
     out = tmp_path / "m.ts"
     code = averager.main(["--models", str(fixture_models["demo"]), str(fixture_models["demo_b"]), "--align",

@@ -83,17 +83,18 @@ def get_parser():
     parser.add_argument("--align", nargs="?", const="weights", default=None,
                         choices=("weights", "activations", "none"),
                         help="before merging, permute every model after A into A's channel order over permutation "
-                        "groups derived from the architecture (v2, v2_small, discrete, spherical and v3 exports; v1 "
-                        "is refused): weights (also --align alone) matches channels by their weights, "
+                        "groups derived from the architecture (v1, v2, v2_small, discrete, spherical and v3 "
+                        "exports): weights (also --align alone) matches channels by their weights, "
                         "activations by the correlation of their outputs on the --repair audio, none not at all; "
                         "default: activations with --repair (measured best), else none; "
                         "writes <report>.align.csv with the similarity per group before and after")
     parser.add_argument("--repair", nargs="+", default=None, metavar="AUDIO",
                         help="after merging, renormalise the merge on these recordings (REPAIR): every hidden "
                         "channel of the top-level convolutions is rescaled, in its weight, to the RMS the parents' "
-                        "channels have on this audio, interpolated with the weights, and the latent PCA "
+                        "channels have on this audio, interpolated with the weights (v1's BatchNorms: scale and "
+                        "shift to the mean and std), and the latent PCA "
                         "(latent_pca, latent_mean, fidelity) is recomputed on the merged encoder; 10 s or more of "
-                        "the models' material (at least 20 latent frames); RAVE v2 and v3 exports")
+                        "the models' material (at least 20 latent frames); RAVE v1, v2 and v3 exports")
     parser.add_argument("--audio", default=None, metavar="FILE",
                         help="also encode/decode this audio file through every model and the merged "
                         "one, with the same seed, and write the WAVs beside the output with NAME.listen.html, "

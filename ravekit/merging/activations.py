@@ -1,10 +1,11 @@
-"""Hidden activations of a RAVE v2 export, layer by layer, for REPAIR and activation matching.
+"""Hidden activations of a RAVE export, layer by layer, for REPAIR and activation matching.
 
 A loaded TorchScript export takes no forward hooks, so the sub-networks
 (``encoder.encoder.net`` and ``decoder.net``) are run here from Python, one
 child module at a time: ``CachedSequential`` children in order, ``Residual``
-as the sum of its ``Branches``, every other module called as it is.  Each
-convolution's output goes through ``visit(name, output_dim, y)``, which may
+as the sum of its ``Branches`` (v1's ``ResidualStack`` too), v1's wrappers
+through their ``net``, every other module called as it is.  Each convolution's
+output (and each v1 BatchNorm's) goes through ``visit(name, output_dim, y)``, which may
 read it (statistics) and return it changed (a per-channel scale, as the
 "hooks" version of a correction).  The walk is checked against the
 network's own ``forward`` before it is trusted (``check_walk``), so a
@@ -27,6 +28,10 @@ from ravekit.errors import RavekitError
 NETWORKS = ("encoder.encoder.net", "decoder.net")
 _SEQUENTIAL = ("CachedSequential", "Sequential")
 _CONVS = {"Conv1d": 0, "ConvTranspose1d": 1}  # output-channel dim of the weight
+# v1's wrappers whose forward is ``self.net(x)``; and its BatchNorm, visited like a convolution
+# (its per-channel weight and bias take a correction as a convolution's weight does).
+_WRAPPERS = ("UpsampleLayer", "ResidualBlock", "ResidualLayer")
+_NORMS = ("BatchNorm1d",)
 Visit = Callable[[str, int, torch.Tensor], torch.Tensor]
 
 
@@ -50,6 +55,14 @@ def walk(module, x: torch.Tensor, path: str, visit: Visit) -> torch.Tensor:
     kind = module.original_name
     if kind in _CONVS:
         return visit(f"{path}.weight", _CONVS[kind], module.forward(x))
+    if kind in _NORMS:
+        return visit(f"{path}.weight", 0, module.forward(x))
+    if kind in _WRAPPERS:
+        return walk(module.net, x, f"{path}.net", visit)
+    if kind == "ResidualStack":  # v1: its Branches' outputs summed
+        branches = module.net.branches
+        outs = [walk(b, x, f"{path}.net.branches.{n}", visit) for n, b in _children(branches)]
+        return torch.stack(outs).sum(0)
     if kind in _SEQUENTIAL or kind == "DilatedUnit":
         for name, child in _children(module.net if kind == "DilatedUnit" else module):
             x = walk(child, x, f"{path}.net.{name}" if kind == "DilatedUnit" else f"{path}.{name}", visit)
@@ -71,7 +84,7 @@ def check_walk(model, name: str, x: torch.Tensor) -> None:
         got = walk(net, x, name, lambda n, d, y: y)
     if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-4, atol=1e-5 * float(want.abs().max())):
         raise UnsupportedNetwork(f"{name}: walking its layers one by one does not reproduce its forward; "
-                                 "--repair and --align activations cover RAVE v2 and v3 exports")
+                                 "--repair and --align activations cover RAVE v1, v2 and v3 exports")
 
 
 def encoder_input(model, audio: torch.Tensor) -> torch.Tensor:

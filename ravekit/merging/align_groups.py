@@ -25,10 +25,13 @@ is given a *channel space*.  Union-find joins the spaces that must be one:
 The sub-networks' inputs (PQMF bands, latent dims) and outputs (latent
 parameters, output bands, amplitude and noise channels) are fixed too, so
 the latent space, ``latent_pca``/``latent_mean``, PQMF and audio channels
-are never touched.  Any op this module does not know that reads a channel
-space not yet fixed, a ``prim::Loop``, a grouped convolution, or a model
-whose encoder/decoder are not the v2 classes is refused
-(``UnsupportedArchitecture``): nothing is ever permuted on a guess.
+are never touched.  v1 (``Encoder``, ``Generator``) adds BatchNorm, whose
+weight, bias and running statistics follow their input's space; a grouped
+convolution fixes both its sides; a loop over sizes is walked once.  Any op
+this module does not know that reads a channel space not yet fixed, a loop
+that carries tensors, or a model whose encoder/decoder are not the v1/v2
+classes is refused (``UnsupportedArchitecture``): nothing is ever permuted
+on a guess.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from ravekit.merging.align_trace import Spaces, Tracer, UnsupportedArchitecture
 # Model classes whose encode/decode feed the networks below only through their forward.
 TOP_CLASSES = ("VariationalScriptedRAVE", "DiscreteScriptedRAVE", "SphericalScriptedRAVE")
 # Sub-networks traced; their input and output channels mean something outside them.
-NETWORK_CLASSES = ("EncoderV2", "GeneratorV2")
+# ``Encoder`` and ``Generator`` are v1's (``rave.blocks``); v1 wraps its Encoder in a
+# VariationalEncoder whose forward only calls it, and reparametrises in the model's encode.
+NETWORK_CLASSES = ("EncoderV2", "GeneratorV2", "Encoder", "Generator")
 
 
 @dataclass
@@ -71,7 +76,8 @@ def network_paths(module) -> list[str]:
     if top not in TOP_CLASSES or not nets:
         classes = sorted({s.original_name for n, s in module.named_modules() if n.count(".") <= 1 and n})
         raise UnsupportedArchitecture(
-            f"alignment covers RAVE v2 exports ({', '.join(TOP_CLASSES)} with {' and '.join(NETWORK_CLASSES)}); "
+            f"alignment covers RAVE v1, v2 and v3 exports ({', '.join(TOP_CLASSES)} with EncoderV2 and "
+            "GeneratorV2, or v1's Encoder and Generator); "
             f"this model is {top} with {', '.join(classes) or 'no sub-modules'}")
     return [n for n, _ in nets]
 

@@ -1,7 +1,7 @@
 """The channel-flow tracer behind ``align_groups``: one pass over an inlined TorchScript graph.
 
-Every tensor gets the channel space of its dim 1; the op tables below say
-which ops keep a space, join two, or fix one (see ``align_groups`` for the
+Every tensor gets the channel space of its dim 1; the op tables in ``align_ops``
+say which ops keep a space, join two, or fix one (see ``align_groups`` for the
 rules and why they hold).  Anything else that reads a live space is refused.
 """
 
@@ -9,69 +9,23 @@ from __future__ import annotations
 
 import torch
 
-from ravekit.errors import RavekitError
+from ravekit.merging.align_flow import ControlFlow
+from ravekit.merging.align_ops import (
+    BINARY,
+    FIXING,
+    INERT,
+    PRESERVE,
+    TIME_DIMS,
+    TIME_STATS,
+    Raises,
+    Spaces,
+    UnsupportedArchitecture,
+)
 
-PRESERVE = {
-    "aten::leaky_relu", "aten::leaky_relu_", "aten::relu", "aten::relu_", "aten::gelu", "aten::silu",
-    "aten::elu", "aten::tanh", "aten::sigmoid", "aten::detach", "aten::clone", "aten::contiguous",
-    "aten::neg", "aten::exp", "aten::log", "aten::abs", "aten::sin", "aten::cos", "aten::softplus",
-    "aten::dropout", "aten::pow", "prim::unchecked_cast", "aten::type_as", "aten::to",
-    "aten::reciprocal", "aten::sqrt", "aten::rsqrt",
-}
-# Statistics over time (v3's AdaIN): per channel, so they keep the space when reduced over time only.
-TIME_STATS = {"aten::mean", "aten::std", "aten::var"}
-BINARY = {"aten::add", "aten::sub", "aten::mul", "aten::div", "aten::add_", "aten::sub_", "aten::mul_",
-          "aten::div_", "aten::copy_", "aten::maximum", "aten::minimum"}
-# Ops that read channel positions: their tensor inputs' spaces become fixed.
-FIXING = {"aten::reshape", "aten::view", "aten::permute", "aten::transpose", "aten::flatten", "aten::split",
-          "aten::split_with_sizes", "aten::chunk", "aten::unbind", "aten::matmul", "aten::bmm", "aten::mean",
-          "aten::sum", "aten::narrow", "aten::index_select", "aten::squeeze", "aten::select", "aten::flip",
-          "aten::numpy_T", "aten::repeat"}
-# Ops that only read sizes, flags or lists: no channel flow.
-INERT = {"aten::size", "aten::dim", "prim::dtype", "prim::device", "aten::__getitem__", "aten::Bool",
-         "aten::Int", "aten::eq", "aten::ne", "aten::__isnot__", "aten::__is__", "aten::__not__",
-         "prim::RaiseException", "aten::len", "aten::gt", "aten::lt", "aten::ge", "aten::le",
-         "aten::floordiv", "aten::neg_int", "prim::Uninitialized", "aten::format", "aten::warn",
-         "prim::NumToTensor", "aten::IntImplicit", "aten::ScalarImplicit", "aten::FloatImplicit"}
-TIME_DIMS = (0, 2, -1)
+__all__ = ["Spaces", "Tracer", "UnsupportedArchitecture"]
 
 
-class UnsupportedArchitecture(RavekitError):
-    """The model's permutation groups cannot be derived with certainty: never align it."""
-
-
-class Spaces:
-    """Union-find over channel spaces; the key ``FIXED`` is the space of channels never permuted."""
-
-    FIXED = ("fixed",)
-
-    def __init__(self) -> None:
-        self.parent: dict = {self.FIXED: self.FIXED}
-        self.order: list = []
-
-    def find(self, k):
-        if k not in self.parent:
-            self.parent[k] = k
-            self.order.append(k)
-        while self.parent[k] != k:
-            self.parent[k] = self.parent[self.parent[k]]
-            k = self.parent[k]
-        return k
-
-    def union(self, a, b):
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            # FIXED always stays a root, so "is fixed" is one find.
-            if rb == self.FIXED:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
-        return ra
-
-    def fixed(self, k) -> bool:
-        return self.find(k) == self.FIXED
-
-
-class Tracer:
+class Tracer(ControlFlow):
     """Walks one inlined graph and records channel-space equalities in ``spaces``."""
 
     def __init__(self, state: dict, params: set, spaces: Spaces, where: str, modules: dict):
@@ -85,6 +39,11 @@ class Tracer:
         self.opaque: set = set()  # outputs of position-aware ops
         self.none: set = set()  # attributes that are None (a conv without bias): code using them never runs
         self.scalars: set = set()  # one-element buffers (v3's AdaIN update counts): broadcast, no channels
+        self.buffers: dict = {}  # Value -> name of a 1-D float buffer (v1's BatchNorm running statistics)
+        self.stacked: dict = {}  # Value -> space of a stack of tensors on a new dim 0 (channels at dim 2)
+        self.made_in: dict = {}  # list Value -> the block that built it
+        self.inexact: set = set()  # lists appended to outside the block that built them
+        self.in_loop = 0
         self.anon = 0
 
     def fresh(self):
@@ -138,7 +97,10 @@ class Tracer:
         for v in list(graph.inputs())[1:]:
             if self.is_tensor(v):
                 self.space[v] = self.spaces.FIXED  # the network's input channels mean something outside it
-        self.block(graph)
+        try:
+            self.block(graph)
+        except Raises:
+            raise UnsupportedArchitecture(f"{self.where} always raises (a list unpacked into a wrong count)") from None
         for v in graph.outputs():
             self.fix(v, None)  # and so do its outputs
 
@@ -148,6 +110,10 @@ class Tracer:
 
     def visit(self, node):
         kind, ins, outs = node.kind(), list(node.inputs()), list(node.outputs())
+        if any(v in self.stacked for v in ins) and not self._sum_of_stack(kind, ins, outs):
+            for v in ins:  # a stack read by anything but a sum over it: its channels stay in place
+                if v in self.stacked:
+                    self.spaces.union(self.spaces.FIXED, self.stacked[v])
         if any(v in self.none for v in ins) and kind in PRESERVE | BINARY | {"aten::unsqueeze"}:
             # Only reached in a branch guarded by `is not None` on a None attribute: dead code.
             self.none.update(outs)
@@ -175,16 +141,25 @@ class Tracer:
                     self.space[out] = ("dim", full, 1)
                 elif t.numel() == 1:
                     self.scalars.add(out)
-                else:
+                else:  # fixed wherever it is read as data; batch_norm alone gives a 1-D buffer channels
                     self.space[out] = self.spaces.FIXED
+                    if t.dim() == 1:
+                        self.buffers[out] = full
         elif kind in ("prim::ListConstruct", "prim::TupleConstruct"):
-            self.lists[outs[0]] = ins
+            self.lists[outs[0]] = list(ins)
+            self.made_in[outs[0]] = node.owningBlock()
         elif kind == "aten::append":
+            if self.made_in.get(ins[0]) is not node.owningBlock():
+                self.inexact.add(ins[0])  # appended in a branch or a loop: its length is not known
             self.lists.setdefault(ins[0], []).append(ins[1])
         elif kind in ("prim::ListUnpack", "prim::TupleUnpack"):
             elems = self.lists.get(ins[0])
             if ins[0] in self.opaque:
                 return  # tensors that never reach this lookup are fixed
+            if elems is not None and len(elems) != len(outs) and ins[0] not in self.inexact:
+                if self.in_loop:
+                    self.refuse(node, "a list unpacked into the wrong count in a loop")
+                raise Raises  # unpacking a list of known length into another count raises, always
             if elems is None or len(elems) != len(outs):
                 if any(self.is_tensor(o) for o in outs):
                     self.refuse(node, "unpacking a list of tensors whose items are unknown")
@@ -202,6 +177,8 @@ class Tracer:
             self.branches(node)
         elif kind in ("aten::conv1d", "aten::conv_transpose1d", "aten::_convolution"):
             self.conv(node, kind, ins, outs)
+        elif kind == "aten::batch_norm":
+            self.batch_norm(node, ins, outs)
         elif kind in PRESERVE | BINARY and ins and all(v in self.scalars for v in ins if self.is_tensor(v)):
             self.scalars.update(o for o in outs if self.is_tensor(o))
         elif kind in PRESERVE or kind in ("aten::pad", "aten::constant_pad_nd"):
@@ -232,6 +209,15 @@ class Tracer:
                 self.space[outs[0]] = key
             else:
                 self.fix(ins[0], node)
+        elif kind == "aten::stack" and ins[0] in self.lists and self.const(ins[1]) == 0:
+            # v1's residual stacks sum their branches: stack on a new dim 0, then sum over it.
+            elems = self.lists[ins[0]]
+            key = self.space_of(elems[0], node) if elems else self.spaces.FIXED
+            for v in elems[1:]:
+                key = self.spaces.union(key, self.space_of(v, node))
+            self.stacked[outs[0]] = key
+        elif self._sum_of_stack(kind, ins, outs):
+            self.space[outs[0]] = self.stacked[ins[0]]
         elif kind in TIME_STATS and self._over_time(ins):
             self.space[outs[0]] = self.space_of(ins[0], node)
         elif kind in FIXING:
@@ -243,11 +229,24 @@ class Tracer:
         elif kind in INERT or kind in BINARY or kind == "aten::zero_":  # BINARY here: int arithmetic
             pass
         elif kind == "prim::Loop":
-            self.refuse(node, "a loop (prim::Loop) in the network")
+            self.loop(node, ins, outs)
         else:
-            live = [v for v in ins if v in self.param or (v in self.space and not self.spaces.fixed(self.space[v]))]
-            if live:
+            if any(self.live(v) for v in ins):
                 self.refuse(node, f"op {kind} (not known to keep or fix channels) reads hidden channels")
+
+    def live(self, v) -> bool:
+        """``v`` carries channels that may be permuted (itself, or an item of a list it holds)."""
+        if v in self.param or (v in self.space and not self.spaces.fixed(self.space[v])):
+            return True
+        return any(self.live(e) for e in self.lists.get(v, ()) if e is not v)
+
+    def _sum_of_stack(self, kind, ins, outs) -> bool:
+        """``sum``/``mean`` of a stack over exactly its new dim 0 (keepdim off): channels back at dim 1."""
+        if kind not in ("aten::sum", "aten::mean") or ins[0] not in self.stacked or len(ins) < 3:
+            return False
+        dims = self.lists.get(ins[1])
+        values = [self.const(d) for d in dims] if dims is not None else None
+        return values == [0] and self.const(ins[2]) is False
 
     def _over_time(self, ins) -> bool:
         """A reduction whose dims (a constant list) are all the time axis."""
@@ -264,26 +263,22 @@ class Tracer:
             self.param[out] = self.param[src]
         if src in self.lists:
             self.lists[out] = self.lists[src]
+            if src in self.inexact or src not in self.made_in:
+                self.inexact.add(out)
         if src in self.paths:
             self.paths[out] = self.paths[src]
 
-    def branches(self, node):
-        """Both branches may run: each output joins the spaces of both branches' values."""
-        blocks = list(node.blocks())
-        for b in blocks:
-            self.block(b)
-        for i, out in enumerate(node.outputs()):
-            srcs = [v for v in (list(b.outputs())[i] for b in blocks) if v not in self.none]
-            if self.is_tensor(out):
-                key = self.space_of(srcs[0], node)
-                for v in srcs[1:]:
-                    key = self.spaces.union(key, self.space_of(v, node))
-                self.space[out] = key
-            elif any(v in self.lists or v in self.paths for v in srcs):
-                if len(srcs) == 1 or all(v in self.paths for v in srcs):
-                    self.alias(out, srcs[0])
-                else:
-                    self.refuse(node, "a list chosen by a condition")
+    def batch_norm(self, node, ins, outs):
+        """``batch_norm(x, weight, bias, running_mean, running_var, ...)``: all four follow x's channels."""
+        key = self.space_of(ins[0], node)
+        for v in ins[1:5]:
+            if v in self.param:
+                key = self.spaces.union(key, ("dim", self.param[v], 0))
+            elif v in self.buffers:
+                key = self.spaces.union(key, ("dim", self.buffers[v], 0))
+            elif v not in self.none and self.is_tensor(v) and self.const(v) is not None:
+                self.refuse(node, "batch_norm with statistics that are not the module's own")
+        self.space[outs[0]] = key
 
     def conv(self, node, kind, ins, outs):
         if ins[1] not in self.param:
@@ -292,9 +287,17 @@ class Tracer:
         transposed = kind == "aten::conv_transpose1d" or (kind == "aten::_convolution" and self.const(ins[6]))
         groups = self.const(ins[6] if kind == "aten::conv_transpose1d" else ins[8] if kind == "aten::_convolution"
                             else ins[6])
-        if groups != 1:
-            self.refuse(node, f"grouped convolution (groups={groups}) with weight {weight}")
         d_in, d_out = (0, 1) if transposed else (1, 0)
+        if groups != 1:
+            # Grouped (v1's last encoder convolution, groups=2): channels may only move within a
+            # group, which a union-find of whole spaces cannot say; so both sides stay in place.
+            self.fix(ins[0], node)
+            for d in range(self.state[weight].dim()):
+                self.spaces.union(self.spaces.FIXED, ("dim", weight, d))
+            if ins[2] in self.param:
+                self.fix(ins[2], node)
+            self.space[outs[0]] = self.spaces.FIXED
+            return
         self.spaces.union(self.space_of(ins[0], node), ("dim", weight, d_in))
         if ins[2] in self.param:
             self.spaces.union(("dim", self.param[ins[2]], 0), ("dim", weight, d_out))

@@ -1,4 +1,4 @@
-"""REPAIR for merged RAVE v2 models: give every hidden channel back its parents' spread.
+"""REPAIR for merged RAVE models: give every hidden channel back its parents' spread.
 
 Averaging two networks, even aligned ones, shrinks the spread of each
 hidden channel layer after layer (Jordan et al. 2023, "REPAIR: REnormalizing
@@ -13,8 +13,7 @@ RAVE v2 exports have no bias anywhere, so the correction is a per-channel
 channel's root mean square (measured on the trained pair: matching the RMS
 leaves a smaller barrier than matching the standard deviation, whose
 channels' means are far from 0 after the LeakyReLUs).  It is folded into the
-convolution's own weight (output channel ``c`` of the weight times ``s_c``;
-a bias, where an export has one, with it): the repaired model is a plain
+convolution's own weight (output channel ``c`` of the weight times ``s_c``): the repaired model is a plain
 export with A's methods and attributes.  The layers corrected are the
 convolutions of the networks' top level (those that write the residual
 streams and the up/downsampling ones; the convolutions inside the residual
@@ -25,6 +24,15 @@ encoder's latents.  The last convolution of each network is left alone: the
 encoder's writes the latent parameters, the decoder's the output bands and
 their amplitude gates (measured: correcting it made the merge louder and
 further from its input, see docs/averager.md).
+
+A layer with a bias can take a shift as well: there the correction is
+REPAIR's own, a scale and a shift that give each channel the interpolated
+mean *and* standard deviation, folded into the weight (scale) and the bias
+(scale, then shift).  RAVE v1's encoder is such a case: each convolution
+feeds a BatchNorm, whose per-channel ``weight`` and ``bias`` are corrected
+(scale and shift) in place of the convolution before it (correcting both
+would only be undone by the BatchNorm's).  v1's convolutions have no bias:
+its decoder is rescaled as v2's is.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from ravekit.io.audio import read_audio
 from ravekit.io.channels import match_channels
 from ravekit.merging.activations import (
     NETWORKS,
+    channel_moments,
     channel_rms,
     check_walk,
     decoder_input,
@@ -68,6 +77,7 @@ class LayerRepair:
     scale_min: float
     scale_max: float
     dead: int              # channels left alone (no spread in the merge)
+    shifted: bool = False  # a bias took a shift too: mean and standard deviation matched, not the RMS
 
 
 def _layers(model) -> list[str]:
@@ -77,9 +87,20 @@ def _layers(model) -> list[str]:
     """
     names: list[str] = []
     for net in NETWORKS:
-        convs = [name for name, _ in conv_layout(model) if name.startswith(net + ".")]
-        names += [n for n in convs[:-1] if ".branches." not in n]
+        layout = [(name, shape) for name, shape in conv_layout(model) if name.startswith(net + ".")]
+        convs = [name for name, shape in layout if len(shape) == 3]
+        # v1: a convolution that feeds a BatchNorm (1-D weight next in the layout) is corrected there
+        feeds_norm = {a for (a, sa), (_, sb) in zip(layout, layout[1:]) if len(sa) == 3 and len(sb) == 1}
+        norms = [name for name, shape in layout if len(shape) == 1]
+        names += [n for n in layout_order(layout, convs[:-1] + norms)
+                  if ".branches." not in n and n not in feeds_norm]
     return names
+
+
+def layout_order(layout: list, names: list) -> list:
+    """``names`` in the order of ``layout`` (the order the sequential networks run them)."""
+    chosen = set(names)
+    return [name for name, _ in layout if name in chosen]
 
 
 def conv_layout(model) -> list[tuple[str, tuple]]:
@@ -121,7 +142,10 @@ def load_calibration(paths: Sequence, sr: int, channels: int, ratio: int) -> tor
 
 
 def parent_moments(parents: Sequence, audio: torch.Tensor, seed: int) -> list[dict]:
-    """Each parent's ``{weight name: per-channel RMS}`` of every convolution's output on ``audio``."""
+    """Each parent's ``{weight name: per-channel RMS}`` of every convolution's output on ``audio``.
+
+    Also ``name + "#mean"`` and ``name + "#std"``, for the layers that can take a shift.
+    """
     return [_moments(model, audio, seed) for model in parents]
 
 
@@ -130,6 +154,7 @@ def _moments(model, audio: torch.Tensor, seed: int) -> dict:
 
     def keep(name: str, dim: int, y: torch.Tensor) -> torch.Tensor:
         moments[name] = channel_rms(y)
+        moments[name + "#mean"], moments[name + "#std"] = channel_moments(y)
         return y
 
     with torch.no_grad():
@@ -177,20 +202,33 @@ def repair(merged, targets: Sequence[dict], weights: Sequence[float], audio: tor
     def correct(name: str, dim: int, y: torch.Tensor) -> torch.Tensor:
         if name not in chosen:
             return y
-        target = sum(w * t[name] for w, t in zip(weights, targets))
-        rms = channel_rms(y)
-        dead = rms <= DEAD * target.clamp_min(1e-30)
-        scale = torch.where(dead, torch.ones_like(rms), target / rms.clamp_min(1e-30))
-        _fold(live[name], dim, scale)
         bias = name[: -len("weight")] + "bias"
-        if bias in live:  # a bias scales with its channel, so the fold stays exact
+        shifted = bias in live
+        if shifted:  # a bias takes the shift: match the mean and the standard deviation
+            target = sum(w * t[name + "#std"] for w, t in zip(weights, targets))
+            mean_t = sum(w * t[name + "#mean"] for w, t in zip(weights, targets))
+            mean, spread = channel_moments(y)
+        else:  # scale only: match the RMS (see the module's docstring)
+            target = sum(w * t[name] for w, t in zip(weights, targets))
+            spread = channel_rms(y)
+        dead = spread <= DEAD * target.clamp_min(1e-30)
+        scale = torch.where(dead, torch.ones_like(spread), target / spread.clamp_min(1e-30))
+        shift = torch.zeros_like(spread)
+        if shifted:
+            shift = torch.where(dead, shift, mean_t - scale * mean)
+        _fold(live[name], dim, scale)
+        if shifted:  # a bias scales with its channel, then takes the shift: the fold stays exact
             _fold(live[bias], 0, scale)
+            live[bias].add_(shift.to(live[bias].dtype))
         if scales is not None:
             scales[name] = scale
-        ratio = (rms / target.clamp_min(1e-30))[~dead]
-        done.append(LayerRepair(name, int(rms.numel()), float(ratio.median()) if ratio.numel() else 0.0,
-                                float(scale.min()), float(scale.max()), int(dead.sum())))
-        return y * scale.reshape(1, -1, 1).to(y.dtype)
+            if shifted:
+                scales[name + "#shift"] = shift
+        ratio = (spread / target.clamp_min(1e-30))[~dead]
+        done.append(LayerRepair(name, int(spread.numel()), float(ratio.median()) if ratio.numel() else 0.0,
+                                float(scale.min()), float(scale.max()), int(dead.sum()), shifted))
+        y = y * scale.reshape(1, -1, 1).to(y.dtype)
+        return y + shift.reshape(1, -1, 1).to(y.dtype) if shifted else y
 
     with torch.no_grad():
         walk(merged.encoder.encoder.net, encoder_input(merged, audio), NETWORKS[0], correct)
@@ -203,11 +241,16 @@ def repair(merged, targets: Sequence[dict], weights: Sequence[float], audio: tor
 def apply_scales(model, net: str, x: torch.Tensor, scales: dict) -> torch.Tensor:
     """Network ``net`` of ``model`` on input ``x`` with per-channel ``scales`` applied as hooks (not folded).
 
-    ``scales`` maps weight names to per-channel factors; used to check that a
-    folded correction computes the same as the correction applied on the fly.
+    ``scales`` maps weight names to per-channel factors (and ``name + "#shift"``
+    to per-channel shifts, added after the scale); used to check that a folded
+    correction computes the same as the correction applied on the fly.
     """
     def hook(name: str, dim: int, y: torch.Tensor) -> torch.Tensor:
-        return y * scales[name].reshape(1, -1, 1).to(y.dtype) if name in scales else y
+        if name in scales:
+            y = y * scales[name].reshape(1, -1, 1).to(y.dtype)
+        if name + "#shift" in scales:
+            y = y + scales[name + "#shift"].reshape(1, -1, 1).to(y.dtype)
+        return y
 
     module = model
     for part in net.split("."):

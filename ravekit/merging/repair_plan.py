@@ -35,7 +35,8 @@ def repair_targets(parents: Sequence, paths: Sequence[Path], calibration: torch.
         return parent_moments(parents, calibration, seed)
     except (UnsupportedNetwork, AttributeError) as exc:  # AttributeError: no encoder.encoder.net at all
         raise RavekitError(f"{paths[0]}: --repair cannot measure this model's channels ({exc}); it covers "
-                           "RAVE v2 and v3 exports (v2, v2_small, spherical, v3); merge without --repair") from None
+                           "RAVE v1, v2 and v3 exports (v1, v2, v2_small, spherical, v3); merge without --repair"
+                           ) from None
 
 
 def aligned_copy(module, state: dict):
