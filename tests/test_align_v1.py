@@ -19,7 +19,7 @@ from test_align import apply, correlation, jit_load, jit_save, random_perms
 
 import averager
 from conftest import REAL_MODELS
-from ravekit.engine.model import read_info
+from ravekit.engine.model import quiet_jit, read_info
 from ravekit.merging.align_groups import UnsupportedArchitecture, derive_groups, permute_state
 
 V1 = [p for p in REAL_MODELS if p.stem.startswith("v1")]
@@ -165,7 +165,8 @@ def _trace(module) -> list:
     from ravekit.merging.align_groups import _inlined
     from ravekit.merging.align_trace import Spaces, Tracer
 
-    scripted = torch.jit.script(module)
+    with quiet_jit():
+        scripted = torch.jit.script(module)
     spaces = Spaces()
     Tracer(scripted.state_dict(), {n for n, _ in scripted.named_parameters()}, spaces, "",
            dict(scripted.named_modules())).run(_inlined(scripted.forward), "")
