@@ -127,10 +127,16 @@ def record(model, audio: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
         out[name] = y.detach().movedim(1, 0).reshape(y.shape[1], -1)
         return y
 
+    walk_networks(model, audio, seed, keep)
+    return out
+
+
+def walk_networks(model, audio: torch.Tensor, seed: int, visit: Visit) -> None:
+    """Run the encoder on ``audio``'s bands and the decoder on the model's own latents (seeded), child by
+    child, ``visit`` seeing every convolution's output; each walk checked against the network's own call."""
     with torch.no_grad():
         bands, latents = encoder_input(model, audio), decoder_input(model, audio, seed)
         check_walk(model, NETWORKS[0], bands)
         check_walk(model, NETWORKS[1], latents)
-        walk(model.encoder.encoder.net, bands, NETWORKS[0], keep)
-        walk(model.decoder.net, latents, NETWORKS[1], keep)
-    return out
+        walk(model.encoder.encoder.net, bands, NETWORKS[0], visit)
+        walk(model.decoder.net, latents, NETWORKS[1], visit)

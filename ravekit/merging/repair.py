@@ -50,10 +50,10 @@ from ravekit.merging.activations import (
     NETWORKS,
     channel_moments,
     channel_rms,
-    check_walk,
     decoder_input,
     encoder_input,
     walk,
+    walk_networks,
 )
 
 # The shortest calibration audio: the decoder's deepest layer runs at sr / ratio, and a channel's
@@ -157,12 +157,7 @@ def _moments(model, audio: torch.Tensor, seed: int) -> dict:
         moments[name + "#mean"], moments[name + "#std"] = channel_moments(y)
         return y
 
-    with torch.no_grad():
-        bands, latents = encoder_input(model, audio), decoder_input(model, audio, seed)
-        check_walk(model, NETWORKS[0], bands)
-        check_walk(model, NETWORKS[1], latents)
-        walk(model.encoder.encoder.net, bands, NETWORKS[0], keep)
-        walk(model.decoder.net, latents, NETWORKS[1], keep)
+    walk_networks(model, audio, seed, keep)
     return moments
 
 
