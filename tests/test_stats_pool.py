@@ -115,8 +115,11 @@ def test_pooling_different_latents_is_refused_naming_the_difference(tmp_path, ca
 
 def test_a_file_counted_by_two_shards_is_refused(many, tmp_path, capsys):
     parts = shard_stats(capsys, many, tmp_path, 2)
-    code, _, err = run_cli(capsys, generator, "--stats", parts[0], parts[0], "--stats_only", "--output",
-                           tmp_path / "p")
+    code, _, err = run_cli(capsys, generator, "--input", many, "--stats_only", "--output", tmp_path / "whole")
+    assert code == 0, err
+    # Shard 1's files are in the whole analysis too: pooling both would count them twice.
+    code, _, err = run_cli(capsys, generator, "--stats", parts[0], tmp_path / "whole" / "stats.json", "--stats_only",
+                           "--output", tmp_path / "p")
     assert code == 1 and "pooled twice" in err
 
 
@@ -150,3 +153,11 @@ def test_code_histograms_of_a_discrete_model_add_up(tmp_path, capsys):
 def test_stats_only_refuses_the_flags_of_patterns_it_does_not_make(many, tmp_path, capsys, flags):
     code, out, err = run_cli(capsys, generator, "--input", many, "--stats_only", *flags, "--output", tmp_path / "o")
     assert code == 2 and out == "" and f"{flags[0]} makes patterns" in err and not (tmp_path / "o").exists(), err
+
+
+def test_one_statistics_file_named_twice_is_a_command_line_error(many, tmp_path, capsys):
+    code, _, err = run_cli(capsys, generator, "--input", many, "--stats_only", "--output", tmp_path / "s")
+    assert code == 0, err
+    stats = tmp_path / "s" / "stats.json"
+    code, out, err = run_cli(capsys, generator, "--stats", stats, stats, "--stats_only", "--output", tmp_path / "p")
+    assert code == 2 and out == "" and "given twice" in err and not (tmp_path / "p").exists(), err

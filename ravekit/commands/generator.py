@@ -137,6 +137,10 @@ def body(argv) -> int:
 
     warn = lambda m: console.warn(PROG, m)  # noqa: E731
     extensions = inputs.parse_extensions(args.extensions)
+    named = [Path(p).resolve() for p in args.stats or ()]
+    if len(set(named)) < len(named):
+        twice = next(p for p in args.stats if named.count(Path(p).resolve()) > 1)
+        raise RavekitError(f"--stats {twice}: given twice; name each statistics file once", 2)
     if args.stats_only or args.shard:
         return _stats_only(args, parser, extensions, warn)
     if args.stats and len(args.stats) > 1 and (args.prior or args.tempo_table):

@@ -265,8 +265,9 @@ def merge_models(paths: Sequence[Path], weights: Sequence[float] | None = None, 
                            "architecture and that --scope/--include/--exclude select something")
     if not differing_entries(state_dicts, plans):
         if align:
-            raise RavekitError(f"{paths[0]}: nothing to merge: after --align every other model is A with its "
-                               "channels reordered (the same network), so the result would be a copy of A and "
+            raise RavekitError(f"{paths[0]}: nothing to merge: once their channels are aligned (--align, which "
+                               "--repair also does), every other model is A with its channels reordered (the same "
+                               "network), so the result would be a copy of A and "
                                "nothing was written. Merge models trained apart")
         raise RavekitError(nothing_differs(paths[0], plans))
     if w[0] < max(w) and any(p.merged and p.name.startswith("encoder.") for p in plans):
