@@ -20,7 +20,7 @@ import torch
 
 import averager
 from conftest import run_cli, write_audio
-from ravekit.merging.activations import NETWORKS, decoder_input, encoder_input
+from ravekit.merging.activations import NETWORKS, decoder_input, encoder_input, submodule
 from ravekit.merging.plan import merge_models
 from ravekit.merging.repair import TOLERANCE, apply_scales, load_calibration, parent_moments, repair
 
@@ -87,14 +87,15 @@ def test_folded_correction_equals_the_same_correction_applied_by_hooks(calibrati
     scales: dict = {}
     layers = repair(merged, parent_moments(parents, audio, 0), w, audio, 0, scales=scales)
     assert len(scales) == len(layers) > 0 and any(not torch.allclose(s, torch.ones_like(s)) for s in scales.values())
-    x_enc = encoder_input(merged, audio)
-    x_dec = decoder_input(hooked, audio, 1)
-    for net, x in zip(NETWORKS, (x_enc, x_dec)):
-        module = merged
-        for part in net.split("."):
-            module = getattr(module, part)
+    assert_folded_equals_hooks(merged, hooked, audio, scales)
+
+
+def assert_folded_equals_hooks(merged, hooked, audio, scales: dict) -> None:
+    """Each network of ``merged`` (corrections folded in) computes what ``hooked`` computes with ``scales``
+    applied on the fly, on the encoder's bands and the decoder's own latents."""
+    for net, x in zip(NETWORKS, (encoder_input(merged, audio), decoder_input(hooked, audio, 1))):
         with torch.no_grad():
-            folded = module.forward(x)
+            folded = submodule(merged, net).forward(x)
         by_hooks = apply_scales(hooked, net, x, scales)
         torch.testing.assert_close(folded, by_hooks, rtol=1e-4, atol=1e-5 * float(by_hooks.abs().max()))
 

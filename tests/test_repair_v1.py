@@ -14,12 +14,12 @@ import pytest
 import torch
 from test_align import apply, jit_load, jit_save
 from test_align_v1 import needs_v1, v1_with_trained_like_batchnorm
+from test_repair import assert_folded_equals_hooks
 
 import averager
 from conftest import run_cli, write_audio
-from ravekit.merging.activations import NETWORKS, decoder_input, encoder_input
 from ravekit.merging.plan import merge_models
-from ravekit.merging.repair import TOLERANCE, apply_scales, load_calibration, parent_moments, repair
+from ravekit.merging.repair import TOLERANCE, load_calibration, parent_moments, repair
 
 NORMS = {f"encoder.encoder.net.{i}.weight" for i in (1, 4, 7, 10)}
 
@@ -79,14 +79,7 @@ def test_v1_folded_scale_and_shift_equal_the_same_correction_by_hooks(pair, cali
     repair(merged, parent_moments([jit_load(p) for p in pair], audio, 0), w, audio, 0, scales=scales)
     shifts = [k for k in scales if k.endswith("#shift")]
     assert len(shifts) == len(NORMS) and all(float(scales[k].abs().max()) > 0 for k in shifts)
-    for net, x in zip(NETWORKS, (encoder_input(merged, audio), decoder_input(hooked, audio, 1))):
-        module = merged
-        for part in net.split("."):
-            module = getattr(module, part)
-        with torch.no_grad():
-            folded = module.forward(x)
-        by_hooks = apply_scales(hooked, net, x, scales)
-        torch.testing.assert_close(folded, by_hooks, rtol=1e-4, atol=1e-5 * float(by_hooks.abs().max()))
+    assert_folded_equals_hooks(merged, hooked, audio, scales)
 
 
 @needs_v1

@@ -39,7 +39,8 @@ class UnsupportedNetwork(RavekitError):
     """The network's structure is not one this walk reproduces exactly."""
 
 
-def _module(root, path: str):
+def submodule(root, path: str):
+    """``root``'s child at the dotted ``path`` (``"decoder.net"``)."""
     for part in path.split("."):
         root = getattr(root, part)
     return root
@@ -78,7 +79,7 @@ def walk(module, x: torch.Tensor, path: str, visit: Visit) -> torch.Tensor:
 
 def check_walk(model, name: str, x: torch.Tensor) -> None:
     """Refuse a network whose walk does not reproduce its own ``forward`` on ``x``."""
-    net = _module(model, name)
+    net = submodule(model, name)
     with torch.no_grad():
         want = net.forward(x)
         got = walk(net, x, name, lambda n, d, y: y)

@@ -52,6 +52,7 @@ from ravekit.merging.activations import (
     channel_rms,
     decoder_input,
     encoder_input,
+    submodule,
     walk,
     walk_networks,
 )
@@ -247,8 +248,5 @@ def apply_scales(model, net: str, x: torch.Tensor, scales: dict) -> torch.Tensor
             y = y + scales[name + "#shift"].reshape(1, -1, 1).to(y.dtype)
         return y
 
-    module = model
-    for part in net.split("."):
-        module = getattr(module, part)
     with torch.no_grad():
-        return walk(module, x, net, hook)
+        return walk(submodule(model, net), x, net, hook)
